@@ -1,0 +1,77 @@
+// Budget and Context: what a future receives when it is polled.
+//
+// Context is a non-copyable view built by the executor on its stack for one
+// task poll. It borrows the task's Waker (no refcounting) and its cooperative
+// Budget. A future never keeps a Context* or the borrowed `const Waker&` past
+// the poll; it copies (clones) the waker when it must keep it, and uses
+// `Waker::will_wake` to skip re-cloning an unchanged one. `with_waker` makes a
+// child Context sharing the same Budget; combinators use it.
+//
+// Budget (coop scheduling, as in tokio): the executor resets it to 128 before
+// each task poll. Every leaf resource future (I/O op, timer, sync primitive,
+// JoinHandle) starts its poll with
+//
+//   if (!cx.budget().try_take()) { cx.waker().wake_by_ref(); return Pending{}; }
+//
+// and calls `cx.budget().refund()` when it then returns a real Pending, so a
+// task that always finds its resources ready still yields to its neighbours.
+// `Budget::unlimited()` never runs out (block_on outside a runtime, tests).
+//
+// Thread-safety: neither type is shared between threads.
+#ifndef POLLUX_FUTURE_CONTEXT_H_
+#define POLLUX_FUTURE_CONTEXT_H_
+
+#include <cstdint>
+
+#include "future/waker.h"
+
+namespace pollux {
+
+class Budget {
+ public:
+  static constexpr uint32_t kDefault = 128;
+
+  explicit constexpr Budget(uint32_t units = kDefault) noexcept : remaining_(units) {}
+  static constexpr Budget unlimited() noexcept { return Budget(kUnlimited); }
+
+  // Takes one unit; false when the budget is spent (the caller should yield).
+  bool try_take() noexcept {
+    if (remaining_ == kUnlimited) return true;
+    if (remaining_ == 0) return false;
+    --remaining_;
+    return true;
+  }
+  // Gives back the unit taken by a poll that ended up making no progress.
+  void refund() noexcept {
+    if (remaining_ != kUnlimited) ++remaining_;
+  }
+  void reset(uint32_t units = kDefault) noexcept { remaining_ = units; }
+  bool is_unlimited() const noexcept { return remaining_ == kUnlimited; }
+  uint32_t remaining() const noexcept { return remaining_; }
+
+ private:
+  static constexpr uint32_t kUnlimited = UINT32_MAX;
+  uint32_t remaining_;
+};
+
+class Context {
+ public:
+  Context(const Waker& waker, Budget& budget) noexcept : waker_(waker), budget_(budget) {}
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // The waker to clone when returning Pending. Borrowed: valid for this poll only.
+  const Waker& waker() const noexcept { return waker_; }
+  Budget& budget() const noexcept { return budget_; }
+
+  // A child context with another waker and this context's budget.
+  Context with_waker(const Waker& waker) const noexcept { return Context(waker, budget_); }
+
+ private:
+  const Waker& waker_;
+  Budget& budget_;
+};
+
+}  // namespace pollux
+
+#endif  // POLLUX_FUTURE_CONTEXT_H_

@@ -1,0 +1,93 @@
+// join(f1, f2, ...): runs futures concurrently and completes when all have.
+//
+// Output is `std::tuple<O1, O2, ...>` in argument order, with `Unit` standing
+// for a void output. Each poll polls every unfinished child with the same
+// Context (so they share the task's waker and budget). A child that finishes
+// is destroyed at once and its output kept; it is never polled again.
+//
+// Exceptions: if a child's poll throws, join destroys every remaining child
+// and every output it kept, counts as finished, and rethrows.
+//
+// Cancellation: dropping a join before Ready drops the unfinished children
+// (cancelling them) and the outputs of the finished ones.
+#ifndef POLLUX_FUTURE_JOIN_H_
+#define POLLUX_FUTURE_JOIN_H_
+
+#include <tuple>
+#include <utility>
+#include <variant>
+
+#include "future/assert.h"
+#include "future/future.h"
+
+namespace pollux {
+
+namespace detail {
+
+// A child of join: the future until it finishes, then its output, then Gone
+// once the output was handed out (or the join gave up after a throw).
+template <Future F>
+class MaybeDone {
+ public:
+  explicit MaybeDone(F f) : state_(std::in_place_index<0>, std::move(f)) {}
+
+  // Polls the child if it is still running; true once its output is stored.
+  bool poll(Context& cx) {
+    if (state_.index() == 0) {
+      Poll<stored_output_t<F>> p = poll_unit(std::get<0>(state_), cx);
+      if (p.is_pending()) return false;
+      // The future is destroyed here, before the join returns.
+      state_.template emplace<1>(std::move(p).value());
+    }
+    return true;
+  }
+  stored_output_t<F> take() {
+    stored_output_t<F> v = std::move(std::get<1>(state_));
+    state_.template emplace<2>();
+    return v;
+  }
+  void reset() noexcept { state_.template emplace<2>(); }
+
+ private:
+  std::variant<F, stored_output_t<F>, std::monostate> state_;
+};
+
+}  // namespace detail
+
+template <Future... Fs>
+class [[nodiscard]] Join {
+ public:
+  using Output = std::tuple<stored_output_t<Fs>...>;
+
+  explicit Join(Fs... fs) : children_(detail::MaybeDone<Fs>(std::move(fs))...) {}
+
+  Poll<Output> poll(Context& cx) {
+    POLLUX_DCHECK(!done_, "join() future polled after it returned Ready");
+    bool all_done = true;
+    try {
+      std::apply([&](auto&... child) { ((all_done &= child.poll(cx)), ...); }, children_);
+    } catch (...) {
+      done_ = true;
+      std::apply([](auto&... child) { (child.reset(), ...); }, children_);
+      throw;
+    }
+    if (!all_done) return Pending{};
+    done_ = true;
+    return Ready<Output>{std::apply([](auto&... child) { return Output(child.take()...); },
+                                    children_)};
+  }
+
+ private:
+  std::tuple<detail::MaybeDone<Fs>...> children_;
+  bool done_ = false;
+};
+
+template <Future... Fs>
+[[nodiscard]] Join<Fs...> join(Fs... fs) {
+  static_assert(sizeof...(Fs) > 0, "join() needs at least one future");
+  return Join<Fs...>(std::move(fs)...);
+}
+
+}  // namespace pollux
+
+#endif  // POLLUX_FUTURE_JOIN_H_
