@@ -1,0 +1,132 @@
+// Shared: the reference-counted part of an executor that tasks and wakers
+// can reach from any thread, and may outlive the executor.
+//
+// Holds the inject queue (wakes and spawns from other threads), the closed
+// flag, the Unparker of the owner's driver, the owner thread id, and the
+// block_on root's "woken" flag. Every task cell holds a reference, as does
+// every block_on root waker; so a waker that outlives its executor finds a
+// closed flag, never freed memory.
+//
+// ExecutorCore is the owner thread's half: the local run queue (no atomics),
+// the owned-tasks list, and the coop budget. While an executor runs, its core
+// is the thread's current core (a thread_local), which is how a wake on the
+// owner thread goes straight to the local queue with no lock and no syscall.
+#ifndef POLLUX_EXECUTOR_INTERNAL_SHARED_H_
+#define POLLUX_EXECUTOR_INTERNAL_SHARED_H_
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "executor/driver.h"
+#include "future/context.h"
+
+namespace pollux::detail {
+
+struct Header;
+
+// Intrusive FIFO of task headers through Header::queue_next.
+class TaskList {
+ public:
+  void push_back(Header* h) noexcept;
+  Header* pop_front() noexcept;
+  // Moves all of `other` to the back of this list.
+  void append(TaskList&& other) noexcept;
+  bool empty() const noexcept { return head_ == nullptr; }
+  size_t size() const noexcept { return size_; }
+
+ private:
+  Header* head_ = nullptr;
+  Header* tail_ = nullptr;
+  size_t size_ = 0;
+};
+
+class Shared {
+ public:
+  explicit Shared(std::shared_ptr<Unparker> unparker);
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+
+  void ref_inc() noexcept {
+    // relaxed: a reference is only created from an existing one.
+    refs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void ref_dec() noexcept;
+
+  // Queues a notified task (the caller hands over the queue entry's
+  // reference): onto the current thread's local queue when this executor is
+  // running here, else onto the inject queue followed by an unpark. After
+  // close() the reference is dropped instead.
+  void schedule(Header* h) noexcept;
+  // Inject queue push + unpark (any thread).
+  void schedule_remote(Header* h) noexcept;
+  // Moves every injected task to `out` (owner thread).
+  void drain_inject(TaskList& out) noexcept;
+  bool has_injected() const noexcept {
+    // acquire: pairs with the release store in schedule_remote, so the
+    // drain that follows sees the pushed tasks (it also takes the lock).
+    return inject_nonempty_.load(std::memory_order_acquire);
+  }
+  // Refuses further remote pushes. Returns what was still injected.
+  void close(TaskList& leftover) noexcept;
+  bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+  // block_on's root future: its waker sets this flag and unparks.
+  void wake_root() noexcept;
+  bool take_root_woken() noexcept {
+    // acquire: pairs with wake_root's release, so what the waker published
+    // before waking is visible to the root's next poll.
+    return root_woken_.exchange(false, std::memory_order_acquire);
+  }
+  bool root_woken() const noexcept { return root_woken_.load(std::memory_order_relaxed); }
+  // An owning waker for block_on's root future (holds a reference).
+  Waker root_waker() noexcept;
+
+  std::thread::id owner() const noexcept { return owner_; }
+  Unparker& unparker() noexcept { return *unparker_; }
+
+ private:
+  std::atomic<size_t> refs_{1};
+  std::atomic<bool> root_woken_{false};
+  std::atomic<bool> inject_nonempty_{false};
+  std::atomic<bool> closed_{false};
+  std::mutex inject_mu_;
+  TaskList inject_;  // guarded by inject_mu_
+  std::shared_ptr<Unparker> unparker_;
+  std::thread::id owner_;
+};
+
+// The owner thread's half of an executor.
+struct ExecutorCore {
+  explicit ExecutorCore(Shared* s) noexcept : shared(s) {}
+  Shared* shared;
+  TaskList run_queue;
+  // Intrusive list of every task not yet complete (through Trailer links).
+  Header* owned_head = nullptr;
+  size_t owned_count = 0;
+  Budget budget;
+  bool polling = false;  // inside a task or root poll: block_on must not re-enter
+
+  void own(Header* h) noexcept;
+  void disown(Header* h) noexcept;
+};
+
+// The core running on this thread, or null.
+ExecutorCore* current_core() noexcept;
+// Makes `core` current for its scope and restores the previous one after.
+class CurrentCoreGuard {
+ public:
+  explicit CurrentCoreGuard(ExecutorCore* core) noexcept;
+  ~CurrentCoreGuard();
+  CurrentCoreGuard(const CurrentCoreGuard&) = delete;
+  CurrentCoreGuard& operator=(const CurrentCoreGuard&) = delete;
+
+ private:
+  ExecutorCore* prev_;
+};
+
+}  // namespace pollux::detail
+
+#endif  // POLLUX_EXECUTOR_INTERNAL_SHARED_H_

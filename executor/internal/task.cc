@@ -1,0 +1,153 @@
+#include "executor/internal/task.h"
+
+#include "executor/internal/shared.h"
+#include "future/assert.h"
+
+namespace pollux::detail {
+
+namespace {
+
+std::atomic<int64_t> g_live_tasks{0};
+
+void dealloc(Header* h) noexcept { h->vtable->dealloc(h); }
+
+// RUNNING -> COMPLETE with the result stored; tells the JoinHandle, leaves
+// the owned-tasks list, and releases `extra_refs` more references (the queue
+// entry's, when called from a poll).
+void complete(ExecutorCore& core, Header* h, uint64_t extra_refs) noexcept {
+  uint64_t prev = h->state.transition_to_complete();
+  if (!(prev & TaskState::kJoinInterest)) {
+    // Nobody will read the result: drop it here, on the polling thread.
+    h->vtable->drop_output(h);
+  } else if (prev & TaskState::kJoinWaker) {
+    // JOIN_WAKER was published before COMPLETE (acq_rel above), so the
+    // waker in the trailer is complete and the handle no longer writes it.
+    trailer_of(h)->join_waker.wake_by_ref();
+  }
+  core.disown(h);  // releases the owned-tasks list's reference below
+  if (h->state.ref_dec(1 + extra_refs)) dealloc(h);
+}
+
+void cancel_and_complete(ExecutorCore& core, Header* h, uint64_t extra_refs) noexcept {
+  h->vtable->cancel(h);
+  complete(core, h, extra_refs);
+}
+
+Waker task_clone(void* p) noexcept {
+  static_cast<Header*>(p)->state.ref_inc();
+  return Waker::from_raw(p, &kTaskWakerVTable);
+}
+
+void task_wake_by_ref(void* p) noexcept {
+  auto* h = static_cast<Header*>(p);
+  if (h->state.transition_to_notified_by_ref()) h->scheduler->schedule(h);
+}
+
+void task_wake(void* p) noexcept {
+  auto* h = static_cast<Header*>(p);
+  switch (h->state.transition_to_notified_by_val()) {
+    case TaskState::WakeByValResult::kSubmit:
+      h->scheduler->schedule(h);
+      break;
+    case TaskState::WakeByValResult::kDealloc:
+      dealloc(h);
+      break;
+    case TaskState::WakeByValResult::kDoNothing:
+      break;
+  }
+}
+
+void task_drop(void* p) noexcept { drop_reference(static_cast<Header*>(p)); }
+
+}  // namespace
+
+const WakerVTable kTaskWakerVTable = {&task_clone, &task_wake, &task_wake_by_ref, &task_drop};
+
+void count_task_alloc() noexcept {
+  // relaxed: a statistic; tests read it after the executor is quiescent.
+  g_live_tasks.fetch_add(1, std::memory_order_relaxed);
+}
+void count_task_dealloc() noexcept { g_live_tasks.fetch_sub(1, std::memory_order_relaxed); }
+int64_t live_tasks() noexcept { return g_live_tasks.load(std::memory_order_relaxed); }
+
+void drop_reference(Header* h) noexcept {
+  if (h->state.ref_dec()) dealloc(h);
+}
+
+void run_task(Header* h, Budget& budget) {
+  ExecutorCore& core = *current_core();
+  switch (h->state.transition_to_running()) {
+    case TaskState::RunResult::kFailed:
+      drop_reference(h);
+      return;
+    case TaskState::RunResult::kCancel:
+      cancel_and_complete(core, h, 1);
+      return;
+    case TaskState::RunResult::kPoll:
+      break;
+  }
+  // The Context borrows a non-owning waker: the poll holds the queue entry's
+  // reference, which outlives the poll, so no refcount traffic here.
+  Waker borrowed = Waker::from_raw(h, &kTaskWakerVTable);
+  budget.reset();
+  bool finished;
+  {
+    Context cx(borrowed, budget);
+    core.polling = true;
+    finished = h->vtable->poll(h, cx);  // never throws: the cell catches
+    core.polling = false;
+  }
+  borrowed.release();
+  if (finished) {
+    complete(core, h, 1);
+    return;
+  }
+  switch (h->state.transition_to_idle()) {
+    case TaskState::IdleResult::kOk:
+      return;
+    case TaskState::IdleResult::kOkNotified:
+      // Woken during its own poll: runs once more, after the tasks already queued.
+      core.run_queue.push_back(h);
+      return;
+    case TaskState::IdleResult::kCancelled:
+      cancel_and_complete(core, h, 1);
+      return;
+  }
+}
+
+void shutdown_task(Header* h) {
+  if (h->state.transition_to_shutdown()) cancel_and_complete(*current_core(), h, 0);
+}
+
+void abort_task(Header* h) noexcept {
+  if (h->state.transition_to_notified_and_cancel()) h->scheduler->schedule(h);
+}
+
+bool join_poll_ready(Header* h, const Waker& waker) noexcept {
+  uint64_t s = h->state.load();
+  if (s & TaskState::kComplete) return true;
+  Trailer* t = trailer_of(h);
+  if (s & TaskState::kJoinWaker) {
+    if (t->join_waker.will_wake(waker)) return false;
+    // Take the waker back before replacing it; fails if the task completed.
+    if (!h->state.unset_join_waker()) return true;
+  }
+  // JOIN_WAKER is clear: the trailer's waker is ours to write.
+  t->join_waker = waker;
+  if (!h->state.set_join_waker()) {
+    // Completed meanwhile; the task side never saw our waker.
+    t->join_waker.reset();
+    return true;
+  }
+  return false;
+}
+
+void join_drop(Header* h) noexcept {
+  if (!h->state.unset_join_interest()) {
+    // Already complete: the result is ours to drop.
+    h->vtable->drop_output(h);
+  }
+  drop_reference(h);
+}
+
+}  // namespace pollux::detail

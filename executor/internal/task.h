@@ -1,0 +1,215 @@
+// The task cell: one allocation holding a spawned future, later its result.
+//
+// Layout: Header (hot: state word, vtable, run-queue link, scheduler), then
+// Core (the future, whose storage the result reuses once it finishes), then
+// Trailer (cold: owned-tasks list links and the JoinHandle's waker). The
+// header is at most 64 bytes so it shares one cache line.
+//
+// Who touches what (see task_state.h for the bits):
+// - Core (future or result): the thread that holds RUNNING, or, once
+//   COMPLETE, the JoinHandle (reads/drops the result) or the last reference
+//   (dealloc). A future is always destroyed on the thread that polls it.
+// - Trailer.owned_*: the owner thread's OwnedTasks only.
+// - Trailer.join_waker: the JoinHandle while JOIN_WAKER is clear; the task
+//   side after it observed JOIN_WAKER set and the task COMPLETE.
+//
+// Everything here is private to executor/; users see JoinHandle and spawn.
+#ifndef POLLUX_EXECUTOR_INTERNAL_TASK_H_
+#define POLLUX_EXECUTOR_INTERNAL_TASK_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "executor/internal/task_state.h"
+#include "executor/join_result.h"
+#include "future/context.h"
+#include "future/future.h"
+#include "future/waker.h"
+
+namespace pollux::detail {
+
+class Shared;
+struct Header;
+
+struct TaskVTable {
+  // Polls the future once. Returns true when it finished (Ready or threw): the
+  // future is destroyed and the result stored.
+  bool (*poll)(Header*, Context&);
+  // Drops the future and stores a Cancelled result.
+  void (*cancel)(Header*) noexcept;
+  // Moves the result into `*(std::optional<JoinResult<T>>*)dst`.
+  void (*read_output)(Header*, void* dst) noexcept;
+  // Destroys an unclaimed result.
+  void (*drop_output)(Header*) noexcept;
+  // Frees the cell (last reference gone).
+  void (*dealloc)(Header*) noexcept;
+  // Offset of the Trailer from the Header.
+  uint32_t trailer_offset;
+};
+
+struct Header {
+  TaskState state;
+  const TaskVTable* vtable;
+  Header* queue_next = nullptr;  // intrusive link for whichever run queue holds the task
+  Shared* scheduler;             // one reference held for the cell's whole life
+};
+static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
+
+struct Trailer {
+  Header* owned_prev = nullptr;
+  Header* owned_next = nullptr;
+  Waker join_waker;
+};
+
+inline Trailer* trailer_of(Header* h) noexcept {
+  // SAFETY: every cell is laid out by Cell<F> below, with the Trailer at
+  // vtable->trailer_offset bytes from the Header.
+  return reinterpret_cast<Trailer*>(reinterpret_cast<char*>(h) + h->vtable->trailer_offset);
+}
+
+// ---- The type-independent harness (task.cc) ----
+
+// The waker vtable of every task: data is the Header*, each waker owns a reference.
+extern const WakerVTable kTaskWakerVTable;
+
+// Runs one poll of a task popped from a run queue (consumes the entry's reference).
+void run_task(Header* h, Budget& budget);
+// Drops an idle task's future during executor shutdown (owner thread).
+void shutdown_task(Header* h);
+// Releases one reference, freeing the cell if it was the last.
+void drop_reference(Header* h) noexcept;
+// abort(): cancel the task, scheduling it if it is idle.
+void abort_task(Header* h) noexcept;
+// JoinHandle::poll: true when the result is ready to read (then call
+// vtable->read_output); otherwise `waker` is registered.
+bool join_poll_ready(Header* h, const Waker& waker) noexcept;
+// JoinHandle destructor: drops the result if it is there, then the reference.
+void join_drop(Header* h) noexcept;
+// Counts live task cells (for tests and shutdown checks).
+void count_task_alloc() noexcept;
+void count_task_dealloc() noexcept;
+
+// ---- The typed cell ----
+
+template <Future F>
+class Cell {
+ public:
+  using Output = stored_output_t<F>;
+  using Result = JoinResult<Output>;
+
+  // Allocates a cell owning `f`. The caller binds it to a scheduler.
+  static Header* allocate(F&& f, Shared* scheduler) {
+    auto* cell = new Cell(std::move(f), scheduler);
+    count_task_alloc();
+    return &cell->header_;
+  }
+
+ private:
+  enum class Stage : uint8_t { kFuture, kResult, kConsumed };
+
+  Cell(F&& f, Shared* scheduler) : future_(std::move(f)) {
+    header_.vtable = &kVTable;
+    header_.scheduler = scheduler;
+  }
+  ~Cell() {
+    if (stage_ == Stage::kFuture) future_.~F();
+    if (stage_ == Stage::kResult) result_.~Result();
+  }
+
+  static Cell* self(Header* h) noexcept {
+    // SAFETY: header_ is the first member of a standard-layout-like cell and
+    // every Header* handed out by allocate() points at it.
+    return reinterpret_cast<Cell*>(h);
+  }
+
+  void store(Result&& r) noexcept(std::is_nothrow_move_constructible_v<Output>) {
+    new (&result_) Result(std::move(r));
+    stage_ = Stage::kResult;
+  }
+  void drop_future() noexcept {
+    future_.~F();
+    stage_ = Stage::kConsumed;
+  }
+
+  static bool poll(Header* h, Context& cx) {
+    Cell* c = self(h);
+    try {
+      Poll<Output> p = detail::poll_unit(c->future_, cx);
+      if (p.is_pending()) return false;
+      Output v = std::move(p).value();
+      c->drop_future();
+      c->store(Result(std::move(v)));
+    } catch (...) {
+      // A future whose poll threw counts as finished (DESIGN §2).
+      if (c->stage_ == Stage::kFuture) c->drop_future();
+      c->store(Result(JoinError::panicked(std::current_exception())));
+    }
+    return true;
+  }
+  static void cancel(Header* h) noexcept {
+    Cell* c = self(h);
+    c->drop_future();
+    c->store(Result(JoinError::cancelled()));
+  }
+  static void read_output(Header* h, void* dst) noexcept {
+    Cell* c = self(h);
+    static_cast<std::optional<Result>*>(dst)->emplace(std::move(c->result_));
+    c->result_.~Result();
+    c->stage_ = Stage::kConsumed;
+  }
+  static void drop_output(Header* h) noexcept {
+    Cell* c = self(h);
+    if (c->stage_ == Stage::kResult) {
+      c->result_.~Result();
+      c->stage_ = Stage::kConsumed;
+    }
+  }
+  static void dealloc(Header* h) noexcept;
+
+  static constexpr TaskVTable make_vtable();
+  static const TaskVTable kVTable;
+
+  Header header_;
+  union {
+    F future_;
+    Result result_;
+  };
+  Stage stage_ = Stage::kFuture;
+  Trailer trailer_;
+};
+
+template <Future F>
+constexpr TaskVTable Cell<F>::make_vtable() {
+  return TaskVTable{&Cell::poll,
+                    &Cell::cancel,
+                    &Cell::read_output,
+                    &Cell::drop_output,
+                    &Cell::dealloc,
+                    static_cast<uint32_t>(offsetof(Cell, trailer_))};
+}
+
+template <Future F>
+const TaskVTable Cell<F>::kVTable = Cell<F>::make_vtable();
+
+}  // namespace pollux::detail
+
+#include "executor/internal/shared.h"
+
+namespace pollux::detail {
+template <Future F>
+void Cell<F>::dealloc(Header* h) noexcept {
+  Cell* c = self(h);
+  Shared* scheduler = h->scheduler;
+  delete c;
+  count_task_dealloc();
+  scheduler->ref_dec();
+}
+}  // namespace pollux::detail
+
+#endif  // POLLUX_EXECUTOR_INTERNAL_TASK_H_

@@ -1,0 +1,113 @@
+// TaskState: the one atomic word that holds a task's lifecycle bits and its
+// reference count. Every transition is a single atomic read-modify-write.
+//
+// Bits (low) and their invariants:
+//   RUNNING        the owner thread is polling the future (or dropping it).
+//                  Only the thread that set it touches the future/stage.
+//   COMPLETE       the future is gone and the stage holds the result (or was
+//                  consumed). Never cleared. COMPLETE implies !RUNNING.
+//   NOTIFIED       the task is in a run queue, or (if RUNNING) must go back
+//                  into one when the poll returns. A NOTIFIED idle task owns
+//                  one reference held by its queue entry.
+//   JOIN_INTEREST  a JoinHandle exists; the result must be kept for it.
+//   JOIN_WAKER     the JoinHandle wrote a waker into the trailer; while set,
+//                  only the task side may read it; the handle writes it only
+//                  while the bit is clear. Never set once COMPLETE.
+//   CANCELLED      abort() or shutdown asked for the future to be dropped.
+// High bits: reference count (units of kRefOne). References are held by the
+// owned-tasks list (until COMPLETE), a run-queue entry, the JoinHandle, and
+// each Waker. The cell is freed when the count reaches zero.
+//
+// Ordering: every transition is acq_rel. Release publishes what this thread
+// wrote to the cell before the transition (the future's state after a poll,
+// the result before COMPLETE, the join waker before JOIN_WAKER); acquire makes
+// the next thread that transitions see it. Pairs: transition_to_idle (rel) ->
+// transition_to_running (acq); transition_to_complete (rel) -> JoinHandle's
+// load of COMPLETE (acq); set_join_waker (rel) -> transition_to_complete (acq).
+// ref_inc is relaxed: a reference is only ever created from an existing one,
+// so there is nothing to publish (as with shared_ptr copies).
+#ifndef POLLUX_EXECUTOR_INTERNAL_TASK_STATE_H_
+#define POLLUX_EXECUTOR_INTERNAL_TASK_STATE_H_
+
+#include <atomic>
+#include <cstdint>
+
+namespace pollux::detail {
+
+class TaskState {
+ public:
+  static constexpr uint64_t kRunning = 1u << 0;
+  static constexpr uint64_t kComplete = 1u << 1;
+  static constexpr uint64_t kNotified = 1u << 2;
+  static constexpr uint64_t kJoinInterest = 1u << 3;
+  static constexpr uint64_t kJoinWaker = 1u << 4;
+  static constexpr uint64_t kCancelled = 1u << 5;
+  static constexpr uint64_t kRefShift = 6;
+  static constexpr uint64_t kRefOne = uint64_t{1} << kRefShift;
+  static constexpr uint64_t kFlagMask = kRefOne - 1;
+
+  // A new task: NOTIFIED (it is about to be queued) with JOIN_INTEREST and
+  // three references: the owned-tasks list, the run-queue entry, the handle.
+  TaskState() noexcept : word_(kNotified | kJoinInterest | 3 * kRefOne) {}
+
+  uint64_t load() const noexcept {
+    // acquire: pairs with the acq_rel transitions; the caller then reads the
+    // stage or trailer those transitions published.
+    return word_.load(std::memory_order_acquire);
+  }
+  static uint64_t refs(uint64_t s) noexcept { return s >> kRefShift; }
+
+  enum class RunResult { kPoll, kCancel, kFailed };
+  // Queue entry -> RUNNING (clears NOTIFIED). kFailed when the task is already
+  // running or complete (the caller just drops the entry's reference);
+  // kCancel when CANCELLED is set (the caller drops the future).
+  RunResult transition_to_running() noexcept;
+
+  enum class IdleResult { kOk, kOkNotified, kCancelled };
+  // RUNNING -> idle after a Pending poll. kOk: the queue entry's reference
+  // was released here. kOkNotified: woken during the poll; the reference
+  // stays with the caller, who re-queues the task. kCancelled: still RUNNING;
+  // the caller drops the future and completes.
+  IdleResult transition_to_idle() noexcept;
+
+  // RUNNING -> COMPLETE. Returns the state before the transition.
+  uint64_t transition_to_complete() noexcept;
+
+  // Wake keeping the caller's reference. True when the caller must queue the
+  // task; a new reference for that queue entry was taken here.
+  bool transition_to_notified_by_ref() noexcept;
+
+  enum class WakeByValResult { kDoNothing, kSubmit, kDealloc };
+  // Wake consuming the caller's reference: kSubmit hands that reference to a
+  // queue entry; kDealloc means it was the last one.
+  WakeByValResult transition_to_notified_by_val() noexcept;
+
+  // abort(): sets CANCELLED unless complete. True when the caller must queue
+  // the (idle) task; a new reference for that entry was taken here.
+  bool transition_to_notified_and_cancel() noexcept;
+
+  // Shutdown on the owner thread: sets CANCELLED, and RUNNING too when the
+  // task is idle, in which case it returns true and the caller drops the
+  // future and completes the task.
+  bool transition_to_shutdown() noexcept;
+
+  // JoinHandle side. Each fails (returns false) when the task is COMPLETE,
+  // in which case the handle owns the result.
+  bool unset_join_interest() noexcept;
+  bool set_join_waker() noexcept;
+  bool unset_join_waker() noexcept;
+
+  void ref_inc() noexcept {
+    // relaxed: see the header comment (references come from references).
+    word_.fetch_add(kRefOne, std::memory_order_relaxed);
+  }
+  // True when this released the last reference (the caller frees the cell).
+  bool ref_dec(uint64_t count = 1) noexcept;
+
+ private:
+  std::atomic<uint64_t> word_;
+};
+
+}  // namespace pollux::detail
+
+#endif  // POLLUX_EXECUTOR_INTERNAL_TASK_STATE_H_

@@ -1,0 +1,80 @@
+#include "executor/local_executor.h"
+
+#include <thread>
+
+#include "executor/thread_parker.h"
+#include "future/assert.h"
+
+namespace pollux {
+
+namespace detail {
+int64_t live_tasks() noexcept;
+}
+
+int64_t live_task_cells() noexcept { return detail::live_tasks(); }
+
+LocalExecutor::LocalExecutor() : own_driver_(std::make_unique<ThreadParker>()),
+                                 driver_(own_driver_.get()),
+                                 shared_(new detail::Shared(driver_->unparker())),
+                                 core_(shared_) {}
+
+LocalExecutor::LocalExecutor(Driver& driver)
+    : driver_(&driver), shared_(new detail::Shared(driver_->unparker())), core_(shared_) {}
+
+LocalExecutor::~LocalExecutor() {
+  check_owner();
+  POLLUX_CHECK(detail::current_core() != &core_,
+               "LocalExecutor destroyed from inside one of its own tasks");
+  // Futures dropped below may wake tasks of this executor: with the core
+  // current and the executor closed, those wakes just drop their reference.
+  detail::CurrentCoreGuard guard(&core_);
+  detail::TaskList leftover;
+  shared_->close(leftover);
+  while (core_.owned_head != nullptr) {
+    detail::Header* h = core_.owned_head;
+    detail::shutdown_task(h);
+    POLLUX_CHECK(core_.owned_head != h, "a task could not be shut down (still running?)");
+  }
+  leftover.append(std::move(core_.run_queue));
+  while (detail::Header* h = leftover.pop_front()) detail::drop_reference(h);
+  shared_->ref_dec();
+}
+
+void LocalExecutor::check_owner() const {
+  POLLUX_CHECK(std::this_thread::get_id() == shared_->owner(),
+               "LocalExecutor used from a thread other than the one that created it; "
+               "wake its tasks from other threads through their wakers instead");
+}
+
+void LocalExecutor::check_can_block() const {
+  check_owner();
+  POLLUX_CHECK(detail::current_core() == nullptr,
+               "block_on called while an executor is running on this thread (from inside a "
+               "task or a block_on root future); co_await or poll the future instead");
+}
+
+size_t LocalExecutor::run_tick() {
+  if (shared_->has_injected()) shared_->drain_inject(core_.run_queue);
+  size_t polls = 0;
+  for (; polls < kTickPolls; ++polls) {
+    detail::Header* h = core_.run_queue.pop_front();
+    if (h == nullptr) break;
+    detail::run_task(h, core_.budget);
+  }
+  return polls;
+}
+
+size_t LocalExecutor::run_until_idle() {
+  check_can_block();
+  detail::CurrentCoreGuard guard(&core_);
+  size_t polls = 0;
+  for (;;) {
+    if (!has_runnable()) {
+      driver_->poll_nonblocking();
+      if (!has_runnable()) return polls;
+    }
+    polls += run_tick();
+  }
+}
+
+}  // namespace pollux

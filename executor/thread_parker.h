@@ -1,0 +1,43 @@
+// ThreadParker: the simplest Driver, for executors with no I/O: park() sleeps
+// on a condition variable until unpark().
+//
+// The unpark state word {EMPTY, PARKED, NOTIFIED} is the same protocol the
+// io_uring driver uses: the parker publishes PARKED (seq_cst) before it
+// sleeps; unpark exchanges NOTIFIED in (seq_cst) and only takes the mutex and
+// signals when it saw PARKED, so an unpark that finds the owner running costs
+// one atomic exchange and no syscall. Thread-safety: park() on the owner
+// thread only; unpark() from anywhere.
+#ifndef POLLUX_EXECUTOR_THREAD_PARKER_H_
+#define POLLUX_EXECUTOR_THREAD_PARKER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+#include "executor/driver.h"
+
+namespace pollux {
+
+class ThreadParker final : public Driver {
+ public:
+  ThreadParker();
+  void park() override;
+  void poll_nonblocking() override {}
+  std::shared_ptr<Unparker> unparker() override { return state_; }
+
+ private:
+  struct State final : Unparker {
+    enum : int { kEmpty, kParked, kNotified };
+    void unpark() noexcept override;
+    void park();
+    std::atomic<int> word{kEmpty};
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace pollux
+
+#endif  // POLLUX_EXECUTOR_THREAD_PARKER_H_
