@@ -230,7 +230,7 @@ class TimerWheel {
 
  private:
   struct Next {
-    int level;
+    int level;  // -1 if every slot is empty
     int slot;
     uint64_t tick;  // start of that slot
   };
@@ -274,8 +274,7 @@ class TimerWheel {
   }
 
   // The lowest non-empty level's next non-empty slot. Its start is the
-  // earliest tick at which anything in the wheel needs attention. Requires
-  // !empty().
+  // earliest tick at which anything in the wheel needs attention.
   Next next_slot() const noexcept;
   // Re-files an entry that was beyond the range when inserted (its filing
   // tick is now_). Places it before any later-inserted entry with the same
@@ -323,7 +322,7 @@ void TimerWheel::advance(uint64_t now_tick, F&& fire) {
   AdvanceGuard guard{this};
   while (size_ != 0) {
     const Next next = next_slot();
-    if (next.tick > now_tick) break;
+    if (next.level < 0 || next.tick > now_tick) break;
     now_ = next.tick;
     ++slot_visits_;
     if (next.level != 0) {
