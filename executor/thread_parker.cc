@@ -4,9 +4,11 @@ namespace pollux {
 
 ThreadParker::ThreadParker() : state_(std::make_shared<State>()) {}
 
-void ThreadParker::park() { state_->park(); }
+void ThreadParker::park() { state_->park(absl::InfiniteDuration()); }
 
-void ThreadParker::State::park() {
+void ThreadParker::park_timeout(absl::Duration timeout) { state_->park(timeout); }
+
+void ThreadParker::State::park(absl::Duration timeout) {
   // Fast path: a notification is already there; consume it. acquire pairs
   // with unpark's exchange, so work pushed before the unpark is visible.
   int expected = kNotified;
@@ -21,11 +23,24 @@ void ThreadParker::State::park() {
     word.store(kEmpty, std::memory_order_seq_cst);
     return;
   }
+  const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    cv.wait(lock);
+    if (timeout == absl::InfiniteDuration()) {
+      cv.wait(lock);
+    } else {
+      cv.wait_until(lock, absl::ToChronoTime(deadline));
+    }
     expected = kNotified;
     // seq_cst: pairs with unpark's exchange (spurious wake-ups loop).
     if (word.compare_exchange_strong(expected, kEmpty, std::memory_order_seq_cst)) return;
+    if (timeout != absl::InfiniteDuration() && absl::Now() >= deadline) {
+      // Timed out: withdraw PARKED unless an unpark just replaced it.
+      expected = kParked;
+      if (!word.compare_exchange_strong(expected, kEmpty, std::memory_order_seq_cst)) {
+        word.store(kEmpty, std::memory_order_seq_cst);  // it was NOTIFIED: consume it
+      }
+      return;
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 
+#include "absl/time/time.h"
 #include "executor/driver.h"
 
 namespace pollux {
@@ -23,6 +24,8 @@ class ThreadParker final : public Driver {
  public:
   ThreadParker();
   void park() override;
+  // park() that also returns once `timeout` has passed (for drivers with timers).
+  void park_timeout(absl::Duration timeout);
   void poll_nonblocking() override {}
   std::shared_ptr<Unparker> unparker() override { return state_; }
 
@@ -30,7 +33,8 @@ class ThreadParker final : public Driver {
   struct State final : Unparker {
     enum : int { kEmpty, kParked, kNotified };
     void unpark() noexcept override;
-    void park();
+    // Waits at most `timeout` (absl::InfiniteDuration() for no limit).
+    void park(absl::Duration timeout);
     std::atomic<int> word{kEmpty};
     std::mutex mu;
     std::condition_variable cv;
