@@ -1,5 +1,7 @@
 #include "executor/thread_parker.h"
 
+#include "absl/time/clock.h"
+
 namespace pollux {
 
 ThreadParker::ThreadParker() : state_(std::make_shared<State>()) {}
