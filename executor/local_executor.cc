@@ -13,13 +13,16 @@ int64_t live_tasks() noexcept;
 
 int64_t live_task_cells() noexcept { return detail::live_tasks(); }
 
-LocalExecutor::LocalExecutor() : own_driver_(std::make_unique<ThreadParker>()),
-                                 driver_(own_driver_.get()),
-                                 shared_(new detail::Shared(driver_->unparker())),
-                                 core_(shared_) {}
+LocalExecutor::LocalExecutor()
+    : own_driver_(std::make_unique<ThreadParker>()),
+      driver_(own_driver_.get()),
+      shared_(new detail::Shared(driver_->unparker(), /*bind_now=*/true)),
+      core_(shared_) {}
 
-LocalExecutor::LocalExecutor(Driver& driver)
-    : driver_(&driver), shared_(new detail::Shared(driver_->unparker())), core_(shared_) {}
+LocalExecutor::LocalExecutor(Driver& driver, bool bind_lazily)
+    : driver_(&driver),
+      shared_(new detail::Shared(driver_->unparker(), /*bind_now=*/!bind_lazily)),
+      core_(shared_) {}
 
 LocalExecutor::~LocalExecutor() {
   check_owner();
@@ -29,7 +32,9 @@ LocalExecutor::~LocalExecutor() {
   // current and the executor closed, those wakes just drop their reference.
   detail::CurrentCoreGuard guard(&core_);
   detail::TaskList leftover;
-  shared_->close(leftover);
+  detail::TaskList unadopted;
+  shared_->close(leftover, unadopted);
+  while (detail::Header* h = unadopted.pop_front()) detail::cancel_unowned_task(h);
   while (core_.owned_head != nullptr) {
     detail::Header* h = core_.owned_head;
     detail::shutdown_task(h);
@@ -41,7 +46,7 @@ LocalExecutor::~LocalExecutor() {
 }
 
 void LocalExecutor::check_owner() const {
-  POLLUX_CHECK(std::this_thread::get_id() == shared_->owner(),
+  POLLUX_CHECK(shared_->bind_owner(),
                "LocalExecutor used from a thread other than the one that created it; "
                "wake its tasks from other threads through their wakers instead");
 }
@@ -53,8 +58,18 @@ void LocalExecutor::check_can_block() const {
                "task or a block_on root future); co_await or poll the future instead");
 }
 
+void LocalExecutor::drain_injected() {
+  if (!shared_->has_injected()) return;
+  detail::TaskList spawned;
+  shared_->drain_inject(core_.run_queue, spawned);
+  while (detail::Header* h = spawned.pop_front()) {
+    core_.own(h);
+    core_.run_queue.push_back(h);
+  }
+}
+
 size_t LocalExecutor::run_tick() {
-  if (shared_->has_injected()) shared_->drain_inject(core_.run_queue);
+  drain_injected();
   size_t polls = 0;
   for (; polls < kTickPolls; ++polls) {
     detail::Header* h = core_.run_queue.pop_front();

@@ -48,8 +48,11 @@ class LocalExecutor {
 
   // An executor that parks on a condition variable (no I/O, no timers).
   LocalExecutor();
-  // An executor driven by `driver` (which must outlive it).
-  explicit LocalExecutor(Driver& driver);
+  // An executor driven by `driver` (which must outlive it). With
+  // `bind_lazily`, the executor belongs to the first thread that runs or
+  // spawns on it (a current_thread runtime built on one thread and run on
+  // another); otherwise to the constructing thread.
+  explicit LocalExecutor(Driver& driver, bool bind_lazily = false);
   ~LocalExecutor();
   LocalExecutor(const LocalExecutor&) = delete;
   LocalExecutor& operator=(const LocalExecutor&) = delete;
@@ -72,11 +75,23 @@ class LocalExecutor {
   // Spawned tasks that have not completed yet.
   size_t pending_tasks() const noexcept { return core_.owned_count; }
 
+  // The reference-counted block a Handle keeps (internal; for runtime/).
+  detail::Shared* shared_for_handle() const noexcept { return shared_; }
+
+  // Spawns from any thread (the task is adopted by the owner at its next
+  // tick). The future is moved to the owner thread and polled there.
+  template <class F>
+  [[nodiscard]] auto spawn_from_any_thread(F&& f) {
+    return detail::spawn_remote(shared_, std::forward<F>(f));
+  }
+
  private:
   void check_owner() const;
   void check_can_block() const;
   // One tick of task polls; returns polls made.
   size_t run_tick();
+  // Pulls in tasks woken or spawned from other threads.
+  void drain_injected();
   bool has_runnable() const noexcept {
     return !core_.run_queue.empty() || shared_->has_injected();
   }

@@ -77,9 +77,9 @@ struct Spawnable {
   using Fut = std::conditional_t<kIsFuture, std::decay_t<F>, CallableFuture<std::decay_t<F>>>;
 };
 
-// Allocates the task, registers it with `core` and queues its first poll.
+// The task future for `f` (a Future, or a callable returning one), checked.
 template <class F>
-auto spawn_on(ExecutorCore& core, F&& f) {
+auto make_task_future(F&& f) {
   using S = Spawnable<F>;
   static_assert(S::kIsFuture || S::kIsCallable,
                 "spawn_local needs a pollux::Future, or a callable returning one "
@@ -89,13 +89,15 @@ auto spawn_on(ExecutorCore& core, F&& f) {
   static_assert(std::is_void_v<Out> || std::is_object_v<Out>,
                 "a spawned future's Output must be an object type or void "
                 "(a Task<T&> may be awaited but not spawned)");
-  Fut fut = [&]() -> Fut {
-    if constexpr (S::kIsFuture) {
-      return std::forward<F>(f);
-    } else {
-      return Fut(std::forward<F>(f));
-    }
-  }();
+  return Fut(std::forward<F>(f));
+}
+
+// Allocates the task, registers it with `core` and queues its first poll.
+template <class F>
+auto spawn_on(ExecutorCore& core, F&& f) {
+  auto fut = make_task_future(std::forward<F>(f));
+  using Fut = decltype(fut);
+  using Out = output_t<Fut>;
   core.shared->ref_inc();  // the cell's reference, released by dealloc
   Header* h = Cell<Fut>::allocate(std::move(fut), core.shared);
   core.own(h);
@@ -106,6 +108,20 @@ auto spawn_on(ExecutorCore& core, F&& f) {
   } else {
     core.run_queue.push_back(h);
   }
+  return HandleFactory::make<Out>(h);
+}
+
+// Spawns onto the executor behind `shared` from any thread: the owner adopts
+// the task at its next tick. On a closed executor the task is cancelled at
+// once (its never-polled future is dropped here).
+template <class F>
+auto spawn_remote(Shared* shared, F&& f) {
+  auto fut = make_task_future(std::forward<F>(f));
+  using Fut = decltype(fut);
+  using Out = output_t<Fut>;
+  shared->ref_inc();  // the cell's reference, released by dealloc
+  Header* h = Cell<Fut>::allocate(std::move(fut), shared);
+  if (!shared->spawn_remote(h)) cancel_unowned_task(h);
   return HandleFactory::make<Out>(h);
 }
 

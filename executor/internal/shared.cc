@@ -47,8 +47,34 @@ void TaskList::append(TaskList&& other) noexcept {
 
 // ---- Shared ----
 
-Shared::Shared(std::shared_ptr<Unparker> unparker)
-    : unparker_(std::move(unparker)), owner_(std::this_thread::get_id()) {}
+Shared::Shared(std::shared_ptr<Unparker> unparker, bool bind_now)
+    : unparker_(std::move(unparker)),
+      owner_(bind_now ? std::this_thread::get_id() : std::thread::id()) {}
+
+bool Shared::bind_owner() noexcept {
+  std::thread::id expected;
+  const std::thread::id self = std::this_thread::get_id();
+  // acq_rel: release publishes the binding to owner()'s acquire loads.
+  if (owner_.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) return true;
+  return expected == self;
+}
+
+bool Shared::spawn_remote(Header* h) noexcept {
+  ref_inc();  // see schedule_remote: the owner may free `h` once it is queued
+  {
+    std::lock_guard lock(inject_mu_);
+    if (closed_.load(std::memory_order_relaxed)) {  // relaxed: written under inject_mu_
+      ref_dec();
+      return false;
+    }
+    remote_spawns_.push_back(h);
+    // release: pairs with has_injected()'s acquire.
+    inject_nonempty_.store(true, std::memory_order_release);
+  }
+  unparker_->unpark();
+  ref_dec();
+  return true;
+}
 
 void Shared::ref_dec() noexcept {
   // acq_rel: release orders this holder's accesses before the delete; acquire
@@ -96,17 +122,19 @@ void Shared::schedule_remote(Header* h) noexcept {
   drop_reference(h);
 }
 
-void Shared::drain_inject(TaskList& out) noexcept {
+void Shared::drain_inject(TaskList& run, TaskList& spawned) noexcept {
   std::lock_guard lock(inject_mu_);
-  out.append(std::move(inject_));
+  run.append(std::move(inject_));
+  spawned.append(std::move(remote_spawns_));
   inject_nonempty_.store(false, std::memory_order_relaxed);  // relaxed: under inject_mu_
 }
 
-void Shared::close(TaskList& leftover) noexcept {
+void Shared::close(TaskList& leftover, TaskList& unadopted) noexcept {
   std::lock_guard lock(inject_mu_);
   // release: pairs with is_closed()'s acquire on the owner thread's local path.
   closed_.store(true, std::memory_order_release);
   leftover.append(std::move(inject_));
+  unadopted.append(std::move(remote_spawns_));
   inject_nonempty_.store(false, std::memory_order_relaxed);
 }
 

@@ -45,7 +45,9 @@ class TaskList {
 
 class Shared {
  public:
-  explicit Shared(std::shared_ptr<Unparker> unparker);
+  // `bind_now`: owned by the constructing thread; otherwise unbound until
+  // the first bind_owner().
+  Shared(std::shared_ptr<Unparker> unparker, bool bind_now);
   Shared(const Shared&) = delete;
   Shared& operator=(const Shared&) = delete;
 
@@ -62,15 +64,20 @@ class Shared {
   void schedule(Header* h) noexcept;
   // Inject queue push + unpark (any thread).
   void schedule_remote(Header* h) noexcept;
-  // Moves every injected task to `out` (owner thread).
-  void drain_inject(TaskList& out) noexcept;
+  // A task spawned from another thread (Handle::spawn): queued for the owner
+  // to adopt into its owned-tasks list. False when closed (nothing queued).
+  bool spawn_remote(Header* h) noexcept;
+  // Moves every injected task to `run`, and remotely spawned ones to
+  // `spawned` (owner thread).
+  void drain_inject(TaskList& run, TaskList& spawned) noexcept;
   bool has_injected() const noexcept {
     // acquire: pairs with the release store in schedule_remote, so the
     // drain that follows sees the pushed tasks (it also takes the lock).
     return inject_nonempty_.load(std::memory_order_acquire);
   }
-  // Refuses further remote pushes. Returns what was still injected.
-  void close(TaskList& leftover) noexcept;
+  // Refuses further remote pushes. Returns what was still injected, and the
+  // remotely spawned tasks nobody adopted.
+  void close(TaskList& leftover, TaskList& unadopted) noexcept;
   bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   // block_on's root future: its waker sets this flag and unparks.
@@ -84,7 +91,14 @@ class Shared {
   // An owning waker for block_on's root future (holds a reference).
   Waker root_waker() noexcept;
 
-  std::thread::id owner() const noexcept { return owner_; }
+  // The owner thread; a default id while unbound (see bind_owner).
+  std::thread::id owner() const noexcept {
+    // acquire: pairs with bind_owner's CAS, which happens before any use on the owner.
+    return owner_.load(std::memory_order_acquire);
+  }
+  // Binds an unbound executor to the calling thread. True when the calling
+  // thread is (now) the owner.
+  bool bind_owner() noexcept;
   Unparker& unparker() noexcept { return *unparker_; }
 
  private:
@@ -93,9 +107,10 @@ class Shared {
   std::atomic<bool> inject_nonempty_{false};
   std::atomic<bool> closed_{false};
   std::mutex inject_mu_;
-  TaskList inject_;  // guarded by inject_mu_
+  TaskList inject_;         // guarded by inject_mu_
+  TaskList remote_spawns_;  // guarded by inject_mu_
   std::shared_ptr<Unparker> unparker_;
-  std::thread::id owner_;
+  std::atomic<std::thread::id> owner_;
 };
 
 // The owner thread's half of an executor.

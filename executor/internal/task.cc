@@ -14,7 +14,8 @@ void dealloc(Header* h) noexcept { h->vtable->dealloc(h); }
 // RUNNING -> COMPLETE with the result stored; tells the JoinHandle, leaves
 // the owned-tasks list, and releases `extra_refs` more references (the queue
 // entry's, when called from a poll).
-void complete(ExecutorCore& core, Header* h, uint64_t extra_refs) noexcept {
+// `core` is null for a task no executor adopted (it holds no owned-list reference).
+void complete(ExecutorCore* core, Header* h, uint64_t extra_refs) noexcept {
   uint64_t prev = h->state.transition_to_complete();
   if (!(prev & TaskState::kJoinInterest)) {
     // Nobody will read the result: drop it here, on the polling thread.
@@ -24,11 +25,15 @@ void complete(ExecutorCore& core, Header* h, uint64_t extra_refs) noexcept {
     // waker in the trailer is complete and the handle no longer writes it.
     trailer_of(h)->join_waker.wake_by_ref();
   }
-  core.disown(h);  // releases the owned-tasks list's reference below
-  if (h->state.ref_dec(1 + extra_refs)) dealloc(h);
+  uint64_t refs = extra_refs;
+  if (core != nullptr) {
+    core->disown(h);  // and release the owned-tasks list's reference
+    ++refs;
+  }
+  if (refs > 0 && h->state.ref_dec(refs)) dealloc(h);
 }
 
-void cancel_and_complete(ExecutorCore& core, Header* h, uint64_t extra_refs) noexcept {
+void cancel_and_complete(ExecutorCore* core, Header* h, uint64_t extra_refs) noexcept {
   h->vtable->cancel(h);
   complete(core, h, extra_refs);
 }
@@ -75,7 +80,7 @@ void drop_reference(Header* h) noexcept {
 }
 
 void run_task(Header* h, Budget& budget) {
-  ExecutorCore& core = *current_core();
+  ExecutorCore* core = current_core();
   switch (h->state.transition_to_running()) {
     case TaskState::RunResult::kFailed:
       drop_reference(h);
@@ -93,9 +98,9 @@ void run_task(Header* h, Budget& budget) {
   bool finished;
   {
     Context cx(borrowed, budget);
-    core.polling = true;
+    core->polling = true;
     finished = h->vtable->poll(h, cx);  // never throws: the cell catches
-    core.polling = false;
+    core->polling = false;
   }
   borrowed.release();
   if (finished) {
@@ -107,7 +112,7 @@ void run_task(Header* h, Budget& budget) {
       return;
     case TaskState::IdleResult::kOkNotified:
       // Woken during its own poll: runs once more, after the tasks already queued.
-      core.run_queue.push_back(h);
+      core->run_queue.push_back(h);
       return;
     case TaskState::IdleResult::kCancelled:
       cancel_and_complete(core, h, 1);
@@ -116,7 +121,13 @@ void run_task(Header* h, Budget& budget) {
 }
 
 void shutdown_task(Header* h) {
-  if (h->state.transition_to_shutdown()) cancel_and_complete(*current_core(), h, 0);
+  if (h->state.transition_to_shutdown()) cancel_and_complete(current_core(), h, 0);
+}
+
+void cancel_unowned_task(Header* h) noexcept {
+  // The queue entry's reference is released here; the owned-list reference
+  // was never handed to a list, so release it too.
+  if (h->state.transition_to_shutdown()) cancel_and_complete(nullptr, h, 2);
 }
 
 void abort_task(Header* h) noexcept {

@@ -82,6 +82,9 @@ extern const WakerVTable kTaskWakerVTable;
 void run_task(Header* h, Budget& budget);
 // Drops an idle task's future during executor shutdown (owner thread).
 void shutdown_task(Header* h);
+// Cancels a task that no executor adopted (spawned remotely onto a closed
+// executor): its never-polled future is dropped on the calling thread.
+void cancel_unowned_task(Header* h) noexcept;
 // Releases one reference, freeing the cell if it was the last.
 void drop_reference(Header* h) noexcept;
 // abort(): cancel the task, scheduling it if it is idle.
