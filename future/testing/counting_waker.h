@@ -1,8 +1,9 @@
 // CountingWaker: a test waker that counts clones, wakes and drops.
 //
 // `CountingWaker cw; Waker w = cw.waker();` gives an owning Waker whose every
-// operation is counted in `cw`. `live()` is clones + 1 - drops - wakes-by-value,
-// so a test can prove that a future released every waker it cloned.
+// operation is counted in `cw`. `live()` is clones - drops - wakes-by-value
+// (`waker()` itself counts as a clone), so a test can prove that a future
+// released every waker it cloned.
 // Thread-safe: the counters are atomics (relaxed: tests read them after
 // joining the threads that wake, which already orders the accesses).
 #ifndef POLLUX_FUTURE_TESTING_COUNTING_WAKER_H_
