@@ -1,0 +1,375 @@
+#include "reactor/io_uring_driver.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "future/assert.h"
+#include "reactor/errno_status.h"
+
+namespace pollux::reactor {
+
+namespace {
+// user_data tags outside the slot encoding (slot generations start at 1 and
+// never reach these values in practice: 2^32 reuses of one slot).
+constexpr uint64_t kCancelTag = ~uint64_t{0};
+constexpr uint64_t kUnparkTag = ~uint64_t{0} - 1;
+
+thread_local IoUringDriver* tls_driver = nullptr;
+
+__kernel_timespec to_timespec(absl::Duration d) {
+  if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
+  __kernel_timespec ts;
+  ts.tv_sec = absl::ToInt64Seconds(d);
+  ts.tv_nsec = absl::ToInt64Nanoseconds(d - absl::Seconds(ts.tv_sec));
+  return ts;
+}
+}  // namespace
+
+UringSyscalls& UringSyscalls::real() {
+  static UringSyscalls instance;
+  return instance;
+}
+
+// ---- Unparker ----
+
+class IoUringDriver::EventFdUnparker final : public Unparker {
+ public:
+  enum : int { kEmpty, kParked, kNotified };
+  explicit EventFdUnparker(int efd) : efd_(efd) {}
+  ~EventFdUnparker() override { ::close(efd_); }
+
+  void unpark() noexcept override {
+    // seq_cst: pairs with the driver's EMPTY->PARKED CAS: either the driver
+    // sees NOTIFIED and does not sleep, or we see PARKED and write.
+    if (state_.exchange(kNotified, std::memory_order_seq_cst) != kParked) return;
+    uint64_t one = 1;
+    ssize_t n = ::write(efd_, &one, sizeof(one));
+    (void)n;  // EAGAIN only if the counter is saturated: the driver wakes anyway
+    // relaxed: a statistic read by tests after joining.
+    writes_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // EMPTY -> PARKED; false (and the notification consumed) if one was pending.
+  bool try_park() noexcept {
+    int expected = kEmpty;
+    if (state_.compare_exchange_strong(expected, kParked, std::memory_order_seq_cst)) return true;
+    // seq_cst: pairs with unpark's exchange.
+    state_.store(kEmpty, std::memory_order_seq_cst);
+    return false;
+  }
+  void unparked() noexcept {
+    // seq_cst: see unpark(); also consumes a notification that raced with
+    // the wait, whose eventfd write (if any) is drained by the next read.
+    state_.store(kEmpty, std::memory_order_seq_cst);
+  }
+  int fd() const noexcept { return efd_; }
+  uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int> state_{kEmpty};
+  std::atomic<uint64_t> writes_{0};
+  int efd_;
+};
+
+// ---- Setup ----
+
+absl::StatusOr<std::unique_ptr<IoUringDriver>> IoUringDriver::create(IoUringOptions options) {
+  static constexpr unsigned kAttempts[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      IORING_SETUP_COOP_TASKRUN,
+      0,
+  };
+  io_uring ring;
+  int ret = -EINVAL;
+  unsigned used = 0;
+  for (unsigned flags : kAttempts) {
+    if (options.force_basic_setup && flags != 0) continue;
+    io_uring_params p;
+    std::memset(&p, 0, sizeof(p));
+    p.flags = flags | IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE;
+    p.cq_entries = options.cq_entries;
+    ret = io_uring_queue_init_params(options.sq_entries, &ring, &p);
+    if (ret == 0) {
+      used = p.flags;
+      if (!(p.features & IORING_FEAT_NODROP)) {
+        io_uring_queue_exit(&ring);
+        return absl::FailedPreconditionError(
+            "io_uring lacks IORING_FEAT_NODROP (kernel older than 5.5); pollux needs it so "
+            "that no completion is ever lost");
+      }
+      break;
+    }
+    if (ret != -EINVAL) break;  // a real error, not an unsupported flag
+  }
+  if (ret != 0) {
+    return errno_status(-ret, absl::StrCat("io_uring_queue_init (sq ", options.sq_entries,
+                                           ", cq ", options.cq_entries, ")"));
+  }
+  int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) {
+    int err = errno;
+    io_uring_queue_exit(&ring);
+    return errno_status(err, "eventfd for the driver's unparker");
+  }
+  auto unparker = std::make_shared<EventFdUnparker>(efd);
+  return std::unique_ptr<IoUringDriver>(
+      new IoUringDriver(ring, used, options, std::move(unparker)));
+}
+
+IoUringDriver::IoUringDriver(io_uring ring, unsigned flags, IoUringOptions options,
+                             std::shared_ptr<EventFdUnparker> unparker)
+    : ring_(ring),
+      setup_flags_(flags),
+      options_(options),
+      sys_(options.syscalls != nullptr ? options.syscalls : &UringSyscalls::real()),
+      unparker_(std::move(unparker)) {}
+
+IoUringDriver::~IoUringDriver() {
+  if (enabled_) drain();
+  io_uring_queue_exit(&ring_);
+}
+
+absl::Status IoUringDriver::enable_on_current_thread() {
+  if (enabled_) return absl::OkStatus();
+  // liburing 2.3's shared library does not export io_uring_enable_rings;
+  // the register call is what it does.
+  int ret = io_uring_register(ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+  if (ret < 0) return errno_status(-ret, "enabling the io_uring on its driver thread");
+  enabled_ = true;
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Unparker> IoUringDriver::unparker() { return unparker_; }
+
+DriverStats IoUringDriver::stats() const noexcept {
+  DriverStats s = stats_;
+  s.unpark_writes = unparker_->writes();
+  return s;
+}
+
+// ---- Submission ----
+
+io_uring_sqe* IoUringDriver::get_sqe() {
+  POLLUX_DCHECK(enabled_, "io_uring driver used before enable_on_current_thread()");
+  io_uring_sqe* sqe = sys_->get_sqe(&ring_);
+  if (sqe != nullptr) return sqe;
+  // SQ full: flush it (one syscall) and try again.
+  ++stats_.sq_full_flushes;
+  ++stats_.enters;
+  int ret = sys_->submit(&ring_);
+  if (ret < 0) ++stats_.submit_errors;
+  return sys_->get_sqe(&ring_);
+}
+
+void IoUringDriver::cancel_op(uint32_t index) {
+  OpSlot& slot = ops_.at(index);
+  POLLUX_DCHECK(slot.state == SlotState::kInFlight, "cancel_op on a slot not in flight");
+  slot.state = SlotState::kIgnored;
+  slot.waker.reset();
+  const uint64_t ud = OpTable::user_data(index, slot.generation);
+  // No SQE right now (the kernel refuses submissions): without a cancel a
+  // read that never gets data would hold its slot (and the kernel its
+  // buffer) forever, so retry at the next tick.
+  if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
+}
+
+bool IoUringDriver::queue_cancel(uint64_t user_data) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return false;
+  io_uring_prep_cancel64(sqe, user_data, 0);
+  io_uring_sqe_set_data64(sqe, kCancelTag);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  return true;
+}
+
+void IoUringDriver::retry_cancels() {
+  if (unsent_cancels_.empty()) return;
+  std::vector<uint64_t> pending = std::move(unsent_cancels_);
+  unsent_cancels_.clear();
+  for (uint64_t ud : pending) {
+    uint32_t index;
+    OpSlot* slot = ops_.lookup(ud, &index);
+    // Completed (and freed) meanwhile: nothing left to cancel.
+    if (slot == nullptr || slot->state != SlotState::kIgnored) continue;
+    if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
+  }
+}
+
+void IoUringDriver::arm_unpark_read() {
+  if (unpark_read_armed_) return;
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return;  // parks with a bounded wait below instead
+  io_uring_prep_read(sqe, unparker_->fd(), &unpark_buf_, sizeof(unpark_buf_), 0);
+  io_uring_sqe_set_data64(sqe, kUnparkTag);
+  unpark_read_armed_ = true;
+}
+
+// ---- Ticks ----
+
+void IoUringDriver::enter_and_wait(__kernel_timespec* timeout) {
+  io_uring_cqe* cqe = nullptr;
+  ++stats_.enters;
+  int ret = sys_->submit_and_wait_timeout(&ring_, &cqe, 1, timeout);
+  if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN) ++stats_.submit_errors;
+}
+
+void IoUringDriver::enter_nonblocking() {
+  unsigned sq_flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+  if (sq_flags & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
+  if (!has_pending_sqes() && !(sq_flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) return;
+  ++stats_.enters;
+  int ret = sys_->submit_and_get_events(&ring_);
+  if (ret < 0) ++stats_.submit_errors;
+}
+
+void IoUringDriver::poll_nonblocking() {
+  retry_cancels();
+  enter_nonblocking();
+  reap();
+  fire_timers();
+}
+
+void IoUringDriver::park() {
+  retry_cancels();
+  // Timers already due (or a paused clock with work to jump to) need no wait.
+  timers_.update_now();
+  if (timers_.process() > 0) {
+    poll_nonblocking();
+    return;
+  }
+  if (timers_.is_paused()) {
+    // Paused clock: poll the backend first; jump to the next timer only when
+    // no I/O completed, so a timeout around real I/O does not fire early.
+    size_t before = stats_.completions;
+    __kernel_timespec zero{0, 0};
+    enter_and_wait(&zero);
+    reap();
+    if (stats_.completions == before && !has_pending_sqes()) {
+      if (timers_.auto_advance()) timers_.process();
+    }
+    return;
+  }
+  arm_unpark_read();
+  if (!unparker_->try_park()) {
+    poll_nonblocking();
+    return;
+  }
+  std::optional<Instant> deadline = timers_.next_deadline();
+  __kernel_timespec ts{};
+  __kernel_timespec* tsp = nullptr;
+  if (deadline) {
+    ts = to_timespec(*deadline - timers_.now());
+    tsp = &ts;
+  } else if (!unpark_read_armed_) {
+    ts = to_timespec(absl::Milliseconds(1));  // no eventfd read: poll for unparks
+    tsp = &ts;
+  }
+  enter_and_wait(tsp);
+  unparker_->unparked();
+  reap();
+  fire_timers();
+}
+
+void IoUringDriver::fire_timers() {
+  timers_.update_now();
+  timers_.process();
+}
+
+void IoUringDriver::reap() {
+  unsigned sq_flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+  if (sq_flags & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
+  for (;;) {
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      sys_->on_cqe(cqe);
+      handle_cqe(*cqe);
+      ++seen;
+    }
+    if (seen == 0) return;
+    io_uring_cq_advance(&ring_, seen);
+  }
+}
+
+void IoUringDriver::handle_cqe(const io_uring_cqe& cqe) {
+  uint64_t ud = cqe.user_data;
+  if (ud == kCancelTag) return;  // only failed cancels arrive (-ENOENT/-EALREADY): harmless
+  if (ud == kUnparkTag) {
+    unpark_read_armed_ = false;
+    return;
+  }
+  uint32_t index;
+  OpSlot* slot = ops_.lookup(ud, &index);
+  if (slot == nullptr) {
+    ++stats_.stale_cqes;
+    return;
+  }
+  ++stats_.completions;
+  const bool final = !(cqe.flags & IORING_CQE_F_MORE);
+  if (slot->state == SlotState::kIgnored) {
+    // Nobody wants this result. An fd it delivered would leak: close it.
+    if (slot->returns_fd && cqe.res >= 0) ::close(cqe.res);
+    if (final) ops_.release(index);
+    return;
+  }
+  if (slot->multishot) {
+    slot->more.push_back({cqe.res, cqe.flags});
+    if (final) slot->state = SlotState::kCompleted;
+    slot->waker.wake_by_ref();
+    return;
+  }
+  slot->result = {cqe.res, cqe.flags};
+  slot->state = SlotState::kCompleted;
+  std::move(slot->waker).wake();
+}
+
+void IoUringDriver::drain() {
+  // Cancel everything still in flight and wait until the kernel has returned
+  // every operation's memory (ignored slots are freed by their final CQE).
+  for (uint32_t i = 0; i < ops_.capacity(); ++i) {
+    OpSlot& s = ops_.at(i);
+    if (s.state == SlotState::kInFlight) cancel_op(i);
+  }
+  if (unpark_read_armed_) {
+    // Complete the armed eventfd read by giving it something to read: unlike
+    // a cancel, this needs no SQE.
+    uint64_t one = 1;
+    ssize_t n = ::write(unparker_->fd(), &one, sizeof(one));
+    (void)n;  // EAGAIN only if the counter is saturated: then the read completes anyway
+  }
+  for (int rounds = 0; rounds < 1000; ++rounds) {
+    retry_cancels();  // cancels that found no SQE earlier (or just now)
+    reap();
+    bool busy = unpark_read_armed_;
+    for (uint32_t i = 0; i < ops_.capacity() && !busy; ++i) {
+      busy = ops_.at(i).state == SlotState::kIgnored || ops_.at(i).state == SlotState::kInFlight;
+    }
+    if (!busy && !has_pending_sqes()) break;
+    __kernel_timespec ts = to_timespec(absl::Milliseconds(10));
+    enter_and_wait(&ts);
+  }
+  // Completed-but-unclaimed results whose futures are gone cannot exist here
+  // (futures are dropped before the driver); free whatever remains.
+  for (uint32_t i = 0; i < ops_.capacity(); ++i) {
+    OpSlot& s = ops_.at(i);
+    if (s.state == SlotState::kFree) continue;
+    if (s.state == SlotState::kCompleted && s.returns_fd && s.result.res >= 0) ::close(s.result.res);
+    ops_.release(i);
+  }
+}
+
+// ---- Current driver ----
+
+IoUringDriver* current_driver() noexcept { return tls_driver; }
+CurrentDriverGuard::CurrentDriverGuard(IoUringDriver* d) noexcept : prev_(tls_driver) {
+  tls_driver = d;
+}
+CurrentDriverGuard::~CurrentDriverGuard() { tls_driver = prev_; }
+
+}  // namespace pollux::reactor

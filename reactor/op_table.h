@@ -1,0 +1,100 @@
+// OpTable: one slot per in-flight io_uring operation, owned by one driver.
+//
+// A slot keeps everything the kernel may read or write for its operation
+// (data buffer, sockaddr and socklen, iovec/msghdr, timespec, path) from prep
+// to the final CQE, so a future can be dropped at any moment without the
+// kernel touching freed memory. `user_data` is the slot index plus a 32-bit
+// generation, bumped at every release, so a stale CQE never reaches a reused
+// slot.
+//
+// Slot life:  InFlight(waker) -> Completed (result stored, waker woken) ->
+// Free (the future took the result), or InFlight -> Ignored (the future was
+// dropped: an ASYNC_CANCEL was queued; the slot waits for the final CQE, then
+// closes any fd the operation still delivered, and is freed). Multishot
+// operations stay InFlight, queueing results, until a CQE without
+// IORING_CQE_F_MORE.
+//
+// Addresses of slots are stable (a deque of slots is never shrunk), because
+// the kernel holds pointers into them. Thread-safety: driver thread only.
+#ifndef POLLUX_REACTOR_OP_TABLE_H_
+#define POLLUX_REACTOR_OP_TABLE_H_
+
+#include <linux/time_types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "future/waker.h"
+
+namespace pollux::reactor {
+
+// Memory an operation lends the kernel; lives in the slot.
+struct OpStorage {
+  std::vector<char> buf;
+  sockaddr_storage addr{};
+  socklen_t addrlen = 0;
+  __kernel_timespec ts{};
+  iovec iov{};
+  msghdr msg{};
+  std::string path;
+
+  void clear() noexcept {
+    buf = {};
+    path = {};
+  }
+};
+
+struct CqeResult {
+  int32_t res;
+  uint32_t flags;
+};
+
+enum class SlotState : uint8_t { kFree, kInFlight, kCompleted, kIgnored };
+
+struct OpSlot {
+  uint32_t generation = 1;
+  SlotState state = SlotState::kFree;
+  bool returns_fd = false;   // a delivered fd nobody claims must be closed
+  bool multishot = false;
+  CqeResult result{0, 0};
+  std::deque<CqeResult> more;  // queued multishot results
+  Waker waker;
+  OpStorage storage;
+  uint32_t next_free = 0;
+};
+
+class OpTable {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  // A free slot, now InFlight. Its storage is empty.
+  uint32_t allocate();
+  OpSlot& at(uint32_t index) noexcept { return slots_[index]; }
+  // Returns the slot to the free list and bumps its generation.
+  void release(uint32_t index) noexcept;
+
+  static uint64_t user_data(uint32_t index, uint32_t generation) noexcept {
+    return (uint64_t{generation} << 32) | index;
+  }
+  // The slot a CQE belongs to, or nullptr when it is stale (generation mismatch).
+  OpSlot* lookup(uint64_t user_data, uint32_t* index) noexcept;
+
+  // Slots not free (in flight, completed-unclaimed or ignored).
+  size_t live() const noexcept { return live_; }
+  size_t capacity() const noexcept { return slots_.size(); }
+
+ private:
+  std::deque<OpSlot> slots_;
+  uint32_t free_head_ = kNone;
+  size_t live_ = 0;
+};
+
+}  // namespace pollux::reactor
+
+#endif  // POLLUX_REACTOR_OP_TABLE_H_

@@ -1,0 +1,302 @@
+// Operations as futures: nop, read, write, recv, send, accept, connect,
+// close, poll_add and timeout on the current thread's io_uring driver.
+//
+//   auto [n, buf] = co_await reactor::read(fd, std::vector<char>(4096));
+//
+// Ownership: an operation that hands memory to the kernel owns it. The data
+// buffer moves into the operation and comes back with the result (IoResult),
+// as in monoio and tokio-uring, because the kernel may write into it until
+// the final completion, which can come after the future is gone.
+//
+// Lifecycle: the first poll takes an SQE and an op-table slot and moves the
+// buffer (and any sockaddr, timespec) into the slot; the driver submits it at
+// the end of the tick. Leaf futures keep the coop budget protocol.
+//
+// Cancellation: dropping an operation before Ready queues an ASYNC_CANCEL for
+// it; the slot keeps the buffer until the kernel's final completion and then
+// frees it. The operation may still have happened: a dropped write may have
+// written, a dropped read may have consumed data (it is lost), a dropped
+// accept may have accepted a connection (its fd is closed by the driver, so
+// it never leaks), a dropped connect may have connected (the socket stays the
+// caller's). Retry only what your protocol can repeat.
+//
+// Thread-safety: an operation is polled and dropped on the thread of the
+// driver it was submitted to (checked in debug builds). Using one with no
+// io_uring driver on the thread yields FailedPrecondition, never a crash.
+#ifndef POLLUX_REACTOR_OPS_H_
+#define POLLUX_REACTOR_OPS_H_
+
+#include <liburing.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "future/assert.h"
+#include "future/future.h"
+#include "reactor/errno_status.h"
+#include "reactor/io_uring_driver.h"
+#include "reactor/op_table.h"
+#include "reactor/owned_fd.h"
+
+namespace pollux::reactor {
+
+// The result of an operation that carried a data buffer: bytes transferred
+// (or the error) and the buffer, handed back in every case.
+struct IoResult {
+  absl::StatusOr<size_t> n;
+  std::vector<char> buf;
+};
+
+// An accepted connection: its fd (owned) and the peer's address.
+struct Accepted {
+  OwnedFd fd;
+  sockaddr_storage peer{};
+  socklen_t peer_len = 0;
+};
+
+namespace detail {
+absl::Status no_driver_status();
+}  // namespace detail
+
+// The shared state machine of every single-shot operation. `Spec` provides:
+//   using Output; static constexpr bool kReturnsFd;
+//   void prep(io_uring_sqe*, OpStorage&)   // moves owned memory into the slot
+//   Output finish(int32_t res, OpStorage&) // builds the result from the CQE
+//   Output fail(absl::Status)              // when the op cannot start (hands
+//                                          // back any memory it owns)
+template <class Spec>
+class [[nodiscard]] Op {
+ public:
+  using Output = typename Spec::Output;
+
+  explicit Op(Spec spec) : spec_(std::move(spec)) {}
+  Op(Op&& o) noexcept : spec_(std::move(o.spec_)), driver_(o.driver_), index_(o.index_) {
+    POLLUX_DCHECK(o.index_ == OpTable::kNone, "an I/O operation was moved after its first poll");
+    o.driver_ = nullptr;
+  }
+  Op& operator=(Op&&) = delete;
+  ~Op() {
+    if (index_ == OpTable::kNone) return;
+    POLLUX_DCHECK(current_driver() == driver_,
+                  "an I/O operation was dropped on a thread other than its driver's");
+    OpSlot& slot = driver_->ops().at(index_);
+    if (slot.state == SlotState::kCompleted) {
+      if (slot.returns_fd && slot.result.res >= 0) ::close(slot.result.res);
+      driver_->ops().release(index_);
+    } else {
+      driver_->cancel_op(index_);
+    }
+  }
+
+  Poll<Output> poll(Context& cx) {
+    POLLUX_DCHECK(!done_, "I/O operation polled after it returned Ready");
+    if (!cx.budget().try_take()) {
+      cx.waker().wake_by_ref();
+      return Pending{};
+    }
+    if (index_ == OpTable::kNone) return start(cx);
+    POLLUX_DCHECK(current_driver() == driver_,
+                  "an I/O operation was polled on a thread other than its driver's");
+    OpSlot& slot = driver_->ops().at(index_);
+    if (slot.state != SlotState::kCompleted) {
+      if (!slot.waker.will_wake(cx.waker())) slot.waker = cx.waker();
+      cx.budget().refund();
+      return Pending{};
+    }
+    Output out = spec_.finish(slot.result.res, slot.storage);
+    driver_->ops().release(index_);
+    index_ = OpTable::kNone;
+    done_ = true;
+    return Ready<Output>(std::move(out));
+  }
+
+ private:
+  Poll<Output> start(Context& cx) {
+    driver_ = current_driver();
+    if (driver_ == nullptr) {
+      done_ = true;
+      return Ready<Output>(spec_.fail(detail::no_driver_status()));
+    }
+    io_uring_sqe* sqe = driver_->get_sqe();
+    if (sqe == nullptr) {
+      // The kernel refuses submissions this tick: try again next tick.
+      cx.waker().wake_by_ref();
+      return Pending{};
+    }
+    index_ = driver_->ops().allocate();
+    OpSlot& slot = driver_->ops().at(index_);
+    slot.returns_fd = Spec::kReturnsFd;
+    spec_.prep(sqe, slot.storage);
+    io_uring_sqe_set_data64(sqe, OpTable::user_data(index_, slot.generation));
+    slot.waker = cx.waker();
+    cx.budget().refund();
+    return Pending{};
+  }
+
+  Spec spec_;
+  IoUringDriver* driver_ = nullptr;
+  uint32_t index_ = OpTable::kNone;
+  bool done_ = false;
+};
+
+namespace detail {
+
+struct NopSpec {
+  using Output = absl::Status;
+  static constexpr bool kReturnsFd = false;
+  void prep(io_uring_sqe* sqe, OpStorage&) { io_uring_prep_nop(sqe); }
+  Output finish(int32_t res, OpStorage&) {
+    return res < 0 ? errno_status(-res, "nop") : absl::OkStatus();
+  }
+  static Output fail(absl::Status s) { return s; }
+};
+
+enum class DataOpKind { kRead, kWrite, kRecv, kSend };
+
+struct DataSpec {
+  using Output = IoResult;
+  static constexpr bool kReturnsFd = false;
+  DataOpKind kind;
+  int fd;
+  std::vector<char> buf;
+  uint64_t offset;  // read/write; -1 for "current position" (pipes, sockets)
+  int flags;        // recv/send
+
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.buf = std::move(buf);
+    unsigned len = static_cast<unsigned>(st.buf.size());
+    switch (kind) {
+      case DataOpKind::kRead:
+        io_uring_prep_read(sqe, fd, st.buf.data(), len, offset);
+        break;
+      case DataOpKind::kWrite:
+        io_uring_prep_write(sqe, fd, st.buf.data(), len, offset);
+        break;
+      case DataOpKind::kRecv:
+        io_uring_prep_recv(sqe, fd, st.buf.data(), len, flags);
+        break;
+      case DataOpKind::kSend:
+        io_uring_prep_send(sqe, fd, st.buf.data(), len, flags);
+        break;
+    }
+  }
+  Output finish(int32_t res, OpStorage& st);
+  // The buffer comes back even when the operation never started.
+  Output fail(absl::Status s) { return IoResult{std::move(s), std::move(buf)}; }
+};
+
+struct AcceptSpec {
+  using Output = absl::StatusOr<Accepted>;
+  static constexpr bool kReturnsFd = true;
+  int fd;
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.addrlen = sizeof(st.addr);
+    io_uring_prep_accept(sqe, fd, reinterpret_cast<sockaddr*>(&st.addr), &st.addrlen,
+                         SOCK_CLOEXEC);
+  }
+  Output finish(int32_t res, OpStorage& st);
+  static Output fail(absl::Status s) { return s; }
+};
+
+struct ConnectSpec {
+  using Output = absl::Status;
+  static constexpr bool kReturnsFd = false;
+  int fd;
+  sockaddr_storage addr;
+  socklen_t len;
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.addr = addr;
+    st.addrlen = len;
+    io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&st.addr), st.addrlen);
+  }
+  Output finish(int32_t res, OpStorage&);
+  static Output fail(absl::Status s) { return s; }
+};
+
+struct CloseSpec {
+  using Output = absl::Status;
+  static constexpr bool kReturnsFd = false;
+  int fd;
+  void prep(io_uring_sqe* sqe, OpStorage&) { io_uring_prep_close(sqe, fd); }
+  Output finish(int32_t res, OpStorage&);
+  static Output fail(absl::Status s) { return s; }
+};
+
+struct PollAddSpec {
+  using Output = absl::StatusOr<uint32_t>;
+  static constexpr bool kReturnsFd = false;
+  int fd;
+  uint32_t events;
+  void prep(io_uring_sqe* sqe, OpStorage&) { io_uring_prep_poll_add(sqe, fd, events); }
+  Output finish(int32_t res, OpStorage&);
+  static Output fail(absl::Status s) { return s; }
+};
+
+struct TimeoutSpec {
+  using Output = absl::Status;
+  static constexpr bool kReturnsFd = false;
+  absl::Duration d;
+  void prep(io_uring_sqe* sqe, OpStorage& st);
+  Output finish(int32_t res, OpStorage&);
+  static Output fail(absl::Status s) { return s; }
+};
+
+}  // namespace detail
+
+// A no-op round trip through the ring. Output: OK or the error.
+[[nodiscard]] inline Op<detail::NopSpec> nop() { return Op<detail::NopSpec>({}); }
+
+// read(2) into `buf` (up to buf.size() bytes) at `offset` (-1: the fd's
+// current position). Output: IoResult; 0 bytes means end of file.
+[[nodiscard]] inline Op<detail::DataSpec> read(int fd, std::vector<char> buf,
+                                              uint64_t offset = uint64_t(-1)) {
+  return Op<detail::DataSpec>({detail::DataOpKind::kRead, fd, std::move(buf), offset, 0});
+}
+// write(2) of all of `buf` at `offset` (-1: current position). Output:
+// IoResult; a short write is possible (n < buf.size()).
+[[nodiscard]] inline Op<detail::DataSpec> write(int fd, std::vector<char> buf,
+                                               uint64_t offset = uint64_t(-1)) {
+  return Op<detail::DataSpec>({detail::DataOpKind::kWrite, fd, std::move(buf), offset, 0});
+}
+// recv(2) into `buf`. 0 bytes means the peer shut down its write side.
+[[nodiscard]] inline Op<detail::DataSpec> recv(int fd, std::vector<char> buf, int flags = 0) {
+  return Op<detail::DataSpec>({detail::DataOpKind::kRecv, fd, std::move(buf), 0, flags});
+}
+// send(2) of `buf` with MSG_NOSIGNAL (a closed peer gives EPIPE, never SIGPIPE).
+[[nodiscard]] inline Op<detail::DataSpec> send(int fd, std::vector<char> buf, int flags = 0) {
+  return Op<detail::DataSpec>(
+      {detail::DataOpKind::kSend, fd, std::move(buf), 0, flags | MSG_NOSIGNAL});
+}
+// accept4(2) with SOCK_CLOEXEC. Output: the connection (owned) and peer address.
+[[nodiscard]] inline Op<detail::AcceptSpec> accept(int listen_fd) {
+  return Op<detail::AcceptSpec>({listen_fd});
+}
+// connect(2) of socket `fd` to `addr`.
+[[nodiscard]] inline Op<detail::ConnectSpec> connect(int fd, const sockaddr* addr, socklen_t len) {
+  detail::ConnectSpec s{fd, {}, len};
+  std::memcpy(&s.addr, addr, len);
+  return Op<detail::ConnectSpec>(s);
+}
+// close(2) through the ring. The caller must not use `fd` afterwards.
+[[nodiscard]] inline Op<detail::CloseSpec> close(OwnedFd fd) {
+  return Op<detail::CloseSpec>({fd.release()});
+}
+// Waits until `fd` is ready for `events` (POLLIN, POLLOUT, ...). Output: revents.
+[[nodiscard]] inline Op<detail::PollAddSpec> poll_add(int fd, uint32_t events) {
+  return Op<detail::PollAddSpec>({fd, events});
+}
+// A kernel timer (IORING_OP_TIMEOUT). Prefer timer::sleep, which needs no
+// syscall to arm; this exists to measure and test the ring itself.
+[[nodiscard]] inline Op<detail::TimeoutSpec> timeout(absl::Duration d) {
+  return Op<detail::TimeoutSpec>({d});
+}
+
+}  // namespace pollux::reactor
+
+#endif  // POLLUX_REACTOR_OPS_H_

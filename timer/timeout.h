@@ -1,0 +1,171 @@
+// timeout(f, d), timeout_at(f, t): run a future with a deadline.
+//
+//   absl::StatusOr<int> r = co_await pollux::timeout(read_number(), absl::Seconds(1));
+//   if (absl::IsDeadlineExceeded(r.status())) ...
+//
+// Output
+//   With T = the inner future's output:
+//     T = void                 -> absl::Status        (OK, or DeadlineExceeded)
+//     T = absl::Status         -> absl::Status        (the inner status, or DeadlineExceeded)
+//     T = absl::StatusOr<U>    -> absl::StatusOr<U>   (the inner result, or DeadlineExceeded)
+//     any other object type T  -> absl::StatusOr<T>
+//   So DeadlineExceeded is folded into an inner Status/StatusOr instead of
+//   nesting them. Its message is "operation timed out after <d>", with `d`
+//   the duration given to timeout() (for timeout_at, the time from creation
+//   to the deadline).
+//
+// Polling
+//   Each poll polls the inner future first, so a value that is ready wins
+//   over an expired deadline (even timeout(f, absl::ZeroDuration())), then the
+//   Sleep for the deadline (timer/sleep.h: lazy, registered on the first
+//   poll, deadline rounded up to the next 1 ms tick, never early). If the
+//   inner future used up the task's coop budget in this poll, the Sleep is
+//   polled with an unlimited budget (as tokio does), so a busy inner future
+//   cannot starve its own deadline. The deadline is counted from the call to
+//   timeout() (timer::now() + d), not from the first poll.
+//
+//   On expiry the inner future is destroyed at once, before poll returns
+//   DeadlineExceeded (cancelling it with its own semantics); when the inner
+//   future wins, the timer is unregistered at once. A poll that throws
+//   destroys both and the exception propagates. Needs a TimerQueue on the
+//   polling thread, like sleep().
+//
+// Thread-safety: as Sleep: polled and dropped on the thread of the TimerQueue
+// it registered with.
+//
+// Cancellation: dropping a Timeout before Ready drops the inner future
+// (cancelling it with its own semantics: check its "Cancellation" paragraph
+// for what it loses) and unregisters the timer. The same holds on expiry: a
+// timed-out operation may have had side effects (e.g. consumed input) that
+// its own cancellation semantics describe.
+#ifndef POLLUX_TIMER_TIMEOUT_H_
+#define POLLUX_TIMER_TIMEOUT_H_
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "future/assert.h"
+#include "future/future.h"
+#include "timer/instant.h"
+#include "timer/sleep.h"
+#include "timer/timer_queue.h"
+
+namespace pollux {
+
+namespace detail {
+// Maps the inner output T to the Timeout's output (see the header comment).
+template <class T>
+struct TimeoutOutput {
+  using type = absl::StatusOr<T>;
+};
+template <>
+struct TimeoutOutput<void> {
+  using type = absl::Status;
+};
+template <>
+struct TimeoutOutput<absl::Status> {
+  using type = absl::Status;
+};
+template <class U>
+struct TimeoutOutput<absl::StatusOr<U>> {
+  using type = absl::StatusOr<U>;
+};
+}  // namespace detail
+
+template <Future F>
+class [[nodiscard]] Timeout {
+  using Inner = output_t<F>;
+  static_assert(std::is_void_v<Inner> || std::is_object_v<Inner>,
+                "timeout() needs a future whose Output is void or an object type");
+
+ public:
+  using Output = typename detail::TimeoutOutput<Inner>::type;
+
+  // Runs `fut` until `deadline`; `after` is the duration named in the error.
+  Timeout(F fut, Instant deadline, absl::Duration after)
+      : inner_(std::in_place, std::move(fut)),
+        sleep_(std::in_place, deadline),
+        deadline_(deadline),
+        after_(after) {}
+
+  // Ready with the inner output (wrapped, see above) or DeadlineExceeded.
+  Poll<Output> poll(Context& cx) {
+    POLLUX_DCHECK(inner_.has_value(), "timeout() future polled after it returned Ready");
+    try {
+      // Unlimited reports UINT32_MAX, so it never counts as spent.
+      const bool had_budget = cx.budget().remaining() > 0;
+      Poll<Inner> p = inner_->poll(cx);
+      if (p.is_ready()) {
+        finish();
+        return Ready<Output>(wrap(std::move(p)));
+      }
+      Poll<void> expired = Pending{};
+      if (had_budget && cx.budget().remaining() == 0) {
+        // The inner future spent the budget: the deadline must still be seen.
+        Budget unconstrained = Budget::unlimited();
+        Context sub(cx.waker(), unconstrained);
+        expired = sleep_->poll(sub);
+      } else {
+        expired = sleep_->poll(cx);
+      }
+      if (expired.is_pending()) return Pending{};
+    } catch (...) {
+      finish();
+      throw;
+    }
+    finish();  // the inner future is dropped before the error is returned
+    return Ready<Output>(Output(absl::DeadlineExceededError(
+        absl::StrCat("operation timed out after ", absl::FormatDuration(after_)))));
+  }
+
+  // The deadline (on the timer clock).
+  Instant deadline() const noexcept { return deadline_; }
+
+ private:
+  static Output wrap(Poll<Inner>&& p) {
+    if constexpr (std::is_void_v<Inner>) {
+      return absl::OkStatus();
+    } else if constexpr (std::is_same_v<Inner, Output>) {
+      return std::move(p).value();  // Status / StatusOr: folded
+    } else {
+      return Output(absl::in_place, std::move(p).value());
+    }
+  }
+
+  // Drops the inner future and unregisters the timer.
+  void finish() noexcept {
+    inner_.reset();
+    sleep_.reset();
+  }
+
+  std::optional<F> inner_;
+  std::optional<Sleep> sleep_;
+  Instant deadline_;
+  absl::Duration after_;
+};
+
+// Runs `fut` for at most `d` from now (timer::now() + d). See the header comment.
+template <Future F>
+[[nodiscard]] Timeout<F> timeout(F fut, absl::Duration d) {
+  const Instant now = timer::now();
+  if (d <= absl::ZeroDuration()) return Timeout<F>(std::move(fut), now, absl::ZeroDuration());
+  return Timeout<F>(std::move(fut), now + d, d);
+}
+
+// Runs `fut` until `deadline` on the timer clock. See the header comment.
+template <Future F>
+[[nodiscard]] Timeout<F> timeout_at(F fut, Instant deadline) {
+  absl::Duration after = deadline - timer::now();
+  if (after < absl::ZeroDuration()) after = absl::ZeroDuration();
+  return Timeout<F>(std::move(fut), deadline, after);
+}
+
+}  // namespace pollux
+
+#endif  // POLLUX_TIMER_TIMEOUT_H_
