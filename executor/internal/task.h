@@ -116,13 +116,14 @@ class Cell {
  private:
   enum class Stage : uint8_t { kFuture, kResult, kConsumed };
 
-  Cell(F&& f, Shared* scheduler) : future_(std::move(f)) {
+  Cell(F&& f, Shared* scheduler) {
+    new (storage_) F(std::move(f));
     header_.vtable = &kVTable;
     header_.scheduler = scheduler;
   }
   ~Cell() {
-    if (stage_ == Stage::kFuture) future_.~F();
-    if (stage_ == Stage::kResult) result_.~Result();
+    if (stage_ == Stage::kFuture) future().~F();
+    if (stage_ == Stage::kResult) result().~Result();
   }
 
   static Cell* self(Header* h) noexcept {
@@ -132,18 +133,18 @@ class Cell {
   }
 
   void store(Result&& r) noexcept(std::is_nothrow_move_constructible_v<Output>) {
-    new (&result_) Result(std::move(r));
+    new (storage_) Result(std::move(r));
     stage_ = Stage::kResult;
   }
   void drop_future() noexcept {
-    future_.~F();
+    future().~F();
     stage_ = Stage::kConsumed;
   }
 
   static bool poll(Header* h, Context& cx) {
     Cell* c = self(h);
     try {
-      Poll<Output> p = detail::poll_unit(c->future_, cx);
+      Poll<Output> p = detail::poll_unit(c->future(), cx);
       if (p.is_pending()) return false;
       Output v = std::move(p).value();
       c->drop_future();
@@ -162,14 +163,14 @@ class Cell {
   }
   static void read_output(Header* h, void* dst) noexcept {
     Cell* c = self(h);
-    static_cast<std::optional<Result>*>(dst)->emplace(std::move(c->result_));
-    c->result_.~Result();
+    static_cast<std::optional<Result>*>(dst)->emplace(std::move(c->result()));
+    c->result().~Result();
     c->stage_ = Stage::kConsumed;
   }
   static void drop_output(Header* h) noexcept {
     Cell* c = self(h);
     if (c->stage_ == Stage::kResult) {
-      c->result_.~Result();
+      c->result().~Result();
       c->stage_ = Stage::kConsumed;
     }
   }
@@ -179,10 +180,13 @@ class Cell {
   static const TaskVTable kVTable;
 
   Header header_;
-  union {
-    F future_;
-    Result result_;
-  };
+  // SAFETY: storage_ holds the future while stage_ is kFuture and the result
+  // while it is kResult (the result reuses the future's bytes). Raw storage
+  // instead of a union keeps Cell standard-layout, so offsetof is defined.
+  F& future() noexcept { return *std::launder(reinterpret_cast<F*>(storage_)); }
+  Result& result() noexcept { return *std::launder(reinterpret_cast<Result*>(storage_)); }
+  alignas(F) alignas(Result) unsigned char storage_[sizeof(F) > sizeof(Result) ? sizeof(F)
+                                                                              : sizeof(Result)];
   Stage stage_ = Stage::kFuture;
   Trailer trailer_;
 };
