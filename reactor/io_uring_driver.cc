@@ -359,7 +359,12 @@ void IoUringDriver::drain() {
   for (uint32_t i = 0; i < ops_.capacity(); ++i) {
     OpSlot& s = ops_.at(i);
     if (s.state == SlotState::kFree) continue;
-    if (s.state == SlotState::kCompleted && s.returns_fd && s.result.res >= 0) ::close(s.result.res);
+    if (s.state == SlotState::kCompleted && s.returns_fd && !s.multishot && s.result.res >= 0) {
+      ::close(s.result.res);
+    }
+    for (const CqeResult& r : s.more) {
+      if (s.returns_fd && r.res >= 0) ::close(r.res);
+    }
     ops_.release(i);
   }
 }

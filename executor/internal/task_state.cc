@@ -9,14 +9,18 @@ namespace {
 // when `f` declined (nullopt) or the value replaced.
 template <class F>
 uint64_t update(std::atomic<uint64_t>& word, F&& f) noexcept {
-  // relaxed initial load: the CAS below re-reads with acq_rel on success.
-  uint64_t cur = word.load(std::memory_order_relaxed);
+  // acquire (initial load and CAS failure): when `f` declines, the caller
+  // acts on the state it saw without a successful RMW, e.g. a JoinHandle
+  // whose unset_join_interest/unset_join_waker/set_join_waker finds COMPLETE
+  // then reads or drops the result; this pairs with transition_to_complete's
+  // release so the result written before COMPLETE is visible.
+  uint64_t cur = word.load(std::memory_order_acquire);
   for (;;) {
     uint64_t next;
     if (!f(cur, next)) return cur;
     // acq_rel: see the ordering paragraph of task_state.h.
     if (word.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
-                                   std::memory_order_relaxed)) {
+                                   std::memory_order_acquire)) {
       return cur;
     }
   }
