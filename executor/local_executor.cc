@@ -1,5 +1,6 @@
 #include "executor/local_executor.h"
 
+#include <string>
 #include <thread>
 
 #include "executor/thread_parker.h"
@@ -51,11 +52,14 @@ void LocalExecutor::check_owner() const {
                "wake its tasks from other threads through their wakers instead");
 }
 
-void LocalExecutor::check_can_block() const {
+void LocalExecutor::check_can_block(const char* what) const {
   check_owner();
-  POLLUX_CHECK(detail::current_core() == nullptr,
-               "block_on called while an executor is running on this thread (from inside a "
-               "task or a block_on root future); co_await or poll the future instead");
+  if (detail::current_core() != nullptr) {
+    std::string msg = std::string(what) +
+                      " called while an executor is running on this thread (from inside a "
+                      "task or a block_on root future); co_await or poll the future instead";
+    detail::check_failed("current_core() == nullptr", msg.c_str(), __FILE__, __LINE__);
+  }
 }
 
 void LocalExecutor::drain_injected() {
@@ -80,7 +84,7 @@ size_t LocalExecutor::run_tick() {
 }
 
 size_t LocalExecutor::run_until_idle() {
-  check_can_block();
+  check_can_block("run_until_idle");
   detail::CurrentCoreGuard guard(&core_);
   size_t polls = 0;
   for (;;) {

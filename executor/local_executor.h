@@ -87,7 +87,8 @@ class LocalExecutor {
 
  private:
   void check_owner() const;
-  void check_can_block() const;
+  // `what` names the caller in the message ("block_on", "run_until_idle").
+  void check_can_block(const char* what) const;
   // One tick of task polls; returns polls made.
   size_t run_tick();
   // Pulls in tasks woken or spawned from other threads.
@@ -107,7 +108,7 @@ int64_t live_task_cells() noexcept;
 
 template <Future F>
 output_t<F> LocalExecutor::block_on(F f) {
-  check_can_block();
+  check_can_block("block_on");
   detail::CurrentCoreGuard guard(&core_);
   Waker root = shared_->root_waker();
   Budget budget;
@@ -116,11 +117,6 @@ output_t<F> LocalExecutor::block_on(F f) {
     if (shared_->take_root_woken()) {
       budget.reset();
       Context cx(root, budget);
-      struct PollingScope {
-        bool& flag;
-        explicit PollingScope(bool& f) : flag(f) { flag = true; }
-        ~PollingScope() { flag = false; }
-      } scope(core_.polling);
       Poll<output_t<F>> p = f.poll(cx);
       if (p.is_ready()) {
         if constexpr (std::is_void_v<output_t<F>>) {

@@ -25,9 +25,10 @@ void ThreadParker::State::park(absl::Duration timeout) {
     word.store(kEmpty, std::memory_order_seq_cst);
     return;
   }
-  const absl::Time deadline = absl::Now() + timeout;
+  const bool timed = timeout != absl::InfiniteDuration();
+  const absl::Time deadline = timed ? absl::Now() + timeout : absl::InfiniteFuture();
   for (;;) {
-    if (timeout == absl::InfiniteDuration()) {
+    if (!timed) {
       cv.wait(lock);
     } else {
       cv.wait_until(lock, absl::ToChronoTime(deadline));
@@ -35,7 +36,7 @@ void ThreadParker::State::park(absl::Duration timeout) {
     expected = kNotified;
     // seq_cst: pairs with unpark's exchange (spurious wake-ups loop).
     if (word.compare_exchange_strong(expected, kEmpty, std::memory_order_seq_cst)) return;
-    if (timeout != absl::InfiniteDuration() && absl::Now() >= deadline) {
+    if (timed && absl::Now() >= deadline) {
       // Timed out: withdraw PARKED unless an unpark just replaced it.
       expected = kParked;
       if (!word.compare_exchange_strong(expected, kEmpty, std::memory_order_seq_cst)) {

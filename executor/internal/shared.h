@@ -122,7 +122,6 @@ struct ExecutorCore {
   Header* owned_head = nullptr;
   size_t owned_count = 0;
   Budget budget;
-  bool polling = false;  // inside a task or root poll: block_on must not re-enter
 
   void own(Header* h) noexcept;
   void disown(Header* h) noexcept;

@@ -98,9 +98,7 @@ void run_task(Header* h, Budget& budget) {
   bool finished;
   {
     Context cx(borrowed, budget);
-    core->polling = true;
     finished = h->vtable->poll(h, cx);  // never throws: the cell catches
-    core->polling = false;
   }
   borrowed.release();
   if (finished) {
