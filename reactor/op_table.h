@@ -1,7 +1,8 @@
 // OpTable: one slot per in-flight io_uring operation, owned by one driver.
 //
 // A slot keeps everything the kernel may read or write for its operation
-// (data buffer, sockaddr and socklen, iovec/msghdr, timespec, path) from prep
+// (data buffer, sockaddr and socklen, iovec/msghdr, timespec, path, statx
+// buffer) from prep
 // to the final CQE, so a future can be dropped at any moment without the
 // kernel touching freed memory. `user_data` is the slot index plus a 32-bit
 // generation, bumped at every release, so a stale CQE never reaches a reused
@@ -21,6 +22,7 @@
 
 #include <linux/time_types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <cstddef>
@@ -43,6 +45,7 @@ struct OpStorage {
   iovec iov{};
   msghdr msg{};
   std::string path;
+  struct statx stx{};  // statx result buffer
 
   void clear() noexcept {
     buf = {};

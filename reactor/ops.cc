@@ -20,6 +20,25 @@ IoResult DataSpec::finish(int32_t res, OpStorage& st) {
   return IoResult{static_cast<size_t>(res), std::move(st.buf)};
 }
 
+IoResult SendMsgSpec::finish(int32_t res, OpStorage& st) {
+  if (res < 0) return IoResult{errno_status(-res, absl::StrCat("sendmsg on fd ", fd)), std::move(st.buf)};
+  return IoResult{static_cast<size_t>(res), std::move(st.buf)};
+}
+
+RecvMsgResult RecvMsgSpec::finish(int32_t res, OpStorage& st) {
+  RecvMsgResult r;
+  r.buf = std::move(st.buf);
+  if (res < 0) {
+    r.n = errno_status(-res, absl::StrCat("recvmsg on fd ", fd));
+    return r;
+  }
+  r.n = static_cast<size_t>(res);
+  r.from = st.addr;
+  r.from_len = st.msg.msg_namelen;
+  r.truncated = (st.msg.msg_flags & MSG_TRUNC) != 0;
+  return r;
+}
+
 absl::StatusOr<Accepted> AcceptSpec::finish(int32_t res, OpStorage& st) {
   if (res < 0) return errno_status(-res, absl::StrCat("accept on fd ", fd));
   Accepted a;
@@ -52,6 +71,33 @@ void TimeoutSpec::prep(io_uring_sqe* sqe, OpStorage& st) {
 absl::Status TimeoutSpec::finish(int32_t res, OpStorage&) {
   if (res == -ETIME || res == 0) return absl::OkStatus();
   return errno_status(-res, "io_uring timeout");
+}
+
+// ---- File operations ----
+
+absl::StatusOr<OwnedFd> OpenAtSpec::finish(int32_t res, OpStorage& st) {
+  if (res < 0) return errno_status(-res, absl::StrCat("open ", st.path));
+  return OwnedFd(res);
+}
+
+absl::Status FsyncSpec::finish(int32_t res, OpStorage&) {
+  return res < 0 ? errno_status(-res, absl::StrCat("fsync fd ", fd)) : absl::OkStatus();
+}
+
+absl::StatusOr<struct statx> StatxSpec::finish(int32_t res, OpStorage& st) {
+  if (res < 0) {
+    return errno_status(-res, st.path.empty() ? absl::StrCat("statx fd ", dirfd)
+                                              : absl::StrCat("statx ", st.path));
+  }
+  return st.stx;
+}
+
+IoResult SliceSpec::finish(int32_t res, OpStorage& st) {
+  if (res < 0) {
+    return IoResult{errno_status(-res, absl::StrCat(is_write ? "write to fd " : "read from fd ", fd)),
+                    std::move(st.buf)};
+  }
+  return IoResult{static_cast<size_t>(res), std::move(st.buf)};
 }
 
 }  // namespace detail

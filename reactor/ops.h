@@ -1,5 +1,5 @@
-// Operations as futures: nop, read, write, recv, send, accept, connect,
-// close, poll_add and timeout on the current thread's io_uring driver.
+// Operations as futures: nop, read, write, recv, send, sendmsg, recvmsg,
+// accept, connect, close, poll_add and timeout on the current thread's io_uring driver.
 //
 //   auto [n, buf] = co_await reactor::read(fd, std::vector<char>(4096));
 //
@@ -26,11 +26,15 @@
 #ifndef POLLUX_REACTOR_OPS_H_
 #define POLLUX_REACTOR_OPS_H_
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -51,6 +55,17 @@ namespace pollux::reactor {
 struct IoResult {
   absl::StatusOr<size_t> n;
   std::vector<char> buf;
+};
+
+// The result of recvmsg: bytes received (or the error), the buffer (always
+// handed back), the sender's address and whether the datagram was truncated
+// (MSG_TRUNC: it was longer than the buffer; the rest is lost).
+struct RecvMsgResult {
+  absl::StatusOr<size_t> n;
+  std::vector<char> buf;
+  sockaddr_storage from{};
+  socklen_t from_len = 0;
+  bool truncated = false;
 };
 
 // An accepted connection: its fd (owned) and the peer's address.
@@ -238,6 +253,62 @@ struct PollAddSpec {
   static Output fail(absl::Status s) { return s; }
 };
 
+// sendmsg(2) of buf[offset..] (one iovec), to `addr` when addrlen > 0.
+struct SendMsgSpec {
+  using Output = IoResult;
+  static constexpr bool kReturnsFd = false;
+  int fd;
+  std::vector<char> buf;
+  size_t offset;
+  sockaddr_storage addr;
+  socklen_t addrlen;
+  int flags;
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.buf = std::move(buf);
+    st.addr = addr;
+    st.addrlen = addrlen;
+    const size_t off = offset < st.buf.size() ? offset : st.buf.size();
+    st.iov = iovec{st.buf.data() + off, st.buf.size() - off};
+    st.msg = msghdr{};
+    if (st.addrlen > 0) {
+      st.msg.msg_name = &st.addr;
+      st.msg.msg_namelen = st.addrlen;
+    }
+    st.msg.msg_iov = &st.iov;
+    st.msg.msg_iovlen = 1;
+    io_uring_prep_sendmsg(sqe, fd, &st.msg, static_cast<unsigned>(flags));
+  }
+  Output finish(int32_t res, OpStorage& st);
+  Output fail(absl::Status s) { return IoResult{std::move(s), std::move(buf)}; }
+};
+
+// recvmsg(2) into all of buf (one iovec), recording the sender's address.
+struct RecvMsgSpec {
+  using Output = RecvMsgResult;
+  static constexpr bool kReturnsFd = false;
+  int fd;
+  std::vector<char> buf;
+  int flags;
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.buf = std::move(buf);
+    st.addr = sockaddr_storage{};
+    st.iov = iovec{st.buf.data(), st.buf.size()};
+    st.msg = msghdr{};
+    st.msg.msg_name = &st.addr;
+    st.msg.msg_namelen = sizeof(st.addr);
+    st.msg.msg_iov = &st.iov;
+    st.msg.msg_iovlen = 1;
+    io_uring_prep_recvmsg(sqe, fd, &st.msg, static_cast<unsigned>(flags));
+  }
+  Output finish(int32_t res, OpStorage& st);
+  Output fail(absl::Status s) {
+    RecvMsgResult r;
+    r.n = std::move(s);
+    r.buf = std::move(buf);
+    return r;
+  }
+};
+
 struct TimeoutSpec {
   using Output = absl::Status;
   static constexpr bool kReturnsFd = false;
@@ -273,6 +344,25 @@ struct TimeoutSpec {
   return Op<detail::DataSpec>(
       {detail::DataOpKind::kSend, fd, std::move(buf), 0, flags | MSG_NOSIGNAL});
 }
+// sendmsg(2) of buf[offset..] with MSG_NOSIGNAL, to `addr` (datagram
+// sockets) or, with addr == nullptr, to the connected peer. Output: IoResult
+// whose n counts bytes sent from `offset`; the whole buffer comes back.
+[[nodiscard]] inline Op<detail::SendMsgSpec> sendmsg(int fd, std::vector<char> buf,
+                                                    size_t offset = 0,
+                                                    const sockaddr* addr = nullptr,
+                                                    socklen_t len = 0, int flags = 0) {
+  detail::SendMsgSpec s{fd, std::move(buf), offset, {}, 0, flags | MSG_NOSIGNAL};
+  if (addr != nullptr && len > 0 && len <= sizeof(s.addr)) {
+    std::memcpy(&s.addr, addr, len);
+    s.addrlen = len;
+  }
+  return Op<detail::SendMsgSpec>(std::move(s));
+}
+// recvmsg(2) into `buf`. Output: RecvMsgResult with the sender's address.
+[[nodiscard]] inline Op<detail::RecvMsgSpec> recvmsg(int fd, std::vector<char> buf,
+                                                    int flags = 0) {
+  return Op<detail::RecvMsgSpec>({fd, std::move(buf), flags});
+}
 // accept4(2) with SOCK_CLOEXEC. Output: the connection (owned) and peer address.
 [[nodiscard]] inline Op<detail::AcceptSpec> accept(int listen_fd) {
   return Op<detail::AcceptSpec>({listen_fd});
@@ -295,6 +385,117 @@ struct TimeoutSpec {
 // syscall to arm; this exists to measure and test the ring itself.
 [[nodiscard]] inline Op<detail::TimeoutSpec> timeout(absl::Duration d) {
   return Op<detail::TimeoutSpec>({d});
+}
+
+// ---- File operations: openat, fsync, statx, and reads/writes into a part
+// of a buffer (used by fs/). ----
+
+namespace detail {
+
+struct OpenAtSpec {
+  using Output = absl::StatusOr<OwnedFd>;
+  // A dropped open whose fd still arrives has it closed by the driver.
+  static constexpr bool kReturnsFd = true;
+  int dirfd;
+  std::string path;
+  int flags;
+  mode_t mode;
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.path = std::move(path);
+    io_uring_prep_openat(sqe, dirfd, st.path.c_str(), flags | O_CLOEXEC, mode);
+  }
+  Output finish(int32_t res, OpStorage& st);
+  static Output fail(absl::Status s) { return s; }
+};
+
+struct FsyncSpec {
+  using Output = absl::Status;
+  static constexpr bool kReturnsFd = false;
+  int fd;
+  bool datasync;
+  void prep(io_uring_sqe* sqe, OpStorage&) {
+    io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+  }
+  Output finish(int32_t res, OpStorage&);
+  static Output fail(absl::Status s) { return s; }
+};
+
+struct StatxSpec {
+  using Output = absl::StatusOr<struct statx>;
+  static constexpr bool kReturnsFd = false;
+  int dirfd;
+  std::string path;
+  int flags;
+  unsigned mask;
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.path = std::move(path);
+    st.stx = {};
+    io_uring_prep_statx(sqe, dirfd, st.path.c_str(), flags, mask, &st.stx);
+  }
+  Output finish(int32_t res, OpStorage& st);
+  static Output fail(absl::Status s) { return s; }
+};
+
+// read(2)/write(2) on buf[from, size) at `offset`; the whole buffer comes back.
+struct SliceSpec {
+  using Output = IoResult;
+  static constexpr bool kReturnsFd = false;
+  bool is_write;
+  int fd;
+  std::vector<char> buf;
+  size_t from;
+  uint64_t offset;
+  void prep(io_uring_sqe* sqe, OpStorage& st) {
+    st.buf = std::move(buf);
+    const size_t begin = from < st.buf.size() ? from : st.buf.size();
+    // At most 1 GiB per op (the kernel caps one read/write below 2 GiB anyway);
+    // callers loop over short transfers.
+    const unsigned len = static_cast<unsigned>(std::min<size_t>(st.buf.size() - begin, 1u << 30));
+    if (is_write) {
+      io_uring_prep_write(sqe, fd, st.buf.data() + begin, len, offset);
+    } else {
+      io_uring_prep_read(sqe, fd, st.buf.data() + begin, len, offset);
+    }
+  }
+  Output finish(int32_t res, OpStorage& st);
+  Output fail(absl::Status s) { return IoResult{std::move(s), std::move(buf)}; }
+};
+
+}  // namespace detail
+
+// openat(2) of `path` relative to `dirfd` (AT_FDCWD: the working directory),
+// always with O_CLOEXEC. Output: the fd (owned); ENOENT is kNotFound and every
+// error message names the path. The path is owned by the op's slot.
+// Cancellation: a dropped open may still open the file; the driver closes
+// that fd, so it never leaks (a file it created with O_CREAT stays).
+[[nodiscard]] inline Op<detail::OpenAtSpec> openat(int dirfd, std::string path, int flags,
+                                                  mode_t mode = 0) {
+  return Op<detail::OpenAtSpec>({dirfd, std::move(path), flags, mode});
+}
+// fsync(2) (fdatasync(2) when `datasync`) of `fd`.
+// Cancellation: a dropped fsync may still have flushed (or be flushing).
+[[nodiscard]] inline Op<detail::FsyncSpec> fsync(int fd, bool datasync = false) {
+  return Op<detail::FsyncSpec>({fd, datasync});
+}
+// statx(2) of `path` relative to `dirfd` with `flags` (AT_EMPTY_PATH and an
+// empty path: `dirfd` itself) for the fields in `mask`. The result buffer
+// lives in the op's slot. Cancellation: nothing to undo.
+[[nodiscard]] inline Op<detail::StatxSpec> statx(int dirfd, std::string path, int flags,
+                                                unsigned mask = STATX_BASIC_STATS) {
+  return Op<detail::StatxSpec>({dirfd, std::move(path), flags, mask});
+}
+// read(2) into buf[from, buf.size()) at `offset`. Output: IoResult with the
+// bytes read into that part and the whole buffer (buf[0, from) untouched).
+// Cancellation: as read().
+[[nodiscard]] inline Op<detail::SliceSpec> read_into(int fd, std::vector<char> buf, size_t from,
+                                                    uint64_t offset) {
+  return Op<detail::SliceSpec>({false, fd, std::move(buf), from, offset});
+}
+// write(2) of buf[from, buf.size()) at `offset`. Output: IoResult with the
+// bytes written from that part and the whole buffer. Cancellation: as write().
+[[nodiscard]] inline Op<detail::SliceSpec> write_from(int fd, std::vector<char> buf, size_t from,
+                                                     uint64_t offset) {
+  return Op<detail::SliceSpec>({true, fd, std::move(buf), from, offset});
 }
 
 }  // namespace pollux::reactor
