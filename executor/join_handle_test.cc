@@ -24,6 +24,7 @@
 #include "executor/join_result.h"
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
+#include "executor/testing/executor_fixtures.h"
 #include "future/map.h"
 #include "future/poll_fn.h"
 #include "future/ready.h"
@@ -41,38 +42,9 @@ using testing::CountingWaker;
 using testing::make_manual_future;
 using ::testing::HasSubstr;
 
-// What a Probe saw: its polls, and every destruction of a live (not
-// moved-from) Probe with the thread it happened on.
-struct ProbeLog {
-  std::atomic<int> polls{0};
-  std::atomic<int> destroyed{0};
-  std::mutex mu;
-  std::vector<std::thread::id> dtor_threads;
-};
-
-// Wraps a future: counts polls, holds a Counted, records its destruction.
-template <Future F>
-class Probe {
- public:
-  using Output = output_t<F>;
-  Probe(F f, std::shared_ptr<ProbeLog> log) : f_(std::move(f)), log_(std::move(log)) {}
-  Probe(Probe&& o) noexcept : f_(std::move(o.f_)), log_(std::move(o.log_)), counted_(o.counted_) {}
-  ~Probe() {
-    if (!log_) return;
-    log_->destroyed.fetch_add(1);
-    std::lock_guard lock(log_->mu);
-    log_->dtor_threads.push_back(std::this_thread::get_id());
-  }
-  Poll<Output> poll(Context& cx) {
-    log_->polls.fetch_add(1);
-    return f_.poll(cx);
-  }
-
- private:
-  F f_;
-  std::shared_ptr<ProbeLog> log_;
-  Counted counted_;
-};
+using testing::ExecutorTest;
+using testing::Probe;
+using testing::ProbeLog;
 
 // An output whose destruction of the live (not moved-from) value is counted.
 struct Token {
@@ -111,52 +83,7 @@ struct Thrower {
   }
 };
 
-// Fails the test (aborts with a message) instead of letting it hang.
-class Watchdog {
- public:
-  Watchdog(std::chrono::seconds limit, std::string what)
-      : what_(std::move(what)), thread_([this, limit] { run(limit); }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void run(std::chrono::seconds limit) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-      std::fprintf(stderr, "WATCHDOG: %s did not finish within %d s (lost wake-up?)\n",
-                   what_.c_str(), static_cast<int>(limit.count()));
-      std::fflush(stderr);
-      std::abort();
-    }
-  }
-  std::string what_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-class JoinHandleTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    Counted::reset();
-    cells_at_start_ = live_task_cells();
-    dog_.emplace(std::chrono::seconds(120),
-                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  }
-  void TearDown() override {
-    EXPECT_EQ(Counted::live(), 0) << "a future or output leaked or was destroyed twice";
-    EXPECT_EQ(live_task_cells(), cells_at_start_) << "a task cell leaked";
-  }
-  int64_t cells_at_start_ = 0;
-  std::optional<Watchdog> dog_;  // a hang fails the test instead
-};
+class JoinHandleTest : public ExecutorTest {};
 
 // ---------------------------------------------------------------------------
 // Delivery

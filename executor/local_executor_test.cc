@@ -8,10 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -26,6 +23,7 @@
 #include "executor/driver.h"
 #include "executor/join_handle.h"
 #include "executor/spawn.h"
+#include "executor/testing/executor_fixtures.h"
 #include "executor/thread_parker.h"
 #include "future/map.h"
 #include "future/poll_fn.h"
@@ -42,105 +40,11 @@ using testing::Counted;
 using testing::make_manual_future;
 using testing::ManualHandle;
 
-// Fails the test (aborts the binary with a message) instead of letting a lost
-// wake-up hang it.
-class Watchdog {
- public:
-  Watchdog(std::chrono::seconds limit, std::string what)
-      : what_(std::move(what)), thread_([this, limit] { run(limit); }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void run(std::chrono::seconds limit) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-      std::fprintf(stderr, "WATCHDOG: %s did not finish within %d s (lost wake-up?)\n",
-                   what_.c_str(), static_cast<int>(limit.count()));
-      std::fflush(stderr);
-      std::abort();
-    }
-  }
-  std::string what_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-// A ThreadParker that counts parks, non-blocking polls and unparks.
-class CountingDriver final : public Driver {
- public:
-  struct CountingUnparker final : Unparker {
-    explicit CountingUnparker(std::shared_ptr<Unparker> i) : inner(std::move(i)) {}
-    void unpark() noexcept override {
-      count.fetch_add(1);
-      inner->unpark();
-    }
-    std::shared_ptr<Unparker> inner;
-    std::atomic<int> count{0};
-  };
-
-  CountingDriver() : unparker_(std::make_shared<CountingUnparker>(parker_.unparker())) {}
-  void park() override {
-    ++parks;
-    parker_.park();
-  }
-  void poll_nonblocking() override { ++nonblocking; }
-  std::shared_ptr<Unparker> unparker() override { return unparker_; }
-  int unparks() const { return unparker_->count.load(); }
-
-  std::atomic<int> parks{0};  // read by other threads to know the owner parked
-  int nonblocking = 0;
-
- private:
-  ThreadParker parker_;
-  std::shared_ptr<CountingUnparker> unparker_;
-};
-
-struct ProbeLog {
-  std::atomic<int> polls{0};
-  std::atomic<int> destroyed{0};
-  std::mutex mu;
-  std::vector<std::thread::id> dtor_threads;
-  bool all_destroyed_on(std::thread::id id) {
-    std::lock_guard lock(mu);
-    for (auto t : dtor_threads) {
-      if (t != id) return false;
-    }
-    return true;
-  }
-};
-
-// Wraps a future: counts polls, holds a Counted, records its destruction.
-template <Future F>
-class Probe {
- public:
-  using Output = output_t<F>;
-  Probe(F f, std::shared_ptr<ProbeLog> log) : f_(std::move(f)), log_(std::move(log)) {}
-  Probe(Probe&& o) noexcept : f_(std::move(o.f_)), log_(std::move(o.log_)), counted_(o.counted_) {}
-  ~Probe() {
-    if (!log_) return;
-    log_->destroyed.fetch_add(1);
-    std::lock_guard lock(log_->mu);
-    log_->dtor_threads.push_back(std::this_thread::get_id());
-  }
-  Poll<Output> poll(Context& cx) {
-    log_->polls.fetch_add(1);
-    return f_.poll(cx);
-  }
-
- private:
-  F f_;
-  std::shared_ptr<ProbeLog> log_;
-  Counted counted_;
-};
+using testing::CountingDriver;
+using testing::ExecutorTest;
+using testing::Probe;
+using testing::ProbeLog;
+using testing::Watchdog;
 
 // Pending forever, without registering anything (fine for shutdown tests).
 struct Never {
@@ -163,21 +67,7 @@ struct Yielder {
   }
 };
 
-class LocalExecutorTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    Counted::reset();
-    cells_at_start_ = live_task_cells();
-    dog_.emplace(std::chrono::seconds(120),
-                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  }
-  void TearDown() override {
-    EXPECT_EQ(Counted::live(), 0) << "a future leaked or was destroyed twice";
-    EXPECT_EQ(live_task_cells(), cells_at_start_) << "a task cell leaked";
-  }
-  int64_t cells_at_start_ = 0;
-  std::optional<Watchdog> dog_;  // a hang fails the test instead
-};
+class LocalExecutorTest : public ExecutorTest {};
 
 // ---------------------------------------------------------------------------
 // block_on, spawn, run_until_idle

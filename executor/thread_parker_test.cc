@@ -3,52 +3,20 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/watchdog.h"
 
 namespace pollux {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Fails the test (aborts with a message) instead of letting it hang.
-class Watchdog {
- public:
-  Watchdog(std::chrono::seconds limit, std::string what)
-      : what_(std::move(what)), thread_([this, limit] { run(limit); }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void run(std::chrono::seconds limit) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-      std::fprintf(stderr, "WATCHDOG: %s did not finish within %d s (lost unpark?)\n",
-                   what_.c_str(), static_cast<int>(limit.count()));
-      std::fflush(stderr);
-      std::abort();
-    }
-  }
-  std::string what_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
+using testing::Watchdog;
 
 TEST(ThreadParkerTest, UnparkBeforeParkMakesParkReturnImmediately) {
   Watchdog dog(std::chrono::seconds(10), "park after unpark");

@@ -9,6 +9,7 @@
 #include "executor/driver.h"
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
+#include "executor/testing/executor_fixtures.h"
 #include "executor/thread_parker.h"
 #include "future/map.h"
 #include "future/poll_fn.h"
@@ -18,6 +19,7 @@
 namespace pollux {
 namespace {
 
+using testing::CountingDriver;
 using testing::CountingWaker;
 
 TEST(YieldNowTest, FirstPollWakesAndIsPendingSecondIsReady) {
@@ -89,34 +91,7 @@ TEST(YieldNowTest, ATaskThatYieldsRunsOnceMorePerYield) {
   EXPECT_EQ(ex.block_on(std::move(h)).value(), 7);
 }
 
-// A Driver that only counts: a yield on the owner thread must neither park
-// nor unpark.
-class CountingDriver final : public Driver {
- public:
-  struct CountingUnparker final : Unparker {
-    explicit CountingUnparker(std::shared_ptr<Unparker> i) : inner(std::move(i)) {}
-    void unpark() noexcept override {
-      ++count;
-      inner->unpark();
-    }
-    std::shared_ptr<Unparker> inner;
-    std::atomic<int> count{0};
-  };
-  CountingDriver() : unparker_(std::make_shared<CountingUnparker>(parker_.unparker())) {}
-  void park() override {
-    ++parks;
-    parker_.park();
-  }
-  void poll_nonblocking() override {}
-  std::shared_ptr<Unparker> unparker() override { return unparker_; }
-  int unparks() const { return unparker_->count.load(); }
-  int parks = 0;
-
- private:
-  ThreadParker parker_;
-  std::shared_ptr<CountingUnparker> unparker_;
-};
-
+// A yield on the owner thread must neither park nor unpark the driver.
 TEST(YieldNowTest, YieldingInBlockOnNeitherParksNorUnparks) {
   CountingDriver driver;
   LocalExecutor ex(driver);

@@ -24,8 +24,8 @@
 #include "future/poll_fn.h"
 #include "future/ready.h"
 #include "future/testing/counted.h"
-#include "future/testing/counting_waker.h"
 #include "future/testing/manual_future.h"
+#include "future/testing/probe_futures.h"
 #include "gtest/gtest.h"
 
 // ---------------------------------------------------------------------------
@@ -98,19 +98,13 @@ namespace pollux {
 namespace {
 
 using testing::Counted;
-using testing::CountingWaker;
 using testing::make_manual_future;
 using testing::ManualFuture;
 
 int64_t news() { return g_news.load(std::memory_order_relaxed); }
 int64_t deletes() { return g_deletes.load(std::memory_order_relaxed); }
 
-struct Harness {
-  Budget budget = Budget::unlimited();
-  CountingWaker cw;
-  Waker waker = cw.waker();
-  Context cx{waker, budget};
-};
+using testing::Harness;
 
 // Wraps a future and records the address it is polled at.
 template <class F>

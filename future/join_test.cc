@@ -2,7 +2,6 @@
 #include "future/join.h"
 
 #include <chrono>
-#include <climits>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -21,6 +20,7 @@
 #include "future/testing/counted.h"
 #include "future/testing/counting_waker.h"
 #include "future/testing/manual_future.h"
+#include "future/testing/probe_futures.h"
 #include "gtest/gtest.h"
 
 namespace pollux {
@@ -29,81 +29,12 @@ namespace {
 using testing::Counted;
 using testing::CountingWaker;
 using testing::make_manual_future;
-
-struct Harness {
-  Budget budget = Budget::unlimited();
-  CountingWaker cw;
-  Waker waker = cw.waker();
-  Context cx{waker, budget};
-};
-
-// What a ProbeFuture reports about itself.
-struct Probe {
-  int polls = 0;
-  int destroyed = 0;  // destructor runs of the instance that was not moved from
-};
-
-constexpr int kForever = INT_MAX;
-
-// Pending (waking itself by ref) for `pending_polls` polls, then Ready(value).
-// Holds a Counted so its own state shows up in Counted::live().
-template <class T = int>
-class ProbeFuture {
- public:
-  using Output = T;
-  ProbeFuture(Probe* probe, int pending_polls, OrUnit<T> value = {})
-      : probe_(probe), pending_polls_(pending_polls), value_(std::move(value)) {}
-  ProbeFuture(ProbeFuture&& o) noexcept
-      : probe_(std::exchange(o.probe_, nullptr)),
-        pending_polls_(o.pending_polls_),
-        value_(std::move(o.value_)),
-        payload_(std::move(o.payload_)) {}
-  ~ProbeFuture() {
-    if (probe_ != nullptr) ++probe_->destroyed;
-  }
-
-  Poll<T> poll(Context& cx) {
-    ++probe_->polls;
-    if (pending_polls_ > 0) {
-      if (pending_polls_ != kForever) --pending_polls_;
-      cx.waker().wake_by_ref();
-      return Pending{};
-    }
-    if constexpr (std::is_void_v<T>) {
-      return Ready{};
-    } else {
-      return Ready<T>(std::move(value_));
-    }
-  }
-
- private:
-  Probe* probe_;
-  int pending_polls_;
-  OrUnit<T> value_;
-  Counted payload_{-1};
-};
-
-struct TestError : std::runtime_error {
-  TestError() : std::runtime_error("test error") {}
-};
-
-// Pending (waking by ref) until its `throw_on`-th poll, which throws TestError.
-template <class T = int>
-class ThrowingFuture {
- public:
-  using Output = T;
-  explicit ThrowingFuture(int throw_on = 1) : throw_on_(throw_on) {}
-  Poll<T> poll(Context& cx) {
-    if (++polls_ >= throw_on_) throw TestError();
-    cx.waker().wake_by_ref();
-    return Pending{};
-  }
-
- private:
-  int throw_on_;
-  int polls_ = 0;
-  Counted payload_{-2};
-};
+using testing::Harness;
+using testing::kForever;
+using testing::Probe;
+using testing::ProbeFuture;
+using testing::TestError;
+using testing::ThrowingFuture;
 
 static_assert(Future<Join<ReadyFuture<int>>>);
 

@@ -13,23 +13,17 @@
 #include "future/future.h"
 #include "future/ready.h"
 #include "future/testing/counted.h"
-#include "future/testing/counting_waker.h"
 #include "future/testing/manual_future.h"
+#include "future/testing/probe_futures.h"
 #include "gtest/gtest.h"
 
 namespace pollux {
 namespace {
 
 using testing::Counted;
-using testing::CountingWaker;
 using testing::make_manual_future;
 
-struct Harness {
-  Budget budget = Budget::unlimited();
-  CountingWaker cw;
-  Waker waker = cw.waker();
-  Context cx{waker, budget};
-};
+using testing::Harness;
 
 using Log = std::vector<std::string>;
 

@@ -10,22 +10,15 @@
 #include "future/future.h"
 #include "future/poll_fn.h"
 #include "future/testing/counted.h"
-#include "future/testing/counting_waker.h"
+#include "future/testing/probe_futures.h"
 #include "gtest/gtest.h"
 
 namespace pollux {
 namespace {
 
 using testing::Counted;
-using testing::CountingWaker;
 
-// Drives futures by hand: an unlimited budget and a counting waker.
-struct Harness {
-  Budget budget = Budget::unlimited();
-  CountingWaker cw;
-  Waker waker = cw.waker();
-  Context cx{waker, budget};
-};
+using testing::Harness;
 
 static_assert(Future<ReadyFuture<int>>);
 static_assert(Future<ReadyFuture<void>>);
