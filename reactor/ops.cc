@@ -21,7 +21,9 @@ IoResult DataSpec::finish(int32_t res, OpStorage& st) {
 }
 
 IoResult SendMsgSpec::finish(int32_t res, OpStorage& st) {
-  if (res < 0) return IoResult{errno_status(-res, absl::StrCat("sendmsg on fd ", fd)), std::move(st.buf)};
+  if (res < 0) {
+    return IoResult{errno_status(-res, absl::StrCat("sendmsg on fd ", fd)), std::move(st.buf)};
+  }
   return IoResult{static_cast<size_t>(res), std::move(st.buf)};
 }
 

@@ -1,6 +1,7 @@
 // Tests for the operation futures (ops.h), through Runtime::block_on: nop,
 // read/write on pipes (including a read woken by a writer on another
-// thread), accept/connect/send/recv on 127.0.0.1 TCP sockets, a refused
+// thread), accept/connect/send/recv on 127.0.0.1 TCP sockets, sendmsg (from
+// an offset, to an address) and recvmsg (sender address, truncation), a refused
 // connect, poll_add, the kernel timeout op, close, error statuses, buffers
 // handed back in every case, and operations used with no runtime.
 #include "reactor/ops.h"
@@ -314,6 +315,58 @@ TEST_F(OpsTest, ManyOperationsInOneTickAllComplete) {
   EXPECT_EQ(ok, kN);
 }
 
+TEST_F(OpsTest, SendmsgFromAnOffsetAndRecvmsgWithTheSendersAddress) {
+  // Datagram sockets on 127.0.0.1: sendmsg to an address, recvmsg reports it.
+  auto udp = [](sockaddr_in* addr) {
+    OwnedFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    POLLUX_CHECK(fd.valid(), "socket");
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr->sin_port = 0;
+    POLLUX_CHECK(::bind(fd.get(), reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) == 0, "bind");
+    socklen_t len = sizeof(*addr);
+    POLLUX_CHECK(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(addr), &len) == 0, "name");
+    return fd;
+  };
+  sockaddr_in a_addr{}, b_addr{};
+  OwnedFd a = udp(&a_addr), b = udp(&b_addr);
+  const int afd = a.get(), bfd = b.get();
+  rt_.block_on([&]() -> Task<void> {
+    IoResult w = co_await reactor::sendmsg(afd, bytes("skip:payload"), 5,
+                                           reinterpret_cast<const sockaddr*>(&b_addr),
+                                           sizeof(b_addr));
+    EXPECT_EQ(w.n.value_or(0), 7u) << "only buf[offset..] is sent";
+    EXPECT_EQ(w.buf.size(), 12u) << "the whole buffer comes back";
+    reactor::RecvMsgResult r = co_await reactor::recvmsg(bfd, std::vector<char>(64));
+    EXPECT_TRUE(r.n.ok()) << r.n.status();
+    EXPECT_EQ(std::string(r.buf.data(), r.n.value_or(0)), "payload");
+    EXPECT_EQ(r.from_len, sizeof(sockaddr_in));
+    sockaddr_in from{};
+    std::memcpy(&from, &r.from, sizeof(from));
+    EXPECT_EQ(from.sin_port, a_addr.sin_port);
+    EXPECT_FALSE(r.truncated);
+    // A datagram longer than the buffer is truncated and flagged.
+    w = co_await reactor::sendmsg(afd, bytes("0123456789"), 0,
+                                  reinterpret_cast<const sockaddr*>(&b_addr), sizeof(b_addr));
+    EXPECT_TRUE(w.n.ok());
+    r = co_await reactor::recvmsg(bfd, std::vector<char>(3));
+    EXPECT_EQ(r.n.value_or(0), 3u);
+    EXPECT_TRUE(r.truncated);
+  }());
+}
+
+TEST_F(OpsTest, SendmsgToAClosedPeerIsEpipeNotSigpipe) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  OwnedFd a(sv[0]);
+  ::close(sv[1]);
+  IoResult r = rt_.block_on(reactor::sendmsg(a.get(), bytes("xy")));
+  ASSERT_FALSE(r.n.ok());
+  EXPECT_EQ(errno_of(r.n.status()), EPIPE) << r.n.status();
+  EXPECT_NE(r.n.status().message().find("sendmsg"), absl::string_view::npos) << r.n.status();
+  EXPECT_EQ(r.buf.size(), 2u);
+}
+
 // ---- No runtime ----
 
 absl::Status no_runtime_nop() {
@@ -335,6 +388,16 @@ TEST(OpsNoRuntime, ReadWithoutADriverHandsTheBufferBack) {
   ASSERT_FALSE(r.n.ok());
   EXPECT_EQ(r.n.status().code(), absl::StatusCode::kFailedPrecondition) << r.n.status();
   EXPECT_EQ(r.buf.size(), 32u) << "the buffer comes back in every case";
+}
+
+TEST(OpsNoRuntime, RecvmsgWithoutADriverHandsTheBufferBack) {
+  LocalExecutor ex;
+  reactor::RecvMsgResult r = ex.block_on(reactor::recvmsg(0, std::vector<char>(9)));
+  EXPECT_EQ(r.n.status().code(), absl::StatusCode::kFailedPrecondition) << r.n.status();
+  EXPECT_EQ(r.buf.size(), 9u);
+  IoResult w = ex.block_on(reactor::sendmsg(1, std::vector<char>(5)));
+  EXPECT_EQ(w.n.status().code(), absl::StatusCode::kFailedPrecondition) << w.n.status();
+  EXPECT_EQ(w.buf.size(), 5u);
 }
 
 TEST(OpsNoRuntime, RuntimeWithoutIoGivesTheSameStatus) {

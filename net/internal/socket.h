@@ -1,0 +1,106 @@
+// Shared plumbing of net/'s socket types (not a public API): the shared
+// socket state, the future that wraps a reactor operation on a socket, and
+// helpers that make sockets and name them in error messages.
+//
+// SocketState is held by shared_ptr so that the halves of a split stream,
+// and every operation future in flight, keep the fd open: the fd is closed
+// only when the last of them is gone, never while an operation of ours can
+// still be submitted on it.
+//
+// Thread-safety: as the reactor's operations (polled and dropped on their
+// driver's thread). SocketState is immutable after construction, except for
+// the fd's own kernel state.
+#ifndef POLLUX_NET_INTERNAL_SOCKET_H_
+#define POLLUX_NET_INTERNAL_SOCKET_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "future/future.h"
+#include "net/socket_addr.h"
+#include "reactor/ops.h"
+#include "reactor/owned_fd.h"
+
+namespace pollux::net::detail {
+
+struct SocketState {
+  OwnedFd fd;
+  SocketAddr peer;        // the connected peer (streams, connected datagram sockets)
+  std::string unix_name;  // Unix sockets: the path named in errors instead of `peer`
+};
+
+// How errors name the peer: the Unix path, or the IP address.
+inline std::string peer_name(const SocketState& s) {
+  return s.unix_name.empty() ? s.peer.to_string() : s.unix_name;
+}
+
+inline int fd_of(const std::shared_ptr<SocketState>& s) noexcept {
+  return s ? s->fd.get() : -1;
+}
+
+// `s` re-labelled as happening while doing `what` (e.g. "read from
+// 127.0.0.1:80"), keeping its code and errno payload.
+absl::Status annotate(const absl::Status& s, absl::string_view what);
+// "<what> <addr>".
+absl::Status annotate(const absl::Status& s, absl::string_view verb, const SocketAddr& addr);
+
+// socket(2) with SOCK_CLOEXEC for `addr`'s family.
+absl::StatusOr<OwnedFd> new_socket(const SocketAddr& addr, int type, absl::string_view what);
+// getsockname / getpeername as a SocketAddr.
+absl::StatusOr<SocketAddr> local_addr_of(int fd);
+absl::StatusOr<SocketAddr> peer_addr_of(int fd);
+// setsockopt of an int option.
+absl::Status set_int_option(int fd, int level, int name, int value, absl::string_view what);
+absl::StatusOr<int> get_int_option(int fd, int level, int name, absl::string_view what);
+
+// Converters from a reactor operation's output to net's, naming the socket
+// in errors. `Conv` provides `using Output; static Output convert(In&&,
+// const std::shared_ptr<SocketState>&, const SocketAddr& where, const char* verb)`.
+struct IoConv {
+  using Output = reactor::IoResult;
+  static Output convert(reactor::IoResult&& r, const std::shared_ptr<SocketState>& s,
+                        const SocketAddr& where, const char* verb) {
+    if (!r.n.ok()) {
+      r.n = (s && !s->unix_name.empty())
+                ? annotate(r.n.status(), std::string(verb) + " " + s->unix_name)
+                : annotate(r.n.status(), verb, where);
+    }
+    return std::move(r);
+  }
+};
+
+// A reactor operation on a socket. It shares ownership of the socket, so the
+// fd stays open for as long as the operation can be submitted, and it names
+// the socket's address in its error statuses.
+// Cancellation: as the wrapped reactor operation (reactor/ops.h).
+template <class Spec, class Conv>
+class [[nodiscard]] SocketOp {
+ public:
+  using Output = typename Conv::Output;
+
+  SocketOp(std::shared_ptr<SocketState> state, reactor::Op<Spec> op, const SocketAddr& where,
+           const char* verb)
+      : state_(std::move(state)), op_(std::move(op)), where_(where), verb_(verb) {}
+
+  Poll<Output> poll(Context& cx) {
+    Poll<typename reactor::Op<Spec>::Output> p = op_.poll(cx);
+    if (p.is_pending()) return Pending{};
+    return Ready<Output>(Conv::convert(std::move(p).value(), state_, where_, verb_));
+  }
+
+ private:
+  // Declared before op_, so destroyed after it: the op's cancellation is
+  // queued while the fd is still open.
+  std::shared_ptr<SocketState> state_;
+  reactor::Op<Spec> op_;
+  SocketAddr where_;
+  const char* verb_;
+};
+
+}  // namespace pollux::net::detail
+
+#endif  // POLLUX_NET_INTERNAL_SOCKET_H_

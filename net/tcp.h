@@ -1,0 +1,241 @@
+// TCP on the reactor's operation futures: TcpListener, TcpStream, and the
+// ReadHalf/WriteHalf a stream splits into.
+//
+//   absl::StatusOr<TcpListener> l = TcpListener::bind(*SocketAddr::parse("127.0.0.1:0"));
+//   auto [stream, peer] = *co_await l->accept();
+//   reactor::IoResult r = co_await stream.read(std::vector<char>(4096));
+//   if (r.n.ok() && *r.n > 0) {
+//     r.buf.resize(*r.n);  // echo just what was read
+//     WriteAllResult w = co_await stream.write_all(std::move(r.buf));
+//   }
+//
+// Buffers: like the reactor, a read or write takes its std::vector<char> by
+// value and hands it back in the result (reactor::IoResult{n, buf}), in every
+// case, because the kernel may use it until the operation's final completion.
+// A read fills buf[0, n) and leaves buf.size() as it was; n == 0 is end of
+// stream. A write sends from buf[0] and may be short: write_all loops.
+//
+// Errors are absl::Status with the peer's (or listener's) address in the
+// message, and the errno as payload (reactor/errno_status.h):
+//   connect refused        -> kUnavailable,        errno_of == ECONNREFUSED
+//   bind: address in use   -> kAlreadyExists,      errno_of == EADDRINUSE
+//   peer reset             -> kAborted,            errno_of == ECONNRESET
+//   write after peer close -> kFailedPrecondition (EPIPE) or kAborted
+//                             (ECONNRESET); never SIGPIPE (MSG_NOSIGNAL).
+// Using a moved-from stream or listener gives a status (EBADF or
+// FailedPrecondition), never a crash.
+//
+// Ownership: a socket's fd lives in shared state owned by the stream (or its
+// halves) and by every operation future in flight on it, so dropping a
+// stream while one of its reads is pending does not close the fd under that
+// read: it is closed when the last owner goes. Sockets are created with
+// SOCK_CLOEXEC; they are blocking-mode fds, which io_uring handles without
+// blocking a thread.
+//
+// Thread-safety: a stream, listener or half is used from one thread at a
+// time, and its operation futures are polled and dropped on the thread of
+// the driver they were started on (as reactor ops). The two halves of a
+// split stream may be used by two tasks at once (one reading, one writing).
+// Several reads (or several writes) in flight at once on one socket are
+// allowed by the kernel but their order is not defined: don't.
+#ifndef POLLUX_NET_TCP_H_
+#define POLLUX_NET_TCP_H_
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "future/task.h"
+#include "net/internal/socket.h"
+#include "net/socket_addr.h"
+#include "reactor/ops.h"
+
+namespace pollux::net {
+
+class TcpStream;
+
+// The result of write_all: OK when every byte was sent, else the error; the
+// buffer always comes back, with how many of its bytes were sent.
+struct WriteAllResult {
+  absl::Status status;
+  std::vector<char> buf;
+  size_t written = 0;
+};
+
+namespace detail {
+using ReadFuture = SocketOp<reactor::detail::DataSpec, IoConv>;
+using WriteFuture = SocketOp<reactor::detail::DataSpec, IoConv>;
+
+ReadFuture stream_read(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
+WriteFuture stream_write(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
+Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf);
+Task<absl::StatusOr<std::vector<char>>> stream_read_exact(std::shared_ptr<SocketState> s,
+                                                          size_t n);
+absl::Status stream_shutdown_write(const std::shared_ptr<SocketState>& s);
+
+struct AcceptConv {
+  using Output = absl::StatusOr<std::pair<TcpStream, SocketAddr>>;
+  static Output convert(absl::StatusOr<reactor::Accepted>&& a,
+                        const std::shared_ptr<SocketState>& s, const SocketAddr& where,
+                        const char* verb);
+};
+}  // namespace detail
+
+// The read side of a split TcpStream. Shares the socket with its WriteHalf;
+// the fd closes when both (and every operation in flight) are gone.
+// Dropping a ReadHalf does not shut anything down.
+class ReadHalf {
+ public:
+  // See TcpStream::read. Cancellation: as TcpStream::read.
+  [[nodiscard]] detail::ReadFuture read(std::vector<char> buf) {
+    return detail::stream_read(state_, std::move(buf));
+  }
+  // See TcpStream::read_exact. Cancellation: as TcpStream::read_exact.
+  [[nodiscard]] Task<absl::StatusOr<std::vector<char>>> read_exact(size_t n) {
+    return detail::stream_read_exact(state_, n);
+  }
+  SocketAddr peer_addr() const { return state_ ? state_->peer : SocketAddr(); }
+
+ private:
+  friend class TcpStream;
+  friend class UnixStream;
+  explicit ReadHalf(std::shared_ptr<detail::SocketState> s) : state_(std::move(s)) {}
+  std::shared_ptr<detail::SocketState> state_;
+};
+
+// The write side of a split TcpStream. Dropping it does not shut down the
+// write direction (call shutdown_write); the fd closes when both halves are
+// gone.
+class WriteHalf {
+ public:
+  // See TcpStream::write. Cancellation: as TcpStream::write.
+  [[nodiscard]] detail::WriteFuture write(std::vector<char> buf) {
+    return detail::stream_write(state_, std::move(buf));
+  }
+  // See TcpStream::write_all. Cancellation: as TcpStream::write_all.
+  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf) {
+    return detail::stream_write_all(state_, std::move(buf));
+  }
+  absl::Status shutdown_write() { return detail::stream_shutdown_write(state_); }
+  SocketAddr peer_addr() const { return state_ ? state_->peer : SocketAddr(); }
+
+ private:
+  friend class TcpStream;
+  friend class UnixStream;
+  explicit WriteHalf(std::shared_ptr<detail::SocketState> s) : state_(std::move(s)) {}
+  std::shared_ptr<detail::SocketState> state_;
+};
+
+// A connected TCP socket. Move-only; closing happens when it (and anything
+// sharing its socket) is dropped.
+class TcpStream {
+ public:
+  TcpStream(TcpStream&&) noexcept = default;
+  TcpStream& operator=(TcpStream&&) noexcept = default;
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+
+  // Connects to `addr`. Output: the stream, or the error (refused ->
+  // kUnavailable with errno ECONNREFUSED; message "connect to <addr>: ...").
+  // Cancellation: dropping it before Ready cancels the connect and closes
+  // the socket; the connection may have been established (the peer may see
+  // a connection that is then closed at once). Safe to retry.
+  [[nodiscard]] static Task<absl::StatusOr<TcpStream>> connect(SocketAddr addr);
+
+  // Receives up to buf.size() bytes into buf. Output: IoResult; n == 0 means
+  // the peer shut down its write side (or buf was empty).
+  // Cancellation: dropping it before Ready cancels the recv; data the kernel
+  // had already copied into the buffer is lost. Retrying may miss that data,
+  // so drop a read only when you are done with the stream (or reading).
+  [[nodiscard]] detail::ReadFuture read(std::vector<char> buf) {
+    return detail::stream_read(state_, std::move(buf));
+  }
+  // Sends buf (one send; may be short). Output: IoResult with bytes sent.
+  // Cancellation: dropping it before Ready cancels the send; some prefix of
+  // the buffer may have been sent. Not safely retryable as a whole.
+  [[nodiscard]] detail::WriteFuture write(std::vector<char> buf) {
+    return detail::stream_write(state_, std::move(buf));
+  }
+  // Sends all of buf, looping over short writes. Output: WriteAllResult
+  // (status, the buffer, bytes written).
+  // Cancellation: dropping it before Ready cancels the send in flight; an
+  // unknown prefix of buf has been sent, so the stream's byte sequence is no
+  // longer well defined: close the stream.
+  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf) {
+    return detail::stream_write_all(state_, std::move(buf));
+  }
+  // Reads exactly n bytes. Output: the n bytes, or the error; end of stream
+  // before n bytes is OutOfRange ("... end of stream after k of n bytes"),
+  // and the k bytes are lost.
+  // Cancellation: dropping it before Ready cancels the read in flight; the
+  // bytes read so far are lost.
+  [[nodiscard]] Task<absl::StatusOr<std::vector<char>>> read_exact(size_t n) {
+    return detail::stream_read_exact(state_, n);
+  }
+  // Shuts down the write direction (the peer reads end of stream); reading
+  // still works. A syscall that does not block.
+  absl::Status shutdown_write() { return detail::stream_shutdown_write(state_); }
+  // TCP_NODELAY (Nagle's algorithm off when true).
+  absl::Status set_nodelay(bool on);
+  absl::StatusOr<bool> nodelay() const;
+
+  // The peer's address, as known at connect/accept time.
+  SocketAddr peer_addr() const { return state_ ? state_->peer : SocketAddr(); }
+  // This end's address (getsockname).
+  absl::StatusOr<SocketAddr> local_addr() const;
+  // The fd, still owned by the stream (for setsockopt and the like).
+  int fd() const noexcept { return detail::fd_of(state_); }
+
+  // Splits into a read half and a write half usable from two tasks. The
+  // socket stays open until both halves are dropped.
+  std::pair<ReadHalf, WriteHalf> split() && {
+    std::shared_ptr<detail::SocketState> s = std::move(state_);
+    return {ReadHalf(s), WriteHalf(s)};
+  }
+
+ private:
+  friend struct detail::AcceptConv;
+  explicit TcpStream(std::shared_ptr<detail::SocketState> s) : state_(std::move(s)) {}
+  std::shared_ptr<detail::SocketState> state_;
+};
+
+// A listening TCP socket.
+class TcpListener {
+ public:
+  struct Options {
+    bool reuse_port = false;  // SO_REUSEPORT (several listeners on one port)
+    int backlog = 1024;       // listen(2) backlog
+  };
+  using AcceptFuture = detail::SocketOp<reactor::detail::AcceptSpec, detail::AcceptConv>;
+
+  // Binds (SO_REUSEADDR always) and listens. Port 0 picks a free port
+  // (see local_addr()). Address in use -> kAlreadyExists naming the address.
+  static absl::StatusOr<TcpListener> bind(const SocketAddr& addr);
+  static absl::StatusOr<TcpListener> bind(const SocketAddr& addr, const Options& options);
+
+  TcpListener(TcpListener&&) noexcept = default;
+  TcpListener& operator=(TcpListener&&) noexcept = default;
+
+  // Accepts one connection. Output: the stream and the peer's address.
+  // Cancellation: dropping it before Ready cancels the accept; a connection
+  // the kernel accepted meanwhile is closed by the driver (the client sees
+  // it closed). Safe to retry.
+  [[nodiscard]] AcceptFuture accept();
+
+  // The bound address, with the real port when bound to port 0.
+  const SocketAddr& local_addr() const noexcept { return local_; }
+  int fd() const noexcept { return detail::fd_of(state_); }
+
+ private:
+  TcpListener(std::shared_ptr<detail::SocketState> s, SocketAddr local)
+      : state_(std::move(s)), local_(local) {}
+  std::shared_ptr<detail::SocketState> state_;
+  SocketAddr local_;
+};
+
+}  // namespace pollux::net
+
+#endif  // POLLUX_NET_TCP_H_
