@@ -406,7 +406,9 @@ TEST(FileDropTest, DroppedPendingOpensLeakNoFd) {
         return Ready<int>(7);
       });
       auto r = rt.block_on(select(std::move(open), std::move(later)));
-      if (delay == 0) EXPECT_EQ(r.index, 1u) << "an open cannot finish before it is submitted";
+      if (delay == 0) {
+        EXPECT_EQ(r.index, 1u) << "an open cannot finish before it is submitted";
+      }
       if (r.index == 1) ++dropped;
     }
     // Let the kernel finish whatever it started.
