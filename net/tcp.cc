@@ -179,4 +179,24 @@ TcpListener::AcceptFuture TcpListener::accept() {
   return AcceptFuture(state_, reactor::accept(detail::fd_of(state_)), local_, "accept on");
 }
 
+Incoming TcpListener::incoming() { return Incoming(state_, local_); }
+
+Incoming::Incoming(std::shared_ptr<detail::SocketState> listener, const SocketAddr& local)
+    : listener_(std::move(listener)),
+      local_(local),
+      accepts_(std::make_unique<reactor::AcceptStream>(detail::fd_of(listener_))) {}
+
+Poll<Incoming::Next::Output> Incoming::Next::poll(Context& cx) {
+  Poll<absl::StatusOr<OwnedFd>> p = inner_.poll(cx);
+  if (p.is_pending()) return Pending{};
+  absl::StatusOr<OwnedFd> fd = std::move(p).value();
+  if (!fd.ok()) return Ready<Output>(detail::annotate(fd.status(), "accept on", local_));
+  absl::StatusOr<SocketAddr> peer = detail::peer_addr_of(fd->get());
+  if (!peer.ok()) return Ready<Output>(detail::annotate(peer.status(), "accept on", local_));
+  auto st = std::make_shared<detail::SocketState>();
+  st->fd = std::move(*fd);
+  st->peer = *peer;
+  return Ready<Output>(TcpStream(std::move(st)));
+}
+
 }  // namespace pollux::net

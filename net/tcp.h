@@ -51,6 +51,7 @@
 #include "future/task.h"
 #include "net/internal/socket.h"
 #include "net/socket_addr.h"
+#include "reactor/accept_stream.h"
 #include "reactor/ops.h"
 
 namespace pollux::net {
@@ -198,9 +199,12 @@ class TcpStream {
 
  private:
   friend struct detail::AcceptConv;
+  friend class Incoming;
   explicit TcpStream(std::shared_ptr<detail::SocketState> s) : state_(std::move(s)) {}
   std::shared_ptr<detail::SocketState> state_;
 };
+
+class Incoming;
 
 // A listening TCP socket.
 class TcpListener {
@@ -222,8 +226,15 @@ class TcpListener {
   // Accepts one connection. Output: the stream and the peer's address.
   // Cancellation: dropping it before Ready cancels the accept; a connection
   // the kernel accepted meanwhile is closed by the driver (the client sees
-  // it closed). Safe to retry.
+  // it closed). Safe to retry. Other accepts on the listener are not
+  // disturbed: they still get the next connections.
   [[nodiscard]] AcceptFuture accept();
+
+  // A stream of accepted connections on one multishot accept: the kernel
+  // keeps accepting without an SQE per connection, which is what a server's
+  // accept loop wants. The stream shares the socket, so it stays usable if
+  // the listener is dropped first. See Incoming.
+  [[nodiscard]] Incoming incoming();
 
   // The bound address, with the real port when bound to port 0.
   const SocketAddr& local_addr() const noexcept { return local_; }
@@ -234,6 +245,64 @@ class TcpListener {
       : state_(std::move(s)), local_(local) {}
   std::shared_ptr<detail::SocketState> state_;
   SocketAddr local_;
+};
+
+// The connections a TcpListener accepts, one multishot accept armed in the
+// ring (reactor/accept_stream.h):
+//
+//   net::Incoming incoming = listener.incoming();
+//   for (;;) {
+//     absl::StatusOr<TcpStream> s = co_await incoming.next();
+//     if (!s.ok()) continue;  // e.g. EMFILE: the listener itself is fine
+//     pollux::spawn([s = std::move(*s)]() mutable -> Task<void> { ... });
+//   }
+//
+// Versus accept(): no SQE per connection, but the peer's address is read
+// with getpeername(2) (a multishot accept cannot report one per CQE). A peer
+// that reset before that is reported as an error from next(), its fd closed.
+//
+// Cancellation: dropping a next() future loses nothing: connections the
+// kernel accepts meanwhile queue in the stream for the next call. Dropping
+// the Incoming cancels the multishot accept and closes every connection
+// accepted but not handed out (the clients see them closed); no fd leaks.
+//
+// Thread-safety: as TcpListener. The Incoming must outlive its next()
+// futures (they point into it); moving it is fine when none is pending.
+class Incoming {
+ public:
+  class [[nodiscard]] Next {
+   public:
+    using Output = absl::StatusOr<TcpStream>;
+    Poll<Output> poll(Context& cx);
+
+   private:
+    friend class Incoming;
+    Next(reactor::AcceptStream::Next inner, const SocketAddr& local)
+        : inner_(inner), local_(local) {}
+    reactor::AcceptStream::Next inner_;
+    SocketAddr local_;  // names the listener in errors
+  };
+
+  Incoming(Incoming&&) noexcept = default;
+  Incoming& operator=(Incoming&&) noexcept = default;
+
+  // The next accepted connection, or the error the kernel reported for it.
+  // Cancellation: see the class comment (nothing is lost).
+  Next next() { return Next(accepts_->next(), local_); }
+
+  // Connections accepted by the kernel and not handed out yet.
+  size_t queued() const noexcept { return accepts_->queued(); }
+
+ private:
+  friend class TcpListener;
+  Incoming(std::shared_ptr<detail::SocketState> listener, const SocketAddr& local);
+
+  // Declared first, destroyed last: the multishot accept is cancelled while
+  // the listening fd it runs on is still open.
+  std::shared_ptr<detail::SocketState> listener_;
+  SocketAddr local_;
+  // Heap-held so that Incoming can move while next() futures point into it.
+  std::unique_ptr<reactor::AcceptStream> accepts_;
 };
 
 }  // namespace pollux::net

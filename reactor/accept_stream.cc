@@ -36,11 +36,8 @@ bool AcceptStream::arm() {
   io_uring_sqe* sqe = driver_->get_sqe();
   if (sqe == nullptr) return false;
   index_ = driver_->ops().allocate();
-  OpSlot& slot = driver_->ops().at(index_);
-  slot.multishot = true;
-  slot.returns_fd = true;
-  io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(sqe, OpTable::user_data(index_, slot.generation));
+  driver_->ops().at(index_).multishot = true;
+  driver_->prep_accept(sqe, index_, listen_fd_);
   return true;
 }
 

@@ -187,6 +187,43 @@ bool IoUringDriver::queue_cancel(uint64_t user_data) {
   return true;
 }
 
+void IoUringDriver::prep_accept(io_uring_sqe* sqe, uint32_t index, int listen_fd) {
+  OpSlot& slot = ops_.at(index);
+  slot.accept_fd = listen_fd;
+  slot.returns_fd = true;
+  if (slot.multishot) {
+    // No address: one buffer cannot hold the peer of every CQE.
+    io_uring_prep_multishot_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  } else {
+    slot.storage.addrlen = sizeof(slot.storage.addr);
+    // SAFETY: sockaddr_storage may be viewed as a sockaddr.
+    io_uring_prep_accept(sqe, listen_fd, reinterpret_cast<sockaddr*>(&slot.storage.addr),
+                         &slot.storage.addrlen, SOCK_CLOEXEC);
+  }
+  io_uring_sqe_set_data64(sqe, OpTable::user_data(index, slot.generation));
+}
+
+// Why accepts are re-armed. The kernel waits for connections on a listening
+// socket with an exclusive wait-queue entry per pending accept, and a new
+// connection wakes only the first entry. An accept that was cancelled can
+// still sit on the queue until its cancellation finishes; a connection that
+// arrives meanwhile wakes it, the wake-up is consumed by a request that no
+// longer accepts, and every other accept on that socket sleeps on with the
+// connection in the backlog (seen on 6.x kernels: the accept of the next
+// connect after a dropped accept hung forever). So when a dropped accept's
+// final CQE arrives, every other accept on the same socket is cancelled and
+// submitted again: a fresh accept first tries the backlog, and its wait
+// entry is then the only one. Dropped accepts are rare; the scan is cheap.
+void IoUringDriver::rearm_accepts_on(int listen_fd) {
+  for (uint32_t i = 0; i < ops_.capacity(); ++i) {
+    OpSlot& s = ops_.at(i);
+    if (s.state != SlotState::kInFlight || s.accept_fd != listen_fd || s.rearming) continue;
+    s.rearming = true;
+    const uint64_t ud = OpTable::user_data(i, s.generation);
+    if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
+  }
+}
+
 void IoUringDriver::retry_cancels() {
   if (unsent_cancels_.empty()) return;
   std::vector<uint64_t> pending = std::move(unsent_cancels_);
@@ -195,7 +232,8 @@ void IoUringDriver::retry_cancels() {
     uint32_t index;
     OpSlot* slot = ops_.lookup(ud, &index);
     // Completed (and freed) meanwhile: nothing left to cancel.
-    if (slot == nullptr || slot->state != SlotState::kIgnored) continue;
+    if (slot == nullptr) continue;
+    if (slot->state != SlotState::kIgnored && !slot->rearming) continue;
     if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
   }
 }
@@ -211,8 +249,11 @@ void IoUringDriver::arm_unpark_read() {
 
 // ---- Ticks ----
 
+// Overflow is counted where the kernel is entered, before the entry flushes
+// it: a tick enters at most once, so one overflow is counted once.
 void IoUringDriver::enter_and_wait(__kernel_timespec* timeout) {
   io_uring_cqe* cqe = nullptr;
+  if (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
   ++stats_.enters;
   int ret = sys_->submit_and_wait_timeout(&ring_, &cqe, 1, timeout);
   if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN) ++stats_.submit_errors;
@@ -281,8 +322,6 @@ void IoUringDriver::fire_timers() {
 }
 
 void IoUringDriver::reap() {
-  unsigned sq_flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
-  if (sq_flags & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
   for (;;) {
     unsigned head;
     unsigned seen = 0;
@@ -315,8 +354,26 @@ void IoUringDriver::handle_cqe(const io_uring_cqe& cqe) {
   if (slot->state == SlotState::kIgnored) {
     // Nobody wants this result. An fd it delivered would leak: close it.
     if (slot->returns_fd && cqe.res >= 0) ::close(cqe.res);
-    if (final) ops_.release(index);
+    if (final) {
+      const int listen_fd = slot->accept_fd;
+      ops_.release(index);
+      if (listen_fd >= 0) rearm_accepts_on(listen_fd);
+    }
     return;
+  }
+  if (slot->rearming && final) {
+    slot->rearming = false;
+    if (cqe.res == -ECANCELED) {
+      // Our own cancel (rearm_accepts_on) ended it: submit it again, keeping
+      // its slot, generation and waker; its future never sees the difference.
+      io_uring_sqe* sqe = get_sqe();
+      if (sqe != nullptr) {
+        prep_accept(sqe, index, slot->accept_fd);
+        return;
+      }
+      // No SQE: deliver the cancellation as the accept's error instead of
+      // stalling; ECANCELED is documented as retryable at accept().
+    }
   }
   if (slot->multishot) {
     slot->more.push_back({cqe.res, cqe.flags});

@@ -57,7 +57,7 @@ struct DriverStats {
   uint64_t enters = 0;           // io_uring_enter calls made by park/poll_nonblocking
   uint64_t sq_full_flushes = 0;  // submits forced by a full SQ
   uint64_t submit_errors = 0;    // -EAGAIN/-EBUSY/-ENOMEM etc. from submit (retried)
-  uint64_t cq_overflows = 0;     // times IORING_SQ_CQ_OVERFLOW was seen
+  uint64_t cq_overflows = 0;     // kernel entries made with IORING_SQ_CQ_OVERFLOW set
   uint64_t completions = 0;      // CQEs handled for live slots
   uint64_t stale_cqes = 0;       // CQEs for slots already reused or freed
   uint64_t unpark_writes = 0;    // eventfd writes made by unpark()
@@ -85,6 +85,11 @@ class IoUringDriver final : public Driver {
   // shutdown) until it gets one.
   void cancel_op(uint32_t index);
 
+  // Prepares `sqe` as the (multishot, when the slot says so) accept of slot
+  // `index` on `listen_fd`, SOCK_CLOEXEC, with its user_data. Every accept
+  // goes through here so the driver can re-arm it (see rearm_accepts_on).
+  void prep_accept(io_uring_sqe* sqe, uint32_t index, int listen_fd);
+
   OpTable& ops() noexcept { return ops_; }
   timer::TimerQueue& timers() noexcept { return timers_; }
   unsigned setup_flags() const noexcept { return setup_flags_; }
@@ -106,8 +111,11 @@ class IoUringDriver final : public Driver {
   void arm_unpark_read();
   // Queues an ASYNC_CANCEL for the op with `user_data`; false if no SQE.
   bool queue_cancel(uint64_t user_data);
-  // Queues the cancels that found no SQE before, for slots still Ignored.
+  // Queues the cancels that found no SQE before, for slots still Ignored
+  // (or being re-armed).
   void retry_cancels();
+  // A dropped accept on `listen_fd` has ended: re-arm the other accepts on it.
+  void rearm_accepts_on(int listen_fd);
   void fire_timers();
   // Drains the ring: cancels every in-flight op and waits for its final CQE.
   void drain();

@@ -18,6 +18,8 @@ uint32_t OpTable::allocate() {
   s.state = SlotState::kInFlight;
   s.returns_fd = false;
   s.multishot = false;
+  s.accept_fd = -1;
+  s.rearming = false;
   s.result = {0, 0};
   ++live_;
   return index;

@@ -65,6 +65,10 @@ struct OpSlot {
   SlotState state = SlotState::kFree;
   bool returns_fd = false;   // a delivered fd nobody claims must be closed
   bool multishot = false;
+  // Accepts only: the listening socket, and whether the driver is cancelling
+  // this accept only to submit it again (IoUringDriver::rearm_accepts_on).
+  int32_t accept_fd = -1;
+  bool rearming = false;
   CqeResult result{0, 0};
   std::deque<CqeResult> more;  // queued multishot results
   Waker waker;

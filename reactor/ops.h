@@ -147,8 +147,13 @@ class [[nodiscard]] Op {
     index_ = driver_->ops().allocate();
     OpSlot& slot = driver_->ops().at(index_);
     slot.returns_fd = Spec::kReturnsFd;
-    spec_.prep(sqe, slot.storage);
-    io_uring_sqe_set_data64(sqe, OpTable::user_data(index_, slot.generation));
+    if constexpr (requires { Spec::kIsAccept; }) {
+      // The driver may have to submit an accept again (see rearm_accepts_on).
+      driver_->prep_accept(sqe, index_, spec_.fd);
+    } else {
+      spec_.prep(sqe, slot.storage);
+      io_uring_sqe_set_data64(sqe, OpTable::user_data(index_, slot.generation));
+    }
     slot.waker = cx.waker();
     cx.budget().refund();
     return Pending{};
@@ -209,12 +214,8 @@ struct DataSpec {
 struct AcceptSpec {
   using Output = absl::StatusOr<Accepted>;
   static constexpr bool kReturnsFd = true;
+  static constexpr bool kIsAccept = true;  // prepared by IoUringDriver::prep_accept
   int fd;
-  void prep(io_uring_sqe* sqe, OpStorage& st) {
-    st.addrlen = sizeof(st.addr);
-    io_uring_prep_accept(sqe, fd, reinterpret_cast<sockaddr*>(&st.addr), &st.addrlen,
-                         SOCK_CLOEXEC);
-  }
   Output finish(int32_t res, OpStorage& st);
   static Output fail(absl::Status s) { return s; }
 };
@@ -364,6 +365,10 @@ struct TimeoutSpec {
   return Op<detail::RecvMsgSpec>({fd, std::move(buf), flags});
 }
 // accept4(2) with SOCK_CLOEXEC. Output: the connection (owned) and peer address.
+// When another accept on the same socket is dropped, the driver may cancel
+// and resubmit this one behind the scenes (io_uring_driver.cc says why);
+// only if no SQE is free for that does it end with ECANCELED (kCancelled),
+// which is safe to retry.
 [[nodiscard]] inline Op<detail::AcceptSpec> accept(int listen_fd) {
   return Op<detail::AcceptSpec>({listen_fd});
 }
