@@ -30,19 +30,21 @@ WriteFuture stream_write(const std::shared_ptr<SocketState>& s, std::vector<char
   return WriteFuture(s, reactor::send(fd_of(s), std::move(buf)), where, "write to");
 }
 
-Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf) {
+Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf,
+                                      size_t len) {
   WriteAllResult out;
   if (!s) {
     out.status = closed_stream("write_all");
     out.buf = std::move(buf);
     co_return out;
   }
+  const size_t end = std::min(len, buf.size());
   size_t off = 0;
-  // Each round sends buf[off..]; MSG_WAITALL lets io_uring retry a short
+  // Each round sends buf[off, end); MSG_WAITALL lets io_uring retry a short
   // send itself, so this normally takes one round.
-  while (off < buf.size()) {
-    reactor::IoResult r =
-        co_await reactor::sendmsg(s->fd.get(), std::move(buf), off, nullptr, 0, MSG_WAITALL);
+  while (off < end) {
+    reactor::IoResult r = co_await reactor::sendmsg(s->fd.get(), std::move(buf), off, nullptr,
+                                                    0, MSG_WAITALL, end);
     buf = std::move(r.buf);
     if (!r.n.ok()) {
       out.status = annotate(r.n.status(), absl::StrCat("write to ", peer_name(*s)));

@@ -72,7 +72,8 @@ using WriteFuture = SocketOp<reactor::detail::DataSpec, IoConv>;
 
 ReadFuture stream_read(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
 WriteFuture stream_write(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
-Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf);
+Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf,
+                                      size_t len);
 Task<absl::StatusOr<std::vector<char>>> stream_read_exact(std::shared_ptr<SocketState> s,
                                                           size_t n);
 absl::Status stream_shutdown_write(const std::shared_ptr<SocketState>& s);
@@ -117,8 +118,8 @@ class WriteHalf {
     return detail::stream_write(state_, std::move(buf));
   }
   // See TcpStream::write_all. Cancellation: as TcpStream::write_all.
-  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf) {
-    return detail::stream_write_all(state_, std::move(buf));
+  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
+    return detail::stream_write_all(state_, std::move(buf), len);
   }
   absl::Status shutdown_write() { return detail::stream_shutdown_write(state_); }
   SocketAddr peer_addr() const { return state_ ? state_->peer : SocketAddr(); }
@@ -160,13 +161,16 @@ class TcpStream {
   [[nodiscard]] detail::WriteFuture write(std::vector<char> buf) {
     return detail::stream_write(state_, std::move(buf));
   }
-  // Sends all of buf, looping over short writes. Output: WriteAllResult
-  // (status, the buffer, bytes written).
+  // Sends all of buf, or its first `len` bytes when len < buf.size(),
+  // looping over short writes. Output: WriteAllResult (status, the whole
+  // buffer, bytes written). `len` lets a reused buffer keep its size: an
+  // echo loop reads n bytes into a 16 KiB buffer and sends those n without
+  // resizing (growing a vector back would zero-fill it on every message).
   // Cancellation: dropping it before Ready cancels the send in flight; an
   // unknown prefix of buf has been sent, so the stream's byte sequence is no
   // longer well defined: close the stream.
-  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf) {
-    return detail::stream_write_all(state_, std::move(buf));
+  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
+    return detail::stream_write_all(state_, std::move(buf), len);
   }
   // Reads exactly n bytes. Output: the n bytes, or the error; end of stream
   // before n bytes is OutOfRange ("... end of stream after k of n bytes"),

@@ -696,6 +696,30 @@ TEST_F(TcpTest, LiveAcceptGetsTheConnectionWhenAnOlderAcceptIsDropped) {
   }());
 }
 
+TEST_F(TcpTest, WriteAllWithALengthSendsThatPrefixAndReturnsTheWholeBuffer) {
+  absl::StatusOr<TcpListener> l = TcpListener::bind(SocketAddr::ipv4_loopback(0));
+  ASSERT_TRUE(l.ok()) << l.status();
+  rt().block_on([&]() -> Task<void> {
+    auto [client, server] = co_await connected_pair(*l);
+    std::vector<char> buf = bytes("hello, world");
+    WriteAllResult w = co_await client.write_all(std::move(buf), 5);
+    EXPECT_TRUE(w.status.ok()) << w.status;
+    EXPECT_EQ(w.written, 5u);
+    EXPECT_EQ(w.buf.size(), 12u);  // the buffer keeps its size
+    // A length past the end sends the whole buffer.
+    WriteAllResult all = co_await client.write_all(bytes("!"), 100);
+    EXPECT_EQ(all.written, 1u);
+    EXPECT_TRUE(client.shutdown_write().ok());
+    std::string got;
+    for (;;) {
+      IoResult r = co_await server.read(std::vector<char>(64));
+      if (!r.n.ok() || *r.n == 0) break;
+      got += str(r);
+    }
+    EXPECT_EQ(got, "hello!");
+  }());
+}
+
 TEST_F(TcpTest, MovedFromStreamGivesAStatusNotACrash) {
   absl::StatusOr<TcpListener> l = TcpListener::bind(SocketAddr::ipv4_loopback(0));
   ASSERT_TRUE(l.ok()) << l.status();

@@ -172,10 +172,39 @@ void IoUringDriver::cancel_op(uint32_t index) {
   slot.state = SlotState::kIgnored;
   slot.waker.reset();
   const uint64_t ud = OpTable::user_data(index, slot.generation);
+  if (neutralize_unsubmitted(slot, ud)) return;
   // No SQE right now (the kernel refuses submissions): without a cancel a
   // read that never gets data would hold its slot (and the kernel its
   // buffer) forever, so retry at the next tick.
   if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
+}
+
+// Why an op dropped before its SQE was submitted is turned into a NOP
+// rather than cancelled: the caller may close the op's fd as soon as the op
+// is dropped (a failed connect's socket, the last half of a split stream),
+// and a socket() made later in the same tick can get the same fd number.
+// The kernel only looks the fd up when the SQE is submitted at the end of
+// the tick, so the stale SQE would run on the new socket: a dropped send
+// would write into an unrelated connection, a dropped connect would connect
+// it. A NOP touches no fd; its CQE frees the slot like any final CQE.
+bool IoUringDriver::neutralize_unsubmitted(OpSlot& slot, uint64_t user_data) {
+  io_uring_sqe* sqe = slot.sqe;
+  if (sqe == nullptr) return false;
+  // SQEs from sqe_head up to sqe_tail are prepared but not handed to the
+  // kernel yet (liburing moves sqe_head to sqe_tail when it flushes).
+  const unsigned mask = ring_.sq.ring_mask;
+  const unsigned pos = static_cast<unsigned>(sqe - ring_.sq.sqes);
+  const unsigned unsubmitted = ring_.sq.sqe_tail - ring_.sq.sqe_head;
+  if (((pos - ring_.sq.sqe_head) & mask) >= unsubmitted) return false;
+  // The position may have been reused by a later op after ours was sent.
+  if (sqe->user_data != user_data) return false;
+  io_uring_prep_nop(sqe);  // clears flags, fd and addresses
+  io_uring_sqe_set_data64(sqe, user_data);
+  // The NOP's result (0) is not an fd: closing it would close fd 0. And no
+  // accept ran, so there is nothing to re-arm (rearm_accepts_on).
+  slot.returns_fd = false;
+  slot.accept_fd = -1;
+  return true;
 }
 
 bool IoUringDriver::queue_cancel(uint64_t user_data) {
@@ -191,6 +220,7 @@ void IoUringDriver::prep_accept(io_uring_sqe* sqe, uint32_t index, int listen_fd
   OpSlot& slot = ops_.at(index);
   slot.accept_fd = listen_fd;
   slot.returns_fd = true;
+  slot.sqe = sqe;
   if (slot.multishot) {
     // No address: one buffer cannot hold the peer of every CQE.
     io_uring_prep_multishot_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);

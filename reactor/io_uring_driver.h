@@ -109,6 +109,9 @@ class IoUringDriver final : public Driver {
   void reap();
   void handle_cqe(const io_uring_cqe& cqe);
   void arm_unpark_read();
+  // Rewrites the op's SQE as a NOP when it has not been submitted yet
+  // (io_uring_driver.cc says why). False when it was already submitted.
+  bool neutralize_unsubmitted(OpSlot& slot, uint64_t user_data);
   // Queues an ASYNC_CANCEL for the op with `user_data`; false if no SQE.
   bool queue_cancel(uint64_t user_data);
   // Queues the cancels that found no SQE before, for slots still Ignored

@@ -20,6 +20,7 @@ uint32_t OpTable::allocate() {
   s.multishot = false;
   s.accept_fd = -1;
   s.rearming = false;
+  s.sqe = nullptr;
   s.result = {0, 0};
   ++live_;
   return index;

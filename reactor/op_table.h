@@ -34,6 +34,8 @@
 
 #include "future/waker.h"
 
+struct io_uring_sqe;
+
 namespace pollux::reactor {
 
 // Memory an operation lends the kernel; lives in the slot.
@@ -69,6 +71,9 @@ struct OpSlot {
   // this accept only to submit it again (IoUringDriver::rearm_accepts_on).
   int32_t accept_fd = -1;
   bool rearming = false;
+  // The SQE this op was last prepared in. It may already be submitted (and
+  // the ring position reused); IoUringDriver::cancel_op checks before use.
+  io_uring_sqe* sqe = nullptr;
   CqeResult result{0, 0};
   std::deque<CqeResult> more;  // queued multishot results
   Waker waker;

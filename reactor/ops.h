@@ -147,6 +147,7 @@ class [[nodiscard]] Op {
     index_ = driver_->ops().allocate();
     OpSlot& slot = driver_->ops().at(index_);
     slot.returns_fd = Spec::kReturnsFd;
+    slot.sqe = sqe;
     if constexpr (requires { Spec::kIsAccept; }) {
       // The driver may have to submit an accept again (see rearm_accepts_on).
       driver_->prep_accept(sqe, index_, spec_.fd);
@@ -254,7 +255,7 @@ struct PollAddSpec {
   static Output fail(absl::Status s) { return s; }
 };
 
-// sendmsg(2) of buf[offset..] (one iovec), to `addr` when addrlen > 0.
+// sendmsg(2) of buf[offset, end) (one iovec), to `addr` when addrlen > 0.
 struct SendMsgSpec {
   using Output = IoResult;
   static constexpr bool kReturnsFd = false;
@@ -264,12 +265,14 @@ struct SendMsgSpec {
   sockaddr_storage addr;
   socklen_t addrlen;
   int flags;
+  size_t end;
   void prep(io_uring_sqe* sqe, OpStorage& st) {
     st.buf = std::move(buf);
     st.addr = addr;
     st.addrlen = addrlen;
-    const size_t off = offset < st.buf.size() ? offset : st.buf.size();
-    st.iov = iovec{st.buf.data() + off, st.buf.size() - off};
+    const size_t stop = std::min(end, st.buf.size());
+    const size_t off = std::min(offset, stop);
+    st.iov = iovec{st.buf.data() + off, stop - off};
     st.msg = msghdr{};
     if (st.addrlen > 0) {
       st.msg.msg_name = &st.addr;
@@ -345,14 +348,16 @@ struct TimeoutSpec {
   return Op<detail::DataSpec>(
       {detail::DataOpKind::kSend, fd, std::move(buf), 0, flags | MSG_NOSIGNAL});
 }
-// sendmsg(2) of buf[offset..] with MSG_NOSIGNAL, to `addr` (datagram
-// sockets) or, with addr == nullptr, to the connected peer. Output: IoResult
-// whose n counts bytes sent from `offset`; the whole buffer comes back.
+// sendmsg(2) of buf[offset, min(end, buf.size())) with MSG_NOSIGNAL, to
+// `addr` (datagram sockets) or, with addr == nullptr, to the connected peer.
+// Output: IoResult whose n counts bytes sent from `offset`; the whole buffer
+// comes back.
 [[nodiscard]] inline Op<detail::SendMsgSpec> sendmsg(int fd, std::vector<char> buf,
                                                     size_t offset = 0,
                                                     const sockaddr* addr = nullptr,
-                                                    socklen_t len = 0, int flags = 0) {
-  detail::SendMsgSpec s{fd, std::move(buf), offset, {}, 0, flags | MSG_NOSIGNAL};
+                                                    socklen_t len = 0, int flags = 0,
+                                                    size_t end = SIZE_MAX) {
+  detail::SendMsgSpec s{fd, std::move(buf), offset, {}, 0, flags | MSG_NOSIGNAL, end};
   if (addr != nullptr && len > 0 && len <= sizeof(s.addr)) {
     std::memcpy(&s.addr, addr, len);
     s.addrlen = len;

@@ -27,6 +27,8 @@
 #include "absl/time/time.h"
 #include "executor/local_executor.h"
 #include "future/join.h"
+#include "future/ready.h"
+#include "future/select.h"
 #include "future/task.h"
 #include "gtest/gtest.h"
 #include "reactor/errno_status.h"
@@ -408,6 +410,59 @@ TEST(OpsNoRuntime, RuntimeWithoutIoGivesTheSameStatus) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
   EXPECT_NE(s.status().message().find("enable_io"), absl::string_view::npos) << s.status();
+}
+
+// An op dropped in the tick that prepared it, whose fd is then closed and
+// reused by a new pipe before the tick submits, must not run on the new fd
+// (a stale write would put its bytes into an unrelated stream).
+TEST_F(OpsTest, OpDroppedBeforeSubmissionNeverRunsOnAReusedFd) {
+  std::string leaked = rt_.block_on([&]() -> Task<std::string> {
+    std::string got;
+    for (int round = 0; round < 20; ++round) {
+      Pipe old = Pipe::make();
+      const int old_w = old.w.get();
+      // select polls the write first (its SQE is prepared) and then the
+      // ready future wins: the write is dropped in the same tick.
+      auto r = co_await select(reactor::write(old_w, bytes("STALE")), ready(0));
+      EXPECT_EQ(r.index, 1u);
+      old.r.reset();  // closes both ends before the tick submits, so the
+      old.w.reset();  // new pipe gets the same two numbers, in the same order
+      Pipe fresh = Pipe::make();
+      EXPECT_EQ(fresh.w.get(), old_w) << "the fd number was not reused; the test proves nothing";
+      co_await reactor::nop();  // a tick boundary: whatever was queued is submitted
+      // Whatever landed in the new pipe came from the stale write.
+      ::fcntl(fresh.r.get(), F_SETFL, O_NONBLOCK);
+      char buf[16];
+      ssize_t n = ::read(fresh.r.get(), buf, sizeof(buf));
+      if (n > 0) got.append(buf, static_cast<size_t>(n));
+    }
+    co_return got;
+  }());
+  EXPECT_EQ(leaked, "") << "a dropped write ran on a reused fd";
+}
+
+// The same for an accept, whose result is an fd the driver closes when
+// nobody claims it: the NOP that replaces it returns 0, which must not be
+// taken for an fd (closing fd 0, and later whatever socket reuses it).
+TEST_F(OpsTest, AcceptDroppedBeforeSubmissionClosesNoFd) {
+  Listener l = Listener::make();
+  // Make fd 0 something we can check is still open afterwards.
+  const int saved_stdin = ::dup(0);
+  Pipe p = Pipe::make();
+  ASSERT_EQ(::dup2(p.r.get(), 0), 0);
+  rt_.block_on([&]() -> Task<void> {
+    for (int round = 0; round < 5; ++round) {
+      auto r = co_await select(reactor::accept(l.fd.get()), ready(0));
+      EXPECT_EQ(r.index, 1u);
+      co_await reactor::nop();  // the NOP's CQE is reaped by now
+      co_await reactor::nop();
+    }
+  }());
+  EXPECT_NE(::fcntl(0, F_GETFD), -1) << "the driver closed fd 0";
+  if (saved_stdin >= 0) {
+    ::dup2(saved_stdin, 0);
+    ::close(saved_stdin);
+  }
 }
 
 }  // namespace
