@@ -1,0 +1,289 @@
+#include "examples/http_service.h"
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "examples/echo_service.h"
+#include "examples/http_wire.h"
+#include "timer/instant.h"
+#include "timer/timeout.h"
+
+namespace pollux::examples::http {
+namespace {
+
+// Bytes a connection reads at a time (one buffer, reused).
+constexpr size_t kReadBytes = 16 * 1024;
+// After the last response of a closing connection, how long and how much of
+// the client's input to drain before closing (see close_gracefully).
+constexpr absl::Duration kLingerTime = absl::Seconds(1);
+constexpr size_t kMaxLingerBytes = 256 * 1024;
+
+void append(std::vector<char>& out, std::string_view bytes) {
+  out.insert(out.end(), bytes.begin(), bytes.end());
+}
+
+// RFC 9110 token characters (what a method name is made of).
+bool is_token_char(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+         (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+}
+
+// A request target: visible characters, no space, no DEL.
+bool is_target_char(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u > ' ' && u != 0x7f;
+}
+
+// Each "name: value" line of `head` after its first line, up to the blank
+// line. Calls fn(name, value) and stops when it returns false. Returns false
+// when a line has no colon (or an empty name).
+template <class Fn>
+bool for_each_header(absl::string_view head, Fn fn) {
+  size_t first_line_end = head.find("\r\n");
+  if (first_line_end == absl::string_view::npos) return false;
+  absl::string_view rest = head.substr(first_line_end + 2);
+  while (!rest.empty()) {
+    const size_t end = rest.find("\r\n");
+    if (end == absl::string_view::npos) return false;  // a head always ends in CRLF CRLF
+    absl::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end + 2);
+    if (line.empty()) return true;  // the blank line ending the head
+    const size_t colon = line.find(':');
+    if (colon == absl::string_view::npos || colon == 0) return false;
+    if (!fn(line.substr(0, colon), absl::StripAsciiWhitespace(line.substr(colon + 1)))) {
+      return true;
+    }
+  }
+  return true;
+}
+
+// The Content-Length of a response head.
+absl::StatusOr<size_t> content_length(absl::string_view head) {
+  bool found = false;
+  bool valid = true;
+  size_t length = 0;
+  const bool well_formed =
+      for_each_header(head, [&](absl::string_view name, absl::string_view value) {
+        if (!absl::EqualsIgnoreCase(name, "content-length")) return true;
+        found = true;
+        valid = absl::SimpleAtoi(value, &length);
+        return false;
+      });
+  if (!well_formed || !found || !valid) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "response head without a valid Content-Length: \"", absl::CEscape(head), "\""));
+  }
+  return length;
+}
+
+// After the last response on a connection: send FIN, then read and discard
+// what the client still sends (bounded in time and bytes) before the socket
+// closes. Closing a socket with unread input makes the kernel send RST,
+// which can make the client drop the response it has not read yet.
+Task<void> close_gracefully(net::TcpStream& stream, std::vector<char> buf) {
+  if (!stream.shutdown_write().ok()) co_return;
+  const Instant deadline = Instant::now() + kLingerTime;
+  for (size_t drained = 0; drained < kMaxLingerBytes;) {
+    absl::StatusOr<reactor::IoResult> r =
+        co_await pollux::timeout_at(stream.read(std::move(buf)), deadline);
+    if (!r.ok() || !r->n.ok() || *r->n == 0) co_return;
+    drained += *r->n;
+    buf = std::move(r->buf);
+  }
+}
+
+}  // namespace
+
+RequestVerdict inspect_request_head(std::string_view request_head) {
+  const absl::string_view head(request_head.data(), request_head.size());
+  const size_t line_end = head.find("\r\n");
+  if (line_end == absl::string_view::npos) return RequestVerdict::kBad;
+  const absl::string_view line = head.substr(0, line_end);
+  // METHOD SP target SP HTTP/1.x
+  size_t i = 0;
+  while (i < line.size() && is_token_char(line[i])) ++i;
+  if (i == 0 || i == line.size() || line[i] != ' ') return RequestVerdict::kBad;
+  const size_t target_start = ++i;
+  while (i < line.size() && is_target_char(line[i])) ++i;
+  if (i == target_start || i == line.size() || line[i] != ' ') return RequestVerdict::kBad;
+  const absl::string_view version = line.substr(i + 1);
+  if (version.size() != 8 || !absl::StartsWith(version, "HTTP/1.") ||
+      !absl::ascii_isdigit(static_cast<unsigned char>(version[7]))) {
+    return RequestVerdict::kBad;
+  }
+  // HTTP/1.1 connections persist unless asked not to; HTTP/1.0 ones only
+  // when asked to.
+  bool keep_alive = version[7] != '0';
+  bool close = false;
+  const bool well_formed =
+      for_each_header(head, [&](absl::string_view name, absl::string_view value) {
+        if (absl::EqualsIgnoreCase(name, "connection")) {
+          for (absl::string_view token : absl::StrSplit(value, ',')) {
+            token = absl::StripAsciiWhitespace(token);
+            if (absl::EqualsIgnoreCase(token, "close")) close = true;
+            if (absl::EqualsIgnoreCase(token, "keep-alive")) keep_alive = true;
+          }
+        }
+        return true;
+      });
+  if (!well_formed) return RequestVerdict::kBad;
+  return close || !keep_alive ? RequestVerdict::kClose : RequestVerdict::kKeepAlive;
+}
+
+Answered answer_requests(std::string_view input, std::vector<char>& out) {
+  Answered answered;
+  while (answered.consumed < input.size()) {
+    const std::string_view rest = input.substr(answered.consumed);
+    const size_t head_length = request_head_length(rest.data(), rest.size());
+    const bool too_long =
+        head_length == 0 ? rest.size() > kMaxHeadBytes : head_length > kMaxHeadBytes;
+    if (too_long) {
+      append(out, kHeaderTooLargeResponse);
+      answered.consumed = input.size();
+      answered.close = true;
+      return answered;
+    }
+    if (head_length == 0) break;  // incomplete: wait for more bytes
+    answered.consumed += head_length;
+    switch (inspect_request_head(rest.substr(0, head_length))) {
+      case RequestVerdict::kKeepAlive:
+        append(out, kHelloResponse);
+        break;
+      case RequestVerdict::kClose:
+        append(out, kHelloCloseResponse);
+        answered.close = true;
+        return answered;
+      case RequestVerdict::kBad:
+        append(out, kBadRequestResponse);
+        answered.close = true;
+        return answered;
+    }
+  }
+  return answered;
+}
+
+Task<void> http_connection(net::TcpStream stream) {
+  // Responses go out in one write per read; Nagle would hold a second
+  // batch back until the client's delayed ACK.
+  stream.set_nodelay(true).IgnoreError();
+  std::vector<char> in(kReadBytes);
+  std::string partial;  // an incomplete request head carried over to the next read
+  std::vector<char> out;
+  for (;;) {
+    reactor::IoResult r = co_await stream.read(std::move(in));
+    in = std::move(r.buf);
+    if (!r.n.ok() || *r.n == 0) co_return;
+    // The common case (nothing carried over) parses straight from the read
+    // buffer; `partial` is bounded by kMaxHeadBytes plus one read.
+    const bool carried_over = !partial.empty();
+    if (carried_over) partial.append(in.data(), *r.n);
+    const std::string_view input =
+        carried_over ? std::string_view(partial) : std::string_view(in.data(), *r.n);
+    const Answered answered = answer_requests(input, out);
+    if (carried_over) {
+      partial.erase(0, answered.consumed);
+    } else {
+      partial.assign(input.data() + answered.consumed, input.size() - answered.consumed);
+    }
+    if (!out.empty()) {
+      net::WriteAllResult w = co_await stream.write_all(std::move(out));
+      out = std::move(w.buf);
+      out.clear();  // keeps the capacity for the next batch
+      if (!w.status.ok()) co_return;
+    }
+    if (answered.close) {
+      co_await close_gracefully(stream, std::move(in));
+      co_return;
+    }
+  }
+}
+
+Task<void> serve_http(net::TcpListener listener) {
+  return serve_connections(std::move(listener), http_connection);
+}
+
+HttpResponseReader::HttpResponseReader(net::TcpStream& stream)
+    : stream_(&stream), read_buf_(kReadBytes) {}
+
+Task<absl::Status> HttpResponseReader::read_more() {
+  reactor::IoResult r = co_await stream_->read(std::move(read_buf_));
+  read_buf_ = std::move(r.buf);
+  if (!r.n.ok()) co_return r.n.status();
+  if (*r.n == 0) {
+    co_return absl::OutOfRangeError(absl::StrCat("end of stream from ",
+                                                 stream_->peer_addr().to_string(), " with ",
+                                                 buffered_.size(), " bytes of a response read"));
+  }
+  buffered_.append(read_buf_.data(), *r.n);
+  co_return absl::OkStatus();
+}
+
+Task<absl::StatusOr<std::string>> HttpResponseReader::next_response() {
+  size_t head_length = 0;
+  // A response head ends like a request head, in CRLF CRLF.
+  while ((head_length = request_head_length(buffered_.data(), buffered_.size())) == 0) {
+    absl::Status s = co_await read_more();
+    if (!s.ok()) co_return s;
+  }
+  absl::StatusOr<size_t> body_length =
+      content_length(absl::string_view(buffered_).substr(0, head_length));
+  if (!body_length.ok()) co_return body_length.status();
+  const size_t total = head_length + *body_length;
+  while (buffered_.size() < total) {
+    absl::Status s = co_await read_more();
+    if (!s.ok()) co_return s;
+  }
+  std::string response = buffered_.substr(0, total);
+  buffered_.erase(0, total);
+  co_return response;
+}
+
+Task<absl::Status> HttpResponseReader::expect_end_of_stream() {
+  for (;;) {
+    if (!buffered_.empty()) {
+      co_return absl::FailedPreconditionError(
+          absl::StrCat("expected end of stream, got ", buffered_.size(), " more bytes: \"",
+                       absl::CEscape(buffered_.substr(0, 80)), "\""));
+    }
+    reactor::IoResult r = co_await stream_->read(std::move(read_buf_));
+    read_buf_ = std::move(r.buf);
+    if (!r.n.ok()) co_return r.n.status();
+    if (*r.n == 0) co_return absl::OkStatus();
+    buffered_.append(read_buf_.data(), *r.n);
+  }
+}
+
+Task<absl::StatusOr<std::string>> http_get(net::TcpStream& stream, int pipelined_count) {
+  if (pipelined_count < 1) {
+    co_return absl::InvalidArgumentError(
+        absl::StrCat("http_get needs pipelined_count >= 1, got ", pipelined_count));
+  }
+  std::vector<char> requests;
+  requests.reserve(kHelloRequest.size() * static_cast<size_t>(pipelined_count));
+  for (int i = 0; i < pipelined_count; ++i) append(requests, kHelloRequest);
+  net::WriteAllResult w = co_await stream.write_all(std::move(requests));
+  if (!w.status.ok()) co_return w.status;
+  HttpResponseReader reader(stream);
+  std::string responses;
+  for (int i = 0; i < pipelined_count; ++i) {
+    absl::StatusOr<std::string> r = co_await reader.next_response();
+    if (!r.ok()) co_return r.status();
+    responses += *r;
+  }
+  co_return responses;
+}
+
+}  // namespace pollux::examples::http

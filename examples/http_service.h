@@ -1,0 +1,137 @@
+// The "hello" HTTP/1.1 server behind //examples:http_hello, and the small
+// client its tests and the benchmarks use.
+//
+//   rt->block_on(pollux::examples::serve_http(std::move(*listener)));
+//
+// Server: every well-formed request gets http::kHelloResponse. Connections
+// are persistent (keep-alive) and pipelined: each read may complete several
+// request heads; their responses are appended to one output buffer and sent
+// with one write_all per read, not one write per request. Bytes of an
+// incomplete head wait for the next read. Requests are assumed to have no
+// body (GET/HEAD), as http_wire.h says. Closing cases, each answered and then
+// closed gracefully (FIN first, then up to 1 s of draining the client's
+// input, so unread input does not turn the close into an RST that could
+// destroy the last response in flight):
+//   - a head longer than http::kMaxHeadBytes -> kHeaderTooLargeResponse (431);
+//   - a request line that is not `METHOD SP target SP HTTP/1.x` or a header
+//     line without a colon -> kBadRequestResponse (400);
+//   - `Connection: close` (any case, as one token of the value), or an
+//     HTTP/1.0 request without `Connection: keep-alive` ->
+//     kHelloCloseResponse, the hello response with `Connection: close`.
+// Stopping, errors and threads: as serve_connections (echo_service.h):
+// dropping the server task closes the listener and aborts every connection.
+//
+// Client: HttpResponseReader reads responses framed by Content-Length;
+// http_get sends pipelined hello requests and returns the responses' bytes.
+//
+// Thread-safety: tasks run on the thread that polls them; a reader is used
+// by one task at a time.
+#ifndef POLLUX_EXAMPLES_HTTP_SERVICE_H_
+#define POLLUX_EXAMPLES_HTTP_SERVICE_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "future/task.h"
+#include "net/tcp.h"
+
+namespace pollux::examples::http {
+
+// kHelloResponse with `Connection: close`: the answer to a request that asked
+// for the connection to end.
+inline constexpr std::string_view kHelloCloseResponse =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 13\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "Hello, World!";
+
+// The answer to a malformed request line or header line.
+inline constexpr std::string_view kBadRequestResponse =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Length: 0\r\n"
+    "Connection: close\r\n"
+    "\r\n";
+
+// The answer to a request head longer than kMaxHeadBytes.
+inline constexpr std::string_view kHeaderTooLargeResponse =
+    "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    "Content-Length: 0\r\n"
+    "Connection: close\r\n"
+    "\r\n";
+
+// What the server does with one complete request head.
+enum class RequestVerdict {
+  kKeepAlive,  // answer kHelloResponse, keep reading
+  kClose,      // answer kHelloCloseResponse, then close
+  kBad,        // answer kBadRequestResponse, then close
+};
+
+// Judges one complete request head (request line, header lines, the blank
+// line), as the header comment describes. Pure; allocates nothing.
+RequestVerdict inspect_request_head(std::string_view head);
+
+// The outcome of answer_requests.
+struct Answered {
+  size_t consumed = 0;  // bytes of `input` fully handled (complete heads)
+  bool close = false;   // the last response appended ends the connection
+};
+
+// Appends to `out` the response to every complete request head at the start
+// of `input`, stopping after one that ends the connection. Bytes after the
+// last complete head are not consumed (unless they already exceed
+// kMaxHeadBytes: then 431 and close). Pure apart from `out`.
+Answered answer_requests(std::string_view input, std::vector<char>& out);
+
+// Serves one connection (see the header comment).
+[[nodiscard]] Task<void> http_connection(net::TcpStream stream);
+
+// serve_connections(listener, http_connection).
+[[nodiscard]] Task<void> serve_http(net::TcpListener listener);
+
+// Reads HTTP responses off a stream one by one, keeping bytes that arrive
+// after a response for the next call. Borrows the stream, which must outlive
+// it and its tasks.
+class HttpResponseReader {
+ public:
+  explicit HttpResponseReader(net::TcpStream& stream);
+
+  // Output: the next response's bytes exactly as received (head, then the
+  // body of its Content-Length). Errors: end of stream first -> OutOfRange;
+  // a head with no Content-Length -> InvalidArgument; read errors as is.
+  // Cancellation: dropping it loses what it read (the reader is then unusable).
+  [[nodiscard]] Task<absl::StatusOr<std::string>> next_response();
+
+  // Output: OK when the peer closes with no byte left unread;
+  // FailedPrecondition quoting the extra bytes otherwise; read errors as is.
+  [[nodiscard]] Task<absl::Status> expect_end_of_stream();
+
+ private:
+  // Appends one read's bytes to buffered_. OutOfRange at end of stream.
+  Task<absl::Status> read_more();
+
+  net::TcpStream* stream_;
+  std::string buffered_;
+  std::vector<char> read_buf_;
+};
+
+// Sends `pipelined_count` copies of kHelloRequest in one write, then reads
+// that many responses. Output: the responses concatenated, exactly as
+// received; bytes the server sent after them are not read. Errors: as
+// write_all and HttpResponseReader::next_response.
+[[nodiscard]] Task<absl::StatusOr<std::string>> http_get(net::TcpStream& stream,
+                                                         int pipelined_count);
+
+}  // namespace pollux::examples::http
+
+namespace pollux::examples {
+// Next to serve_echo, for callers that write examples::serve_http.
+using http::serve_http;
+}  // namespace pollux::examples
+
+#endif  // POLLUX_EXAMPLES_HTTP_SERVICE_H_
