@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Macro benchmark: pollux's example servers against the hand-written
+# liburing baselines, driven by bench/loadgen (issue 7).
+#
+#   bash bench/compare.sh                  # REPS=3 DURATION=5, both modes, both servers
+#   REPS=1 DURATION=2 SERVERS=raw bash bench/compare.sh
+#
+# For each mode (echo, http) and repetition, runs each server in turn
+# (raw, pollux, raw, pollux, ... so slow drift hits both alike): the server
+# pinned to SERVER_CPU (taskset), loadgen pinned to CLIENT_CPU, CONNS
+# connections, SIZE-byte echo messages, WARMUP s warmup + DURATION s measured.
+#
+# Columns (medians over the repetitions):
+#   msgs/s, p50/p99 us  loadgen's measured window (after warmup)
+#   cpu us/msg          server CPU time (utime+stime from /proc/PID/stat) across
+#                       the whole loadgen run, divided by every response loadgen
+#                       verified in that run (loadgen's total_msgs: warmup,
+#                       window and drain alike), so both sides of the division
+#                       cover the same interval
+#   busy %              that CPU time / the loadgen run's wall time
+#   loadgen busy %      loadgen's own CPU time / its run time (near 100: the
+#                       client, not the server, limits msgs/s)
+#   ratio rows          pollux / raw of msgs/s and of cpu us/msg
+#
+# Env: REPS (3), DURATION (5), WARMUP (1), CONNS (50), SIZE (64), DEPTH (1),
+# MODES ("echo http"), SERVERS ("raw pollux"), SERVER_CPU (0), CLIENT_CPU (1).
+# Exits non-zero when any run failed (loadgen errors, server died, no port).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPS=${REPS:-3}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-50}
+SIZE=${SIZE:-64}
+DEPTH=${DEPTH:-1}
+MODES=${MODES:-"echo http"}
+SERVERS=${SERVERS:-"raw pollux"}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+
+targets=(//bench:loadgen)
+for server in $SERVERS; do
+  case $server in
+    raw) targets+=(//bench:raw_echo_server //bench:raw_http_server) ;;
+    pollux) targets+=(//examples:echo_server //examples:http_hello) ;;
+    *) echo "compare.sh: unknown server '$server' in SERVERS (raw, pollux)" >&2; exit 2 ;;
+  esac
+done
+./bazelw build -c opt "${targets[@]}"
+
+# Copy the binaries out: bazel-bin may be re-pointed by someone else's build.
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+bin_dir=$(./bazelw info -c opt bazel-bin 2>/dev/null)
+for t in "${targets[@]}"; do
+  rel=${t#//}
+  cp "$bin_dir/${rel%%:*}/${rel##*:}" "$work/"
+done
+
+server_binary() {  # server mode -> binary path
+  case $1:$2 in
+    raw:echo) echo "$work/raw_echo_server" ;;
+    raw:http) echo "$work/raw_http_server" ;;
+    pollux:echo) echo "$work/echo_server" ;;
+    pollux:http) echo "$work/http_hello" ;;
+  esac
+}
+
+cpu_ticks() {  # pid -> utime+stime in clock ticks (fields 14, 15; comm may hold spaces)
+  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+now_ns() { date +%s%N; }
+
+ticks_per_sec=$(getconf CLK_TCK)
+results=$work/results.txt
+: >"$results"
+failed=0
+
+run_one() {  # mode server rep
+  local mode=$1 server=$2 rep=$3 out=$work/server.out port= i
+  : >"$out"  # exists before the background server's redirection does
+  taskset -c "$SERVER_CPU" "$(server_binary "$server" "$mode")" --port=0 --threads=1 \
+    --addr=127.0.0.1 >"$out" 2>"$work/server.err" &
+  server_pid=$!
+  for ((i = 0; i < 100; i++)); do  # up to 10 s for the startup line
+    port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
+    [[ -n $port ]] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $port ]]; then
+    echo "FAILED: $server $mode server printed no 'listening on' line:" >&2
+    cat "$out" "$work/server.err" >&2
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+    failed=1
+    return
+  fi
+
+  local ticks0 t0 ticks1 t1 rc=0
+  ticks0=$(cpu_ticks "$server_pid")
+  t0=$(now_ns)
+  "$work/loadgen" --port="$port" --mode="$mode" --conns="$CONNS" --size="$SIZE" --depth="$DEPTH" \
+    --duration="$DURATION" --warmup="$WARMUP" --cpu="$CLIENT_CPU" >"$work/loadgen.out" \
+    2>"$work/loadgen.err" || rc=$?
+  t1=$(now_ns)
+  if ! ticks1=$(cpu_ticks "$server_pid" 2>/dev/null); then
+    echo "FAILED: $server $mode server died during the run" >&2
+    rc=1
+    ticks1=$ticks0
+  fi
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+
+  local result
+  result=$(grep '^RESULT ' "$work/loadgen.out" || true)
+  if [[ $rc -ne 0 || -z $result ]]; then
+    echo "FAILED: $server $mode rep $rep (loadgen exit $rc):" >&2
+    cat "$work/loadgen.out" "$work/loadgen.err" >&2
+    failed=1
+  fi
+  [[ -z $result ]] && return
+  echo "$mode $server rep $rep: ${result#RESULT }"
+  echo "$mode $server $((ticks1 - ticks0)) $((t1 - t0)) ${result#RESULT }" >>"$results"
+}
+
+for mode in $MODES; do
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for server in $SERVERS; do
+      run_one "$mode" "$server" "$rep"
+    done
+  done
+done
+
+echo
+echo "$(nproc) CPUs, kernel $(uname -r); server on CPU $SERVER_CPU, loadgen on CPU $CLIENT_CPU;" \
+  "$CONNS conns x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s; medians of $REPS"
+python3 - "$results" "$ticks_per_sec" "$MODES" "$SERVERS" <<'EOF'
+import statistics, sys
+
+path, ticks_per_sec, modes, servers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
+runs = {}
+for line in open(path):
+    mode, server, ticks, wall_ns, *kv = line.split()
+    r = dict(f.split("=", 1) for f in kv)
+    cpu_s = int(ticks) / ticks_per_sec
+    total = int(r["total_msgs"])
+    runs.setdefault((mode, server), []).append({
+        "rate": float(r["msgs_per_sec"]),
+        "p50": float(r["p50_us"]),
+        "p99": float(r["p99_us"]),
+        "cpu_us": cpu_s * 1e6 / total if total else float("nan"),
+        "busy": 100 * cpu_s / (int(wall_ns) / 1e9),
+        "client_busy": 100 * float(r["client_cpu_secs"]) / float(r["total_secs"]),
+        "errors": int(r["errors"]),
+    })
+
+def med(rows, key):
+    return statistics.median(row[key] for row in rows)
+
+print("| mode | server | msgs/s | p50 us | p99 us | server cpu us/msg | server busy % "
+      "| loadgen busy % | errors |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for mode in modes:
+    for server in servers:
+        rows = runs.get((mode, server))
+        if not rows:
+            print(f"| {mode} | {server} | (no successful run) | | | | | | |")
+            continue
+        print(f"| {mode} | {server} | {med(rows, 'rate'):.0f} | {med(rows, 'p50'):.1f} | "
+              f"{med(rows, 'p99'):.1f} | {med(rows, 'cpu_us'):.2f} | {med(rows, 'busy'):.0f} | "
+              f"{med(rows, 'client_busy'):.0f} | {sum(r['errors'] for r in rows)} |")
+    raw, pollux = runs.get((mode, "raw")), runs.get((mode, "pollux"))
+    if raw and pollux:
+        print(f"| {mode} | pollux/raw | {med(pollux, 'rate') / med(raw, 'rate'):.2f}x | | | "
+              f"{med(pollux, 'cpu_us') / med(raw, 'cpu_us'):.2f}x | | | |")
+EOF
+
+if [[ $failed -ne 0 ]]; then
+  echo "compare.sh: some runs FAILED (see above)" >&2
+  exit 1
+fi

@@ -1,0 +1,30 @@
+// raw_echo_server: the hand-written liburing echo baseline that
+// //examples:echo_server is measured against (bench/compare.sh). Same CLI
+// and startup line as the pollux server:
+//
+//   raw_echo_server --port=0 --threads=1 --addr=127.0.0.1   (default port 7000)
+//   -> prints "listening on 127.0.0.1:PORT", serves until SIGTERM/SIGINT.
+//
+// Each connection recv()s up to 16 KiB into its own buffer and sends exactly
+// those bytes back (short sends continue where they stopped) before the next
+// recv; the loop itself is in raw_server_common.h.
+#include <cstddef>
+
+#include "bench/raw_server_common.h"
+
+namespace {
+
+// Echo: the reply is the received bytes themselves, sent from the recv buffer.
+struct EchoProtocol {
+  pollux::bench::Reply on_recv(pollux::bench::Connection& conn, size_t n) {
+    return {conn.in.data(), n, false};
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int listen_fd = pollux::bench::listen_from_flags(argc, argv, "raw_echo_server", 7000);
+  EchoProtocol protocol;
+  pollux::bench::run_server(listen_fd, protocol);
+}

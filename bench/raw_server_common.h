@@ -1,0 +1,354 @@
+// The shared half of the hand-written liburing baselines (raw_echo_server,
+// raw_http_server) that pollux's servers are compared against, plus the ring
+// setup and flag parsing bench/loadgen reuses. No runtime: one thread, one
+// ring, one loop.
+//
+// The loop is what a careful engineer would write by hand:
+//   - ring set up with SINGLE_ISSUER | DEFER_TASKRUN (completions are only
+//     run when this thread enters the kernel), falling back to COOP_TASKRUN
+//     and then to no flags on older kernels;
+//   - one multishot accept, re-armed only when the kernel ends it; accepted
+//     sockets get TCP_NODELAY, as in pollux's servers;
+//   - per connection exactly one operation in flight: recv into the
+//     connection's own buffer, then send the reply (looping on short sends),
+//     then recv again;
+//   - exactly one io_uring_enter per loop iteration
+//     (io_uring_submit_and_wait submits the SQEs queued while handling the
+//     previous batch and waits for at least one completion), then every
+//     ready CQE is reaped with io_uring_for_each_cqe + io_uring_cq_advance.
+//
+// What a connection does with the bytes it receives is the Protocol's job
+// (see run_server below); the two servers differ only in that.
+//
+// Thread-safety: everything here runs on the one thread that owns the ring.
+#ifndef POLLUX_BENCH_RAW_SERVER_COMMON_H_
+#define POLLUX_BENCH_RAW_SERVER_COMMON_H_
+
+#include <arpa/inet.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pollux::bench {
+
+// Prints "what: strerror(err)" and exits 1; the baselines have no recovery path.
+[[noreturn]] inline void die(const char* what, int err) {
+  std::fprintf(stderr, "%s: %s\n", what, std::strerror(err));
+  std::exit(1);
+}
+
+// `--name=value` command-line flags. A tiny parser rather than absl flags
+// because //third_party:absl_flags does not link on Debian 12 (its abseil
+// has no libabsl_flags). Any malformed or unknown flag prints `usage` and
+// exits 2; --help prints it and exits 0.
+class Flags {
+ public:
+  Flags(int argc, char** argv, std::string usage) : usage_(std::move(usage)) {
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg == "--help" || arg == "-h") {
+        std::printf("%s", usage_.c_str());
+        std::exit(0);
+      }
+      size_t eq = arg.find('=');
+      if (arg.rfind("--", 0) != 0 || eq == std::string::npos) bad("expected --name=value", arg);
+      values_[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
+    }
+  }
+
+  std::string get_string(const std::string& name, const std::string& fallback) {
+    used_.insert(name);
+    auto it = values_.find(name);
+    return it == values_.end() ? fallback : it->second;
+  }
+  long get_int(const std::string& name, long fallback) {
+    std::string text = get_string(name, std::to_string(fallback));
+    char* end = nullptr;
+    errno = 0;
+    long v = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno != 0) bad("not an integer", name + "=" + text);
+    return v;
+  }
+  double get_double(const std::string& name, double fallback) {
+    std::string text = get_string(name, std::to_string(fallback));
+    char* end = nullptr;
+    double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0') bad("not a number", name + "=" + text);
+    return v;
+  }
+  bool get_bool(const std::string& name, bool fallback) {
+    std::string text = get_string(name, fallback ? "true" : "false");
+    if (text != "true" && text != "false") bad("not true/false", name + "=" + text);
+    return text == "true";
+  }
+
+  // Call after every get_*: refuses flags nobody asked for (typos).
+  void reject_unknown() {
+    for (const auto& [name, value] : values_) {
+      if (used_.count(name) == 0) bad("unknown flag", "--" + name);
+    }
+  }
+
+ private:
+  [[noreturn]] void bad(const char* why, const std::string& what) {
+    std::fprintf(stderr, "%s: %s\n%s", why, what.c_str(), usage_.c_str());
+    std::exit(2);
+  }
+
+  std::string usage_;
+  std::map<std::string, std::string> values_;
+  std::set<std::string> used_;
+};
+
+// Initialises `ring` with `entries` SQEs, trying SINGLE_ISSUER|DEFER_TASKRUN
+// first (what pollux's driver uses), then COOP_TASKRUN, then no flags.
+// Returns the setup flags in force. Only EINVAL (flag unknown) falls back.
+inline unsigned init_ring(io_uring* ring, unsigned entries) {
+  static constexpr unsigned kAttempts[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      IORING_SETUP_COOP_TASKRUN,
+      0,
+  };
+  int ret = -EINVAL;
+  for (unsigned flags : kAttempts) {
+    io_uring_params params;
+    std::memset(&params, 0, sizeof(params));
+    params.flags = flags;
+    ret = io_uring_queue_init_params(entries, ring, &params);
+    if (ret == 0) return flags;
+    if (ret != -EINVAL) break;
+  }
+  die("io_uring_queue_init_params", -ret);
+}
+
+// A free SQE; when the submission queue is full, submits what is queued first.
+inline io_uring_sqe* get_sqe(io_uring* ring) {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  if (sqe == nullptr) {
+    int ret = io_uring_submit(ring);
+    if (ret < 0) die("io_uring_submit (SQ full)", -ret);
+    sqe = io_uring_get_sqe(ring);
+    if (sqe == nullptr) die("io_uring_get_sqe after submit", EBUSY);
+  }
+  return sqe;
+}
+
+// Fills `storage` with the numeric IPv4 or IPv6 address `addr` and `port`;
+// returns the address length, or 0 when `addr` is not a numeric address.
+inline socklen_t parse_address(const std::string& addr, int port, sockaddr_storage* storage) {
+  std::memset(storage, 0, sizeof(*storage));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(storage);
+  if (inet_pton(AF_INET, addr.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    return sizeof(sockaddr_in);
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(storage);
+  if (inet_pton(AF_INET6, addr.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    return sizeof(sockaddr_in6);
+  }
+  return 0;
+}
+
+// Binds and listens on addr:port (port 0 picks a free one), then prints the
+// one startup line every benchmark server prints, "listening on ADDR:PORT"
+// (IPv6 as [ADDR]:PORT), and flushes it so a script can read the port.
+inline int listen_and_announce(const std::string& addr, int port) {
+  sockaddr_storage storage;
+  socklen_t len = parse_address(addr, port, &storage);
+  if (len == 0) {
+    std::fprintf(stderr, "--addr=%s is not a numeric IPv4/IPv6 address\n", addr.c_str());
+    std::exit(1);
+  }
+  int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket", errno);
+  int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) die("SO_REUSEADDR", errno);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), len) != 0) die("bind", errno);
+  if (::listen(fd, SOMAXCONN) != 0) die("listen", errno);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &len) != 0) die("getsockname", errno);
+  int bound_port = storage.ss_family == AF_INET
+                       ? ntohs(reinterpret_cast<sockaddr_in*>(&storage)->sin_port)
+                       : ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port);
+  if (storage.ss_family == AF_INET) {
+    std::printf("listening on %s:%d\n", addr.c_str(), bound_port);
+  } else {
+    std::printf("listening on [%s]:%d\n", addr.c_str(), bound_port);
+  }
+  std::fflush(stdout);
+  return fd;
+}
+
+// The servers' main() up to serving: parses `--port=N --threads=1
+// --addr=IP` (the CLI of pollux's example servers; `default_port` as theirs),
+// refuses any thread count but 1 (exit 2), then listen_and_announce().
+// Returns the listening socket.
+inline int listen_from_flags(int argc, char** argv, const char* program, int default_port) {
+  std::string usage = std::string("usage: ") + program +
+                      " [--port=N] [--threads=1] [--addr=IP]\n"
+                      "  --port=N     TCP port (0 picks a free one; default " +
+                      std::to_string(default_port) +
+                      ")\n"
+                      "  --threads=1  the baseline is single-threaded\n"
+                      "  --addr=IP    numeric address to listen on (default 127.0.0.1)\n";
+  Flags flags(argc, argv, usage);
+  long port = flags.get_int("port", default_port);
+  long threads = flags.get_int("threads", 1);
+  std::string addr = flags.get_string("addr", "127.0.0.1");
+  flags.reject_unknown();
+  if (threads != 1) {
+    std::fprintf(stderr, "%s: --threads must be 1 (the baseline is one thread)\n", program);
+    std::exit(2);
+  }
+  if (port < 0 || port > 65535) {
+    std::fprintf(stderr, "%s: --port must be in 0..65535\n", program);
+    std::exit(2);
+  }
+  return listen_and_announce(addr, static_cast<int>(port));
+}
+
+// One accepted connection. recv fills in[kept, in.size()); in[0, kept) is
+// what the protocol carried over from earlier reads (a partial request).
+struct Connection {
+  static constexpr size_t kRecvBytes = 16 * 1024;  // as pollux's servers read
+
+  explicit Connection(int socket) : fd(socket), in(kRecvBytes) {}
+
+  int fd;
+  std::vector<char> in;
+  size_t kept = 0;
+  std::vector<char> out;  // reply storage for protocols that build one (http)
+
+  // The reply being sent: [send_data, send_data + send_len), `sent` done.
+  const char* send_data = nullptr;
+  size_t send_len = 0;
+  size_t sent = 0;
+  bool close_after_send = false;
+};
+
+// What a protocol answers to `n` new bytes at conn.in[conn.kept, +n):
+// bytes to send (len 0: nothing yet, recv more), and whether to close after.
+struct Reply {
+  const char* data;
+  size_t len;
+  bool close_after;
+};
+
+// Runs the accept/recv/send loop on `listen_fd` forever (until a signal
+// kills the process). Protocol has `Reply on_recv(Connection&, size_t n)`;
+// the reply must stay valid until sent (conn.in or conn.out). conn.out is
+// cleared once the reply is fully sent.
+template <typename Protocol>
+[[noreturn]] void run_server(int listen_fd, Protocol& protocol) {
+  // user_data = (operation << 32) | fd: at most one operation per socket.
+  enum Op : uint64_t { kAccept = 1, kRecv = 2, kSend = 3 };
+  io_uring ring;
+  init_ring(&ring, 1024);
+  std::vector<std::unique_ptr<Connection>> conns;  // indexed by fd
+
+  auto arm_accept = [&] {
+    io_uring_sqe* sqe = get_sqe(&ring);
+    io_uring_prep_multishot_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, kAccept << 32 | static_cast<uint64_t>(listen_fd));
+  };
+  auto arm_recv = [&](Connection& c) {
+    io_uring_sqe* sqe = get_sqe(&ring);
+    io_uring_prep_recv(sqe, c.fd, c.in.data() + c.kept, c.in.size() - c.kept, 0);
+    io_uring_sqe_set_data64(sqe, kRecv << 32 | static_cast<uint64_t>(c.fd));
+  };
+  auto arm_send = [&](Connection& c) {
+    io_uring_sqe* sqe = get_sqe(&ring);
+    io_uring_prep_send(sqe, c.fd, c.send_data + c.sent, c.send_len - c.sent, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, kSend << 32 | static_cast<uint64_t>(c.fd));
+  };
+  // Safe to close synchronously: the completion being handled was the
+  // connection's only operation in flight.
+  auto close_conn = [&](Connection& c) {
+    int fd = c.fd;
+    ::close(fd);
+    conns[static_cast<size_t>(fd)].reset();
+  };
+
+  arm_accept();
+  for (;;) {
+    int ret = io_uring_submit_and_wait(&ring, 1);
+    if (ret < 0 && ret != -EINTR) die("io_uring_submit_and_wait", -ret);
+    unsigned head;
+    unsigned reaped = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++reaped;
+      const uint64_t op = cqe->user_data >> 32;
+      const auto fd = static_cast<size_t>(cqe->user_data & 0xffffffffu);
+      const int res = cqe->res;
+      if (op == kAccept) {
+        if (res >= 0) {
+          const auto client = static_cast<size_t>(res);
+          if (conns.size() <= client) conns.resize(client + 1);
+          // As pollux's servers do: a reply split over two sends must not
+          // wait for the client's delayed ACK.
+          int one = 1;
+          ::setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+          conns[client] = std::make_unique<Connection>(res);
+          arm_recv(*conns[client]);
+        } else {
+          std::fprintf(stderr, "accept: %s\n", std::strerror(-res));
+        }
+        if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept();
+        continue;
+      }
+      Connection& c = *conns[fd];
+      if (res <= 0) {  // EOF, reset, or any other error: drop the connection
+        close_conn(c);
+        continue;
+      }
+      if (op == kRecv) {
+        Reply reply = protocol.on_recv(c, static_cast<size_t>(res));
+        if (reply.len == 0) {
+          if (reply.close_after) {
+            close_conn(c);
+          } else {
+            arm_recv(c);
+          }
+          continue;
+        }
+        c.send_data = reply.data;
+        c.send_len = reply.len;
+        c.sent = 0;
+        c.close_after_send = reply.close_after;
+        arm_send(c);
+      } else {  // kSend
+        c.sent += static_cast<size_t>(res);
+        if (c.sent < c.send_len) {
+          arm_send(c);  // short send: the rest, from where it stopped
+        } else if (c.close_after_send) {
+          close_conn(c);
+        } else {
+          c.out.clear();
+          arm_recv(c);
+        }
+      }
+    }
+    io_uring_cq_advance(&ring, reaped);
+  }
+}
+
+}  // namespace pollux::bench
+
+#endif  // POLLUX_BENCH_RAW_SERVER_COMMON_H_
