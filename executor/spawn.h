@@ -98,7 +98,7 @@ auto spawn_on(ExecutorCore& core, F&& f) {
   auto fut = make_task_future(std::forward<F>(f));
   using Fut = decltype(fut);
   using Out = output_t<Fut>;
-  core.shared->ref_inc();  // the cell's reference, released by dealloc
+  core.take_shared_ref();  // the cell's reference, released by dealloc
   Header* h = Cell<Fut>::allocate(std::move(fut), core.shared);
   core.own(h);
   if (core.shared->is_closed()) {

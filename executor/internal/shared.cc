@@ -52,8 +52,12 @@ Shared::Shared(std::shared_ptr<Unparker> unparker, bool bind_now)
       owner_(bind_now ? std::this_thread::get_id() : std::thread::id()) {}
 
 bool Shared::bind_owner() noexcept {
-  std::thread::id expected;
   const std::thread::id self = std::this_thread::get_id();
+  // Every spawn checks the owner: once bound, a plain load answers it, no
+  // locked instruction. acquire: pairs with the CAS below (the binding, and
+  // everything the binder did before it, is visible to a later check).
+  if (owner_.load(std::memory_order_acquire) == self) return true;
+  std::thread::id expected;
   // acq_rel: release publishes the binding to owner()'s acquire loads.
   if (owner_.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) return true;
   return expected == self;
@@ -76,10 +80,10 @@ bool Shared::spawn_remote(Header* h) noexcept {
   return true;
 }
 
-void Shared::ref_dec() noexcept {
+void Shared::ref_dec(size_t n) noexcept {
   // acq_rel: release orders this holder's accesses before the delete; acquire
   // on the last decrement sees every other holder's.
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
 }
 
 void Shared::schedule(Header* h) noexcept {

@@ -51,11 +51,11 @@ class Shared {
   Shared(const Shared&) = delete;
   Shared& operator=(const Shared&) = delete;
 
-  void ref_inc() noexcept {
+  void ref_inc(size_t n = 1) noexcept {
     // relaxed: a reference is only created from an existing one.
-    refs_.fetch_add(1, std::memory_order_relaxed);
+    refs_.fetch_add(n, std::memory_order_relaxed);
   }
-  void ref_dec() noexcept;
+  void ref_dec(size_t n = 1) noexcept;
 
   // Queues a notified task (the caller hands over the queue entry's
   // reference): onto the current thread's local queue when this executor is
@@ -116,7 +116,37 @@ class Shared {
 // The owner thread's half of an executor.
 struct ExecutorCore {
   explicit ExecutorCore(Shared* s) noexcept : shared(s) {}
+  ~ExecutorCore() {
+    if (banked_shared_refs > 0) shared->ref_dec(banked_shared_refs);
+  }
+  ExecutorCore(const ExecutorCore&) = delete;
+  ExecutorCore& operator=(const ExecutorCore&) = delete;
+
+  // Every task cell holds a reference to `shared`. Taking one per spawn and
+  // dropping one per free would be two locked instructions per task, so the
+  // core keeps a bank of references it already holds: a spawn takes one from
+  // the bank (refilling it kSharedRefBatch at a time), and a cell freed on
+  // this thread while this core is current puts its reference back. Every
+  // reference counted in `shared` is held by a cell or by the bank, and the
+  // bank's are released when the core is destroyed. Owner thread only.
+  static constexpr size_t kSharedRefBatch = 64;
+  void take_shared_ref() noexcept {
+    if (banked_shared_refs == 0) {
+      shared->ref_inc(kSharedRefBatch);
+      banked_shared_refs = kSharedRefBatch;
+    }
+    --banked_shared_refs;
+  }
+  // True when the reference a cell of `s` held went back into the bank;
+  // false when the caller must drop it (another executor's, or bank full).
+  bool return_shared_ref(Shared* s) noexcept {
+    if (s != shared || banked_shared_refs >= 4 * kSharedRefBatch) return false;
+    ++banked_shared_refs;
+    return true;
+  }
+
   Shared* shared;
+  size_t banked_shared_refs = 0;
   TaskList run_queue;
   // Intrusive list of every task not yet complete (through Trailer links).
   Header* owned_head = nullptr;

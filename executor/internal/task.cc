@@ -1,5 +1,8 @@
 #include "executor/internal/task.h"
 
+#include <mutex>
+#include <vector>
+
 #include "executor/internal/shared.h"
 #include "future/assert.h"
 
@@ -7,7 +10,48 @@ namespace pollux::detail {
 
 namespace {
 
-std::atomic<int64_t> g_live_tasks{0};
+// The live-cell count (live_tasks()) is kept per thread so that spawning
+// and freeing a task costs no locked instruction: each thread adds to its
+// own counter with a relaxed load and store (only it writes it), and a
+// reader sums every thread's counter under a mutex. A cell freed on another
+// thread than the one that made it makes one counter go up and the other
+// down; only the sum means anything. Counters of exited threads are folded
+// into g_exited_threads.
+struct LiveTaskCounters {
+  std::mutex mu;
+  std::vector<const std::atomic<int64_t>*> threads;  // guarded by mu
+  int64_t exited_threads = 0;                        // guarded by mu
+};
+
+LiveTaskCounters& live_task_counters() {
+  static auto* counters = new LiveTaskCounters;  // never destroyed: threads exit after main
+  return *counters;
+}
+
+class ThreadTaskCounter {
+ public:
+  ThreadTaskCounter() {
+    LiveTaskCounters& all = live_task_counters();
+    std::lock_guard lock(all.mu);
+    all.threads.push_back(&count_);
+  }
+  ~ThreadTaskCounter() {
+    LiveTaskCounters& all = live_task_counters();
+    std::lock_guard lock(all.mu);
+    all.exited_threads += count_.load(std::memory_order_relaxed);
+    std::erase(all.threads, &count_);
+  }
+  void add(int64_t d) noexcept {
+    // relaxed, and not a read-modify-write: this thread is the only writer;
+    // readers (live_tasks) want a statistic and read it when quiescent.
+    count_.store(count_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int64_t> count_{0};
+};
+
+thread_local ThreadTaskCounter t_live_tasks;
 
 void dealloc(Header* h) noexcept { h->vtable->dealloc(h); }
 
@@ -68,12 +112,22 @@ void task_drop(void* p) noexcept { drop_reference(static_cast<Header*>(p)); }
 
 const WakerVTable kTaskWakerVTable = {&task_clone, &task_wake, &task_wake_by_ref, &task_drop};
 
-void count_task_alloc() noexcept {
-  // relaxed: a statistic; tests read it after the executor is quiescent.
-  g_live_tasks.fetch_add(1, std::memory_order_relaxed);
+void release_shared_ref(Shared* scheduler) noexcept {
+  ExecutorCore* core = current_core();
+  if (core != nullptr && core->return_shared_ref(scheduler)) return;
+  scheduler->ref_dec();
 }
-void count_task_dealloc() noexcept { g_live_tasks.fetch_sub(1, std::memory_order_relaxed); }
-int64_t live_tasks() noexcept { return g_live_tasks.load(std::memory_order_relaxed); }
+
+void count_task_alloc() noexcept { t_live_tasks.add(1); }
+void count_task_dealloc() noexcept { t_live_tasks.add(-1); }
+int64_t live_tasks() noexcept {
+  LiveTaskCounters& all = live_task_counters();
+  std::lock_guard lock(all.mu);
+  int64_t sum = all.exited_threads;
+  // relaxed: see ThreadTaskCounter::add.
+  for (const std::atomic<int64_t>* c : all.threads) sum += c->load(std::memory_order_relaxed);
+  return sum;
+}
 
 void drop_reference(Header* h) noexcept {
   if (h->state.ref_dec()) dealloc(h);

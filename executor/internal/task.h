@@ -97,6 +97,9 @@ void join_drop(Header* h) noexcept;
 // Counts live task cells (for tests and shutdown checks).
 void count_task_alloc() noexcept;
 void count_task_dealloc() noexcept;
+// Drops a freed cell's reference to its scheduler (into the current core's
+// bank when it is that scheduler's, see ExecutorCore::take_shared_ref).
+void release_shared_ref(Shared* scheduler) noexcept;
 
 // ---- The typed cell ----
 
@@ -215,7 +218,7 @@ void Cell<F>::dealloc(Header* h) noexcept {
   Shared* scheduler = h->scheduler;
   delete c;
   count_task_dealloc();
-  scheduler->ref_dec();
+  release_shared_ref(scheduler);
 }
 }  // namespace pollux::detail
 
