@@ -6,8 +6,8 @@
 //   -> prints "listening on 127.0.0.1:PORT", serves until SIGTERM/SIGINT.
 //
 // Same HTTP work per read as the pollux server: it calls the same pure
-// answer_requests() (examples/http_service.h; only that function is used
-// from the library, none of pollux's runtime), which finds each complete
+// answer_requests() (examples/http_wire.h, which has no runtime in it),
+// which finds each complete
 // request head in what has arrived, checks it, and appends one response per
 // request (kHelloResponse for keep-alive ones; 400/431 or a closing response
 // end the connection). Everything answered goes out with one send (short
@@ -18,7 +18,7 @@
 #include <string_view>
 
 #include "bench/raw_server_common.h"
-#include "examples/http_service.h"
+#include "examples/http_wire.h"
 
 namespace {
 

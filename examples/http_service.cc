@@ -9,12 +9,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "examples/echo_service.h"
 #include "examples/http_wire.h"
@@ -30,45 +28,6 @@ constexpr size_t kReadBytes = 16 * 1024;
 // the client's input to drain before closing (see close_gracefully).
 constexpr absl::Duration kLingerTime = absl::Seconds(1);
 constexpr size_t kMaxLingerBytes = 256 * 1024;
-
-void append(std::vector<char>& out, std::string_view bytes) {
-  out.insert(out.end(), bytes.begin(), bytes.end());
-}
-
-// RFC 9110 token characters (what a method name is made of).
-bool is_token_char(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-         (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
-}
-
-// A request target: visible characters, no space, no DEL.
-bool is_target_char(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return u > ' ' && u != 0x7f;
-}
-
-// Each "name: value" line of `head` after its first line, up to the blank
-// line. Calls fn(name, value) and stops when it returns false. Returns false
-// when a line has no colon (or an empty name).
-template <class Fn>
-bool for_each_header(absl::string_view head, Fn fn) {
-  size_t first_line_end = head.find("\r\n");
-  if (first_line_end == absl::string_view::npos) return false;
-  absl::string_view rest = head.substr(first_line_end + 2);
-  while (!rest.empty()) {
-    const size_t end = rest.find("\r\n");
-    if (end == absl::string_view::npos) return false;  // a head always ends in CRLF CRLF
-    absl::string_view line = rest.substr(0, end);
-    rest.remove_prefix(end + 2);
-    if (line.empty()) return true;  // the blank line ending the head
-    const size_t colon = line.find(':');
-    if (colon == absl::string_view::npos || colon == 0) return false;
-    if (!fn(line.substr(0, colon), absl::StripAsciiWhitespace(line.substr(colon + 1)))) {
-      return true;
-    }
-  }
-  return true;
-}
 
 // The Content-Length of a response head.
 absl::StatusOr<size_t> content_length(absl::string_view head) {
@@ -106,74 +65,6 @@ Task<void> close_gracefully(net::TcpStream& stream, std::vector<char> buf) {
 }
 
 }  // namespace
-
-RequestVerdict inspect_request_head(std::string_view request_head) {
-  const absl::string_view head(request_head.data(), request_head.size());
-  const size_t line_end = head.find("\r\n");
-  if (line_end == absl::string_view::npos) return RequestVerdict::kBad;
-  const absl::string_view line = head.substr(0, line_end);
-  // METHOD SP target SP HTTP/1.x
-  size_t i = 0;
-  while (i < line.size() && is_token_char(line[i])) ++i;
-  if (i == 0 || i == line.size() || line[i] != ' ') return RequestVerdict::kBad;
-  const size_t target_start = ++i;
-  while (i < line.size() && is_target_char(line[i])) ++i;
-  if (i == target_start || i == line.size() || line[i] != ' ') return RequestVerdict::kBad;
-  const absl::string_view version = line.substr(i + 1);
-  if (version.size() != 8 || !absl::StartsWith(version, "HTTP/1.") ||
-      !absl::ascii_isdigit(static_cast<unsigned char>(version[7]))) {
-    return RequestVerdict::kBad;
-  }
-  // HTTP/1.1 connections persist unless asked not to; HTTP/1.0 ones only
-  // when asked to.
-  bool keep_alive = version[7] != '0';
-  bool close = false;
-  const bool well_formed =
-      for_each_header(head, [&](absl::string_view name, absl::string_view value) {
-        if (absl::EqualsIgnoreCase(name, "connection")) {
-          for (absl::string_view token : absl::StrSplit(value, ',')) {
-            token = absl::StripAsciiWhitespace(token);
-            if (absl::EqualsIgnoreCase(token, "close")) close = true;
-            if (absl::EqualsIgnoreCase(token, "keep-alive")) keep_alive = true;
-          }
-        }
-        return true;
-      });
-  if (!well_formed) return RequestVerdict::kBad;
-  return close || !keep_alive ? RequestVerdict::kClose : RequestVerdict::kKeepAlive;
-}
-
-Answered answer_requests(std::string_view input, std::vector<char>& out) {
-  Answered answered;
-  while (answered.consumed < input.size()) {
-    const std::string_view rest = input.substr(answered.consumed);
-    const size_t head_length = request_head_length(rest.data(), rest.size());
-    const bool too_long =
-        head_length == 0 ? rest.size() > kMaxHeadBytes : head_length > kMaxHeadBytes;
-    if (too_long) {
-      append(out, kHeaderTooLargeResponse);
-      answered.consumed = input.size();
-      answered.close = true;
-      return answered;
-    }
-    if (head_length == 0) break;  // incomplete: wait for more bytes
-    answered.consumed += head_length;
-    switch (inspect_request_head(rest.substr(0, head_length))) {
-      case RequestVerdict::kKeepAlive:
-        append(out, kHelloResponse);
-        break;
-      case RequestVerdict::kClose:
-        append(out, kHelloCloseResponse);
-        answered.close = true;
-        return answered;
-      case RequestVerdict::kBad:
-        append(out, kBadRequestResponse);
-        answered.close = true;
-        return answered;
-    }
-  }
-  return answered;
-}
 
 Task<void> http_connection(net::TcpStream stream) {
   // Responses go out in one write per read; Nagle would hold a second
@@ -273,7 +164,9 @@ Task<absl::StatusOr<std::string>> http_get(net::TcpStream& stream, int pipelined
   }
   std::vector<char> requests;
   requests.reserve(kHelloRequest.size() * static_cast<size_t>(pipelined_count));
-  for (int i = 0; i < pipelined_count; ++i) append(requests, kHelloRequest);
+  for (int i = 0; i < pipelined_count; ++i) {
+    requests.insert(requests.end(), kHelloRequest.begin(), kHelloRequest.end());
+  }
   net::WriteAllResult w = co_await stream.write_all(std::move(requests));
   if (!w.status.ok()) co_return w.status;
   HttpResponseReader reader(stream);

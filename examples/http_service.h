@@ -3,7 +3,9 @@
 //
 //   rt->block_on(pollux::examples::serve_http(std::move(*listener)));
 //
-// Server: every well-formed request gets http::kHelloResponse. Connections
+// Server: every well-formed request gets http::kHelloResponse. The parsing
+// and the responses are in http_wire.h (answer_requests); this file is the
+// I/O around them. Connections
 // are persistent (keep-alive) and pipelined: each read may complete several
 // request heads; their responses are appended to one output buffer and sent
 // with one write_all per read, not one write per request. Bytes of an
@@ -36,57 +38,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "examples/http_wire.h"
 #include "future/task.h"
 #include "net/tcp.h"
 
 namespace pollux::examples::http {
-
-// kHelloResponse with `Connection: close`: the answer to a request that asked
-// for the connection to end.
-inline constexpr std::string_view kHelloCloseResponse =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 13\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "Hello, World!";
-
-// The answer to a malformed request line or header line.
-inline constexpr std::string_view kBadRequestResponse =
-    "HTTP/1.1 400 Bad Request\r\n"
-    "Content-Length: 0\r\n"
-    "Connection: close\r\n"
-    "\r\n";
-
-// The answer to a request head longer than kMaxHeadBytes.
-inline constexpr std::string_view kHeaderTooLargeResponse =
-    "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    "Content-Length: 0\r\n"
-    "Connection: close\r\n"
-    "\r\n";
-
-// What the server does with one complete request head.
-enum class RequestVerdict {
-  kKeepAlive,  // answer kHelloResponse, keep reading
-  kClose,      // answer kHelloCloseResponse, then close
-  kBad,        // answer kBadRequestResponse, then close
-};
-
-// Judges one complete request head (request line, header lines, the blank
-// line), as the header comment describes. Pure; allocates nothing.
-RequestVerdict inspect_request_head(std::string_view head);
-
-// The outcome of answer_requests.
-struct Answered {
-  size_t consumed = 0;  // bytes of `input` fully handled (complete heads)
-  bool close = false;   // the last response appended ends the connection
-};
-
-// Appends to `out` the response to every complete request head at the start
-// of `input`, stopping after one that ends the connection. Bytes after the
-// last complete head are not consumed (unless they already exceed
-// kMaxHeadBytes: then 431 and close). Pure apart from `out`.
-Answered answer_requests(std::string_view input, std::vector<char>& out);
 
 // Serves one connection (see the header comment).
 [[nodiscard]] Task<void> http_connection(net::TcpStream stream);

@@ -1,6 +1,6 @@
 // The bytes of the HTTP/1.1 "hello" exchange that //examples:http_hello, the
 // raw-liburing baseline in bench/ and the load generator all agree on, and
-// the one parsing step every server does: finding where a request head ends.
+// the parsing every server does (answer_requests): no runtime, no I/O.
 //
 // Keeping them in one header makes the pollux-vs-raw comparison fair (both
 // servers do the same parsing work and send the same bytes) and lets the
@@ -13,6 +13,10 @@
 #include <cstddef>
 #include <cstring>
 #include <string_view>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/string_view.h"
 
 namespace pollux::examples::http {
 
@@ -41,6 +45,76 @@ inline constexpr size_t kMaxHeadBytes = 8192;
 inline size_t request_head_length(const char* p, size_t n) {
   const void* end = ::memmem(p, n, "\r\n\r\n", 4);
   return end == nullptr ? 0 : static_cast<size_t>(static_cast<const char*>(end) - p) + 4;
+}
+
+// kHelloResponse with `Connection: close`: the answer to a request that asked
+// for the connection to end.
+inline constexpr std::string_view kHelloCloseResponse =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 13\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "Hello, World!";
+
+// The answer to a malformed request line or header line.
+inline constexpr std::string_view kBadRequestResponse =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Length: 0\r\n"
+    "Connection: close\r\n"
+    "\r\n";
+
+// The answer to a request head longer than kMaxHeadBytes.
+inline constexpr std::string_view kHeaderTooLargeResponse =
+    "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    "Content-Length: 0\r\n"
+    "Connection: close\r\n"
+    "\r\n";
+
+// What the server does with one complete request head.
+enum class RequestVerdict {
+  kKeepAlive,  // answer kHelloResponse, keep reading
+  kClose,      // answer kHelloCloseResponse, then close
+  kBad,        // answer kBadRequestResponse, then close
+};
+
+// Judges one complete request head (request line, header lines, the blank
+// line), as the header comment describes. Pure; allocates nothing.
+RequestVerdict inspect_request_head(std::string_view head);
+
+// The outcome of answer_requests.
+struct Answered {
+  size_t consumed = 0;  // bytes of `input` fully handled (complete heads)
+  bool close = false;   // the last response appended ends the connection
+};
+
+// Appends to `out` the response to every complete request head at the start
+// of `input`, stopping after one that ends the connection. Bytes after the
+// last complete head are not consumed (unless they already exceed
+// kMaxHeadBytes: then 431 and close). Pure apart from `out`.
+Answered answer_requests(std::string_view input, std::vector<char>& out);
+
+// Each "name: value" line of `head` after its first line, up to the blank
+// line. Calls fn(name, value) and stops when it returns false. Returns false
+// when a line has no colon (or an empty name).
+template <class Fn>
+bool for_each_header(absl::string_view head, Fn fn) {
+  size_t first_line_end = head.find("\r\n");
+  if (first_line_end == absl::string_view::npos) return false;
+  absl::string_view rest = head.substr(first_line_end + 2);
+  while (!rest.empty()) {
+    const size_t end = rest.find("\r\n");
+    if (end == absl::string_view::npos) return false;  // a head always ends in CRLF CRLF
+    absl::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end + 2);
+    if (line.empty()) return true;  // the blank line ending the head
+    const size_t colon = line.find(':');
+    if (colon == absl::string_view::npos || colon == 0) return false;
+    if (!fn(line.substr(0, colon), absl::StripAsciiWhitespace(line.substr(colon + 1)))) {
+      return true;
+    }
+  }
+  return true;
 }
 
 }  // namespace pollux::examples::http

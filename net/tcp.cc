@@ -41,10 +41,11 @@ Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vecto
   const size_t end = std::min(len, buf.size());
   size_t off = 0;
   // Each round sends buf[off, end); MSG_WAITALL lets io_uring retry a short
-  // send itself, so this normally takes one round.
+  // send itself, so this normally takes one round. A plain send, not
+  // sendmsg: the kernel has no msghdr to copy and no iovec to import.
   while (off < end) {
-    reactor::IoResult r = co_await reactor::sendmsg(s->fd.get(), std::move(buf), off, nullptr,
-                                                    0, MSG_WAITALL, end);
+    reactor::IoResult r =
+        co_await reactor::send(s->fd.get(), std::move(buf), MSG_WAITALL, off, end);
     buf = std::move(r.buf);
     if (!r.n.ok()) {
       out.status = annotate(r.n.status(), absl::StrCat("write to ", peer_name(*s)));

@@ -188,22 +188,28 @@ struct DataSpec {
   std::vector<char> buf;
   uint64_t offset;  // read/write; -1 for "current position" (pipes, sockets)
   int flags;        // recv/send
+  // The part of buf the operation uses: [begin, min(end, buf.size())).
+  size_t begin = 0;
+  size_t end = SIZE_MAX;
 
   void prep(io_uring_sqe* sqe, OpStorage& st) {
     st.buf = std::move(buf);
-    unsigned len = static_cast<unsigned>(st.buf.size());
+    const size_t stop = std::min(end, st.buf.size());
+    const size_t from = std::min(begin, stop);
+    char* data = st.buf.data() + from;
+    const unsigned len = static_cast<unsigned>(std::min<size_t>(stop - from, 1u << 30));
     switch (kind) {
       case DataOpKind::kRead:
-        io_uring_prep_read(sqe, fd, st.buf.data(), len, offset);
+        io_uring_prep_read(sqe, fd, data, len, offset);
         break;
       case DataOpKind::kWrite:
-        io_uring_prep_write(sqe, fd, st.buf.data(), len, offset);
+        io_uring_prep_write(sqe, fd, data, len, offset);
         break;
       case DataOpKind::kRecv:
-        io_uring_prep_recv(sqe, fd, st.buf.data(), len, flags);
+        io_uring_prep_recv(sqe, fd, data, len, flags);
         break;
       case DataOpKind::kSend:
-        io_uring_prep_send(sqe, fd, st.buf.data(), len, flags);
+        io_uring_prep_send(sqe, fd, data, len, flags);
         break;
     }
   }
@@ -255,7 +261,7 @@ struct PollAddSpec {
   static Output fail(absl::Status s) { return s; }
 };
 
-// sendmsg(2) of buf[offset, end) (one iovec), to `addr` when addrlen > 0.
+// sendmsg(2) of buf[offset..] (one iovec), to `addr` when addrlen > 0.
 struct SendMsgSpec {
   using Output = IoResult;
   static constexpr bool kReturnsFd = false;
@@ -265,14 +271,12 @@ struct SendMsgSpec {
   sockaddr_storage addr;
   socklen_t addrlen;
   int flags;
-  size_t end;
   void prep(io_uring_sqe* sqe, OpStorage& st) {
     st.buf = std::move(buf);
     st.addr = addr;
     st.addrlen = addrlen;
-    const size_t stop = std::min(end, st.buf.size());
-    const size_t off = std::min(offset, stop);
-    st.iov = iovec{st.buf.data() + off, stop - off};
+    const size_t off = offset < st.buf.size() ? offset : st.buf.size();
+    st.iov = iovec{st.buf.data() + off, st.buf.size() - off};
     st.msg = msghdr{};
     if (st.addrlen > 0) {
       st.msg.msg_name = &st.addr;
@@ -343,21 +347,23 @@ struct TimeoutSpec {
 [[nodiscard]] inline Op<detail::DataSpec> recv(int fd, std::vector<char> buf, int flags = 0) {
   return Op<detail::DataSpec>({detail::DataOpKind::kRecv, fd, std::move(buf), 0, flags});
 }
-// send(2) of `buf` with MSG_NOSIGNAL (a closed peer gives EPIPE, never SIGPIPE).
-[[nodiscard]] inline Op<detail::DataSpec> send(int fd, std::vector<char> buf, int flags = 0) {
-  return Op<detail::DataSpec>(
-      {detail::DataOpKind::kSend, fd, std::move(buf), 0, flags | MSG_NOSIGNAL});
+// send(2) of buf[begin, min(end, buf.size())) with MSG_NOSIGNAL (a closed
+// peer gives EPIPE, never SIGPIPE). Output: bytes sent from `begin`; the
+// whole buffer comes back. With MSG_WAITALL the kernel retries a short send
+// itself until every byte is sent or an error occurs.
+[[nodiscard]] inline Op<detail::DataSpec> send(int fd, std::vector<char> buf, int flags = 0,
+                                               size_t begin = 0, size_t end = SIZE_MAX) {
+  return Op<detail::DataSpec>({detail::DataOpKind::kSend, fd, std::move(buf), 0,
+                               flags | MSG_NOSIGNAL, begin, end});
 }
-// sendmsg(2) of buf[offset, min(end, buf.size())) with MSG_NOSIGNAL, to
-// `addr` (datagram sockets) or, with addr == nullptr, to the connected peer.
-// Output: IoResult whose n counts bytes sent from `offset`; the whole buffer
-// comes back.
+// sendmsg(2) of buf[offset..] with MSG_NOSIGNAL, to `addr` (datagram
+// sockets) or, with addr == nullptr, to the connected peer. Output: IoResult
+// whose n counts bytes sent from `offset`; the whole buffer comes back.
 [[nodiscard]] inline Op<detail::SendMsgSpec> sendmsg(int fd, std::vector<char> buf,
                                                     size_t offset = 0,
                                                     const sockaddr* addr = nullptr,
-                                                    socklen_t len = 0, int flags = 0,
-                                                    size_t end = SIZE_MAX) {
-  detail::SendMsgSpec s{fd, std::move(buf), offset, {}, 0, flags | MSG_NOSIGNAL, end};
+                                                    socklen_t len = 0, int flags = 0) {
+  detail::SendMsgSpec s{fd, std::move(buf), offset, {}, 0, flags | MSG_NOSIGNAL};
   if (addr != nullptr && len > 0 && len <= sizeof(s.addr)) {
     std::memcpy(&s.addr, addr, len);
     s.addrlen = len;
