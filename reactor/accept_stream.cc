@@ -59,8 +59,7 @@ Poll<absl::StatusOr<OwnedFd>> AcceptStream::poll_next(Context& cx) {
   if (index_ != OpTable::kNone) {
     OpSlot& slot = driver_->ops().at(index_);
     if (!slot.more.empty()) {
-      CqeResult r = slot.more.front();
-      slot.more.pop_front();
+      CqeResult r = slot.more.pop_front();
       if (r.res < 0) {
         return Ready<absl::StatusOr<OwnedFd>>(
             errno_status(-r.res, absl::StrCat("accept on fd ", listen_fd_)));

@@ -60,6 +60,32 @@ struct CqeResult {
   uint32_t flags;
 };
 
+// The results a multishot op has delivered and its owner not yet taken, in
+// order. A vector plus a read index rather than std::deque: every slot has
+// one, most never use it, and an empty deque still allocates (~576 bytes).
+class CqeQueue {
+ public:
+  bool empty() const noexcept { return head_ == items_.size(); }
+  size_t size() const noexcept { return items_.size() - head_; }
+  void push_back(CqeResult r) { items_.push_back(r); }
+  // Requires !empty().
+  CqeResult pop_front() noexcept {
+    CqeResult r = items_[head_++];
+    if (head_ == items_.size()) clear();  // keeps the capacity
+    return r;
+  }
+  void clear() noexcept {
+    items_.clear();
+    head_ = 0;
+  }
+  const CqeResult* begin() const noexcept { return items_.data() + head_; }
+  const CqeResult* end() const noexcept { return items_.data() + items_.size(); }
+
+ private:
+  std::vector<CqeResult> items_;
+  size_t head_ = 0;
+};
+
 enum class SlotState : uint8_t { kFree, kInFlight, kCompleted, kIgnored };
 
 struct OpSlot {
@@ -75,7 +101,7 @@ struct OpSlot {
   // the ring position reused); IoUringDriver::cancel_op checks before use.
   io_uring_sqe* sqe = nullptr;
   CqeResult result{0, 0};
-  std::deque<CqeResult> more;  // queued multishot results
+  CqeQueue more;  // queued multishot results
   Waker waker;
   OpStorage storage;
   uint32_t next_free = 0;
