@@ -36,6 +36,10 @@ LocalExecutor::~LocalExecutor() {
   detail::TaskList unadopted;
   shared_->close(leftover, unadopted);
   while (detail::Header* h = unadopted.pop_front()) detail::cancel_unowned_task(h);
+  // Tasks queued still RUNNING (they woke themselves) finish here, before
+  // the walk below, which expects every task it meets to be idle.
+  leftover.append(std::move(core_.run_queue));
+  while (detail::Header* h = leftover.pop_front()) detail::abandon_queued_task(&core_, h);
   while (core_.owned_head != nullptr) {
     detail::Header* h = core_.owned_head;
     detail::shutdown_task(h);

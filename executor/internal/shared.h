@@ -147,6 +147,10 @@ struct ExecutorCore {
 
   Shared* shared;
   size_t banked_shared_refs = 0;
+  // The task run_task is polling on this core, and whether it woke itself
+  // during that poll (yield_now): such a wake needs no atomic (see run_task).
+  Header* polling = nullptr;
+  bool polling_woke_itself = false;
   TaskList run_queue;
   // Intrusive list of every task not yet complete (through Trailer links).
   Header* owned_head = nullptr;

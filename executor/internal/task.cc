@@ -89,6 +89,13 @@ Waker task_clone(void* p) noexcept {
 
 void task_wake_by_ref(void* p) noexcept {
   auto* h = static_cast<Header*>(p);
+  ExecutorCore* core = current_core();
+  if (core != nullptr && core->polling == h) {
+    // The task wakes itself from its own poll, on its own thread: run_task
+    // queues it again when the poll returns; the state word is not touched.
+    core->polling_woke_itself = true;
+    return;
+  }
   if (h->state.transition_to_notified_by_ref()) h->scheduler->schedule(h);
 }
 
@@ -135,28 +142,52 @@ void drop_reference(Header* h) noexcept {
 
 void run_task(Header* h, Budget& budget) {
   ExecutorCore* core = current_core();
-  switch (h->state.transition_to_running()) {
-    case TaskState::RunResult::kFailed:
-      drop_reference(h);
-      return;
-    case TaskState::RunResult::kCancel:
+  // A task that woke itself during its last poll was queued again still
+  // RUNNING (see below), so it skips transition_to_running; an abort since
+  // then only set CANCELLED. Only this thread polls a local task, so a
+  // RUNNING task in its run queue can only be such a one. (A work-stealing
+  // scheduler would have to keep these off its stealable queues.)
+  const uint64_t state = h->state.load();
+  if (state & TaskState::kRunning) {
+    if (state & TaskState::kCancelled) {
       cancel_and_complete(core, h, 1);
       return;
-    case TaskState::RunResult::kPoll:
-      break;
+    }
+  } else {
+    switch (h->state.transition_to_running()) {
+      case TaskState::RunResult::kFailed:
+        drop_reference(h);
+        return;
+      case TaskState::RunResult::kCancel:
+        cancel_and_complete(core, h, 1);
+        return;
+      case TaskState::RunResult::kPoll:
+        break;
+    }
   }
   // The Context borrows a non-owning waker: the poll holds the queue entry's
   // reference, which outlives the poll, so no refcount traffic here.
   Waker borrowed = Waker::from_raw(h, &kTaskWakerVTable);
   budget.reset();
   bool finished;
+  core->polling = h;
+  core->polling_woke_itself = false;
   {
     Context cx(borrowed, budget);
     finished = h->vtable->poll(h, cx);  // never throws: the cell catches
   }
+  core->polling = nullptr;
   borrowed.release();
   if (finished) {
     complete(core, h, 1);
+    return;
+  }
+  if (core->polling_woke_itself) {
+    // yield_now and the like: back of the queue, still RUNNING and holding
+    // the queue entry's reference, so no transition now and none at its next
+    // run. Wakes from other threads meanwhile set NOTIFIED, which the
+    // eventual transition_to_idle honours.
+    core->run_queue.push_back(h);
     return;
   }
   switch (h->state.transition_to_idle()) {
@@ -169,6 +200,14 @@ void run_task(Header* h, Budget& budget) {
     case TaskState::IdleResult::kCancelled:
       cancel_and_complete(core, h, 1);
       return;
+  }
+}
+
+void abandon_queued_task(ExecutorCore* core, Header* h) noexcept {
+  if (h->state.load() & TaskState::kRunning) {
+    cancel_and_complete(core, h, 1);
+  } else {
+    drop_reference(h);
   }
 }
 

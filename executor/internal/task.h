@@ -35,6 +35,7 @@
 namespace pollux::detail {
 
 class Shared;
+struct ExecutorCore;
 struct Header;
 
 struct TaskVTable {
@@ -82,6 +83,11 @@ extern const WakerVTable kTaskWakerVTable;
 void run_task(Header* h, Budget& budget);
 // Drops an idle task's future during executor shutdown (owner thread).
 void shutdown_task(Header* h);
+// Takes a task off the run queue at executor shutdown, before shutdown_task
+// walks the owned tasks: one that woke itself and was queued still RUNNING
+// (run_task's fast path) is cancelled and completed here; any other only
+// gives back the queue entry's reference.
+void abandon_queued_task(ExecutorCore* core, Header* h) noexcept;
 // Cancels a task that no executor adopted (spawned remotely onto a closed
 // executor): its never-polled future is dropped on the calling thread.
 void cancel_unowned_task(Header* h) noexcept;
