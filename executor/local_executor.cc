@@ -18,12 +18,17 @@ LocalExecutor::LocalExecutor()
     : own_driver_(std::make_unique<ThreadParker>()),
       driver_(own_driver_.get()),
       shared_(new detail::Shared(driver_->unparker(), /*bind_now=*/true)),
-      core_(shared_) {}
+      core_(shared_) {
+  shared_->set_owner_core(&core_);  // bound to this thread already
+}
 
 LocalExecutor::LocalExecutor(Driver& driver, bool bind_lazily)
     : driver_(&driver),
       shared_(new detail::Shared(driver_->unparker(), /*bind_now=*/!bind_lazily)),
-      core_(shared_) {}
+      core_(shared_) {
+  // A lazily bound executor's owner is not known yet: no bank outside ticks.
+  if (!bind_lazily) shared_->set_owner_core(&core_);
+}
 
 LocalExecutor::~LocalExecutor() {
   check_owner();
@@ -47,6 +52,7 @@ LocalExecutor::~LocalExecutor() {
   }
   leftover.append(std::move(core_.run_queue));
   while (detail::Header* h = leftover.pop_front()) detail::drop_reference(h);
+  shared_->set_owner_core(nullptr);  // core_ is about to go; cells freed later use the atomic
   shared_->ref_dec();
 }
 

@@ -43,6 +43,8 @@ class TaskList {
   size_t size_ = 0;
 };
 
+struct ExecutorCore;
+
 class Shared {
  public:
   // `bind_now`: owned by the constructing thread; otherwise unbound until
@@ -101,6 +103,19 @@ class Shared {
   bool bind_owner() noexcept;
   Unparker& unparker() noexcept { return *unparker_; }
 
+  // The owner's core, for returning task references to its bank when a cell
+  // is freed on the owner thread outside a tick (a JoinHandle dropped after
+  // block_on). Set and cleared by the executor on the owner thread, and read
+  // only after checking that the caller is the owner.
+  void set_owner_core(ExecutorCore* core) noexcept { owner_core_ = core; }
+  ExecutorCore* owner_core_if_owner() const noexcept {
+    if (owner_core_ == nullptr) return nullptr;
+    // relaxed: only a true answer matters, and only the owner itself can
+    // have stored its own id (it did so before setting owner_core_).
+    return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id() ? owner_core_
+                                                                                : nullptr;
+  }
+
  private:
   std::atomic<size_t> refs_{1};
   std::atomic<bool> root_woken_{false};
@@ -111,6 +126,7 @@ class Shared {
   TaskList remote_spawns_;  // guarded by inject_mu_
   std::shared_ptr<Unparker> unparker_;
   std::atomic<std::thread::id> owner_;
+  ExecutorCore* owner_core_ = nullptr;  // owner thread only, see set_owner_core
 };
 
 // The owner thread's half of an executor.
@@ -138,9 +154,10 @@ struct ExecutorCore {
     --banked_shared_refs;
   }
   // True when the reference a cell of `s` held went back into the bank;
-  // false when the caller must drop it (another executor's, or bank full).
+  // false when the caller must drop it (another executor's). The bank is
+  // only a count, never larger than the most cells alive at once: no cap.
   bool return_shared_ref(Shared* s) noexcept {
-    if (s != shared || banked_shared_refs >= 4 * kSharedRefBatch) return false;
+    if (s != shared) return false;
     ++banked_shared_refs;
     return true;
   }

@@ -121,6 +121,7 @@ const WakerVTable kTaskWakerVTable = {&task_clone, &task_wake, &task_wake_by_ref
 
 void release_shared_ref(Shared* scheduler) noexcept {
   ExecutorCore* core = current_core();
+  if (core == nullptr) core = scheduler->owner_core_if_owner();
   if (core != nullptr && core->return_shared_ref(scheduler)) return;
   scheduler->ref_dec();
 }
