@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "examples/testing/server_test.h"
 #include "executor/join_handle.h"
 #include "future/join.h"
 #include "future/task.h"
@@ -51,16 +52,6 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-
-// ASSERT_TRUE for coroutines: gtest's fatal assertions `return`, which a
-// coroutine cannot.
-#define CO_ASSERT_TRUE(cond, message)                       \
-  do {                                                      \
-    if (!(cond)) {                                          \
-      ADD_FAILURE() << "Failed: " #cond << ": " << message; \
-      co_return;                                            \
-    }                                                       \
-  } while (0)
 
 namespace pollux::examples {
 namespace {
@@ -139,43 +130,12 @@ Task<bool> reusing_round_trip(TcpStream& stream, std::vector<char>& out, std::ve
   co_return same;
 }
 
-class EchoServiceTest : public ::testing::Test {
+class EchoServiceTest : public ServerTest {
  protected:
-  void SetUp() override {
-    baseline_fds_ = pollux::testing::open_fd_count();
-    absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
-    ASSERT_TRUE(rt.ok()) << rt.status();
-    rt_.emplace(std::move(*rt));
-  }
-  void TearDown() override {
-    rt_.reset();
-    EXPECT_EQ(pollux::testing::open_fd_count(), baseline_fds_) << "an fd leaked";
-  }
-
-  // Runs client(addr) (at most 20 s) against serve_echo on a fresh
-  // 127.0.0.1:0 listener, then stops the server.
   template <class Client>
   void with_server(Client client) {
-    rt_->block_on(run_with_server(std::move(client)));
+    ServerTest::with_server(serve_echo, std::move(client));
   }
-
-  template <class Client>
-  static Task<void> run_with_server(Client client) {
-    absl::StatusOr<net::TcpListener> listener =
-        net::TcpListener::bind(SocketAddr::ipv4_loopback(0));
-    CO_ASSERT_TRUE(listener.ok(), listener.status());
-    const SocketAddr addr = listener->local_addr();
-    JoinHandle<void> server = pollux::spawn(serve_echo(std::move(*listener)));
-    // Bounded, so a server that stops answering fails the test instead of hanging it.
-    absl::Status client_done = co_await pollux::timeout(client(addr), absl::Seconds(20));
-    EXPECT_TRUE(client_done.ok()) << client_done;
-    EXPECT_FALSE(server.is_finished()) << "the server stopped on its own";
-    server.abort();
-  }
-
-  std::optional<Runtime> rt_;
-  int baseline_fds_ = 0;
-  pollux::testing::Watchdog dog_{std::chrono::seconds(60), "echo_service_test"};
 };
 
 TEST_F(EchoServiceTest, EchoesOneMebibyteByteForByte) {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "examples/http_wire.h"
+#include "examples/testing/server_test.h"
 #include "executor/join_handle.h"
 #include "future/task.h"
 #include "gtest/gtest.h"
@@ -29,16 +30,6 @@
 #include "tests/watchdog.h"
 #include "timer/sleep.h"
 #include "timer/timeout.h"
-
-// ASSERT_TRUE for coroutines: gtest's fatal assertions `return`, which a
-// coroutine cannot.
-#define CO_ASSERT_TRUE(cond, message)                       \
-  do {                                                      \
-    if (!(cond)) {                                          \
-      ADD_FAILURE() << "Failed: " #cond << ": " << message; \
-      co_return;                                            \
-    }                                                       \
-  } while (0)
 
 namespace pollux::examples::http {
 namespace {
@@ -96,46 +87,12 @@ Task<void> expect_clean_end(TcpStream& stream) {
   EXPECT_TRUE(eof.ok()) << eof;
 }
 
-class HttpServiceTest : public ::testing::Test {
+class HttpServiceTest : public ServerTest {
  protected:
-  void SetUp() override {
-    baseline_fds_ = pollux::testing::open_fd_count();
-    absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
-    ASSERT_TRUE(rt.ok()) << rt.status();
-    rt_.emplace(std::move(*rt));
-  }
-  void TearDown() override {
-    rt_.reset();
-    EXPECT_EQ(pollux::testing::open_fd_count(), baseline_fds_) << "an fd leaked";
-  }
-
-  // Runs client(addr) (at most 20 s) against serve_http on a fresh
-  // 127.0.0.1:0 listener, then stops the server.
   template <class Client>
   void with_server(Client client) {
-    rt_->block_on(run_with_server(std::move(client)));
+    ServerTest::with_server(serve_http, std::move(client));
   }
-
-  template <class Client>
-  static Task<void> run_with_server(Client client) {
-    absl::StatusOr<net::TcpListener> listener =
-        net::TcpListener::bind(SocketAddr::ipv4_loopback(0));
-    if (!listener.ok()) {
-      ADD_FAILURE() << listener.status();
-      co_return;
-    }
-    const SocketAddr addr = listener->local_addr();
-    JoinHandle<void> server = pollux::spawn(serve_http(std::move(*listener)));
-    // Bounded, so a server that stops answering fails the test instead of hanging it.
-    absl::Status client_done = co_await pollux::timeout(client(addr), absl::Seconds(20));
-    EXPECT_TRUE(client_done.ok()) << client_done;
-    EXPECT_FALSE(server.is_finished()) << "the server stopped on its own";
-    server.abort();
-  }
-
-  std::optional<Runtime> rt_;
-  int baseline_fds_ = 0;
-  pollux::testing::Watchdog dog_{std::chrono::seconds(60), "http_service_test"};
 };
 
 TEST(InspectRequestHeadTest, JudgesRequestLinesAndConnectionHeaders) {
