@@ -44,8 +44,21 @@
 #include <utility>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "bench/raw_server_common.h"
 #include "examples/http_wire.h"
+
+ABSL_FLAG(int, port, 0, "server port (required)");
+ABSL_FLAG(std::string, addr, "127.0.0.1", "server address (numeric)");
+ABSL_FLAG(std::string, mode, "echo", "echo or http");
+ABSL_FLAG(int, conns, 50, "connections");
+ABSL_FLAG(int, size, 64, "echo message bytes (http sends kHelloRequest)");
+ABSL_FLAG(int, depth, 1, "requests in flight per connection");
+ABSL_FLAG(double, warmup, 1, "seconds run before the measured window, not counted");
+ABSL_FLAG(double, duration, 5, "measured seconds");
+ABSL_FLAG(int, cpu, -1, "pin the client thread to this CPU when >= 0");
 
 namespace {
 
@@ -309,25 +322,19 @@ double quantile_us(std::vector<uint32_t>& v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pollux::bench::Flags flags(
-      argc, argv,
-      "usage: loadgen --port=N [--addr=127.0.0.1] [--mode=echo|http] [--conns=50] [--size=64]\n"
-      "               [--depth=1] [--warmup=1] [--duration=5] [--cpu=-1]\n"
-      "  --size      echo message bytes (http sends kHelloRequest)\n"
-      "  --depth     requests in flight per connection\n"
-      "  --warmup    seconds run before the measured window, not counted\n"
-      "  --duration  measured seconds\n"
-      "  --cpu       pin the client thread to this CPU when >= 0\n");
-  const long port = flags.get_int("port", 0);
-  const std::string addr = flags.get_string("addr", "127.0.0.1");
-  const std::string mode = flags.get_string("mode", "echo");
-  const long conns = flags.get_int("conns", 50);
-  const long size = flags.get_int("size", 64);
-  const long depth = flags.get_int("depth", 1);
-  const double duration = flags.get_double("duration", 5);
-  const double warmup = flags.get_double("warmup", 1);
-  const long cpu = flags.get_int("cpu", -1);
-  flags.reject_unknown();
+  absl::SetProgramUsageMessage(
+      "closed-loop load on --addr:--port (echo or http), every reply verified; "
+      "the last line is a machine-readable RESULT");
+  absl::ParseCommandLine(argc, argv);
+  const long port = absl::GetFlag(FLAGS_port);
+  const std::string addr = absl::GetFlag(FLAGS_addr);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  const long conns = absl::GetFlag(FLAGS_conns);
+  const long size = absl::GetFlag(FLAGS_size);
+  const long depth = absl::GetFlag(FLAGS_depth);
+  const double duration = absl::GetFlag(FLAGS_duration);
+  const double warmup = absl::GetFlag(FLAGS_warmup);
+  const long cpu = absl::GetFlag(FLAGS_cpu);
   if (port <= 0 || port > 65535 || (mode != "echo" && mode != "http") || conns <= 0 ||
       conns > 100000 || size <= 0 || depth <= 0 || depth > 1000 || duration <= 0 ||
       warmup < 0 || cpu >= CPU_SETSIZE) {

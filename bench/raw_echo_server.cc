@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "bench/raw_server_common.h"
+#include "bench/raw_server_flags.h"
 
 namespace {
 

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "bench/raw_server_common.h"
+#include "bench/raw_server_flags.h"
 #include "examples/http_wire.h"
 
 namespace {

@@ -36,9 +36,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,69 +48,6 @@ namespace pollux::bench {
   std::fprintf(stderr, "%s: %s\n", what, std::strerror(err));
   std::exit(1);
 }
-
-// `--name=value` command-line flags. A tiny parser rather than absl flags
-// because //third_party:absl_flags does not link on Debian 12 (its abseil
-// has no libabsl_flags). Any malformed or unknown flag prints `usage` and
-// exits 2; --help prints it and exits 0.
-class Flags {
- public:
-  Flags(int argc, char** argv, std::string usage) : usage_(std::move(usage)) {
-    for (int i = 1; i < argc; ++i) {
-      std::string arg = argv[i];
-      if (arg == "--help" || arg == "-h") {
-        std::printf("%s", usage_.c_str());
-        std::exit(0);
-      }
-      size_t eq = arg.find('=');
-      if (arg.rfind("--", 0) != 0 || eq == std::string::npos) bad("expected --name=value", arg);
-      values_[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
-    }
-  }
-
-  std::string get_string(const std::string& name, const std::string& fallback) {
-    used_.insert(name);
-    auto it = values_.find(name);
-    return it == values_.end() ? fallback : it->second;
-  }
-  long get_int(const std::string& name, long fallback) {
-    std::string text = get_string(name, std::to_string(fallback));
-    char* end = nullptr;
-    errno = 0;
-    long v = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || errno != 0) bad("not an integer", name + "=" + text);
-    return v;
-  }
-  double get_double(const std::string& name, double fallback) {
-    std::string text = get_string(name, std::to_string(fallback));
-    char* end = nullptr;
-    double v = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0') bad("not a number", name + "=" + text);
-    return v;
-  }
-  bool get_bool(const std::string& name, bool fallback) {
-    std::string text = get_string(name, fallback ? "true" : "false");
-    if (text != "true" && text != "false") bad("not true/false", name + "=" + text);
-    return text == "true";
-  }
-
-  // Call after every get_*: refuses flags nobody asked for (typos).
-  void reject_unknown() {
-    for (const auto& [name, value] : values_) {
-      if (used_.count(name) == 0) bad("unknown flag", "--" + name);
-    }
-  }
-
- private:
-  [[noreturn]] void bad(const char* why, const std::string& what) {
-    std::fprintf(stderr, "%s: %s\n%s", why, what.c_str(), usage_.c_str());
-    std::exit(2);
-  }
-
-  std::string usage_;
-  std::map<std::string, std::string> values_;
-  std::set<std::string> used_;
-};
 
 // Initialises `ring` with `entries` SQEs, trying SINGLE_ISSUER|DEFER_TASKRUN
 // first (what pollux's driver uses), then COOP_TASKRUN, then no flags.
@@ -193,34 +128,6 @@ inline int listen_and_announce(const std::string& addr, int port) {
   }
   std::fflush(stdout);
   return fd;
-}
-
-// The servers' main() up to serving: parses `--port=N --threads=1
-// --addr=IP` (the CLI of pollux's example servers; `default_port` as theirs),
-// refuses any thread count but 1 (exit 2), then listen_and_announce().
-// Returns the listening socket.
-inline int listen_from_flags(int argc, char** argv, const char* program, int default_port) {
-  std::string usage = std::string("usage: ") + program +
-                      " [--port=N] [--threads=1] [--addr=IP]\n"
-                      "  --port=N     TCP port (0 picks a free one; default " +
-                      std::to_string(default_port) +
-                      ")\n"
-                      "  --threads=1  the baseline is single-threaded\n"
-                      "  --addr=IP    numeric address to listen on (default 127.0.0.1)\n";
-  Flags flags(argc, argv, usage);
-  long port = flags.get_int("port", default_port);
-  long threads = flags.get_int("threads", 1);
-  std::string addr = flags.get_string("addr", "127.0.0.1");
-  flags.reject_unknown();
-  if (threads != 1) {
-    std::fprintf(stderr, "%s: --threads must be 1 (the baseline is one thread)\n", program);
-    std::exit(2);
-  }
-  if (port < 0 || port > 65535) {
-    std::fprintf(stderr, "%s: --port must be in 0..65535\n", program);
-    std::exit(2);
-  }
-  return listen_and_announce(addr, static_cast<int>(port));
 }
 
 // One accepted connection. recv fills in[kept, in.size()); in[0, kept) is

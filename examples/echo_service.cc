@@ -13,10 +13,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "examples/server_flags.h"
 #include "executor/join_handle.h"
 #include "net/socket_addr.h"
 #include "reactor/errno_status.h"
@@ -128,83 +128,14 @@ unsigned long long raise_open_file_limit() {
   return static_cast<unsigned long long>(lim.rlim_cur);
 }
 
-namespace {
-
-constexpr char kUsage[] =
-    "flags:\n"
-    "  --port=N      TCP port to listen on (0 picks a free one; default %d)\n"
-    "  --addr=IP     address to listen on (default 127.0.0.1)\n"
-    "  --threads=N   runtime threads; only 1 (the current_thread runtime) exists so far\n";
-
-// Parses the int of "--name=VALUE".
-absl::Status parse_int_flag(absl::string_view arg, absl::string_view value, int* out) {
-  if (!absl::SimpleAtoi(value, out)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad flag ", arg, ": '", value, "' is not an integer"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<ServerFlags> parse_server_flags(int argc, char** argv, ServerFlags defaults) {
-  ServerFlags flags = std::move(defaults);
-  for (int i = 1; i < argc; ++i) {
-    const absl::string_view arg = argv[i];
-    const size_t eq = arg.find('=');
-    const absl::string_view name = arg.substr(0, eq);
-    if (eq == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown argument '", arg, "' (flags take the form --name=value)"));
-    }
-    const absl::string_view value = arg.substr(eq + 1);
-    absl::Status s;
-    if (name == "--port") {
-      s = parse_int_flag(arg, value, &flags.port);
-      if (s.ok() && (flags.port < 0 || flags.port > 65535)) {
-        s = absl::InvalidArgumentError(
-            absl::StrCat("bad flag ", arg, ": the port must be in 0..65535 (0 picks a free one)"));
-      }
-    } else if (name == "--threads") {
-      s = parse_int_flag(arg, value, &flags.threads);
-    } else if (name == "--addr") {
-      flags.addr = std::string(value);
-    } else {
-      s = absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg, "'"));
-    }
-    if (!s.ok()) return s;
-  }
-  return flags;
-}
-
 int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net::TcpListener)) {
   const char* program = argc > 0 ? argv[0] : "server";
-  for (int i = 1; i < argc; ++i) {
-    if (absl::string_view(argv[i]) == "--help") {
-      std::printf(kUsage, default_port);
-      return 0;
-    }
-  }
-  ServerFlags defaults;
-  defaults.port = default_port;
-  absl::StatusOr<ServerFlags> flags = parse_server_flags(argc, argv, defaults);
+  absl::StatusOr<ServerFlags> flags = parse_server_flags(argc, argv, default_port);
   if (!flags.ok()) {
     std::fprintf(stderr, "%s: %s\n", program, std::string(flags.status().message()).c_str());
-    std::fprintf(stderr, kUsage, default_port);
     return 2;
   }
-  if (flags->threads != 1) {
-    std::fprintf(stderr,
-                 "%s: --threads=%d is not supported: the multi-thread runtime is not built yet; "
-                 "only --threads=1 (the current_thread runtime) works\n",
-                 program, flags->threads);
-    return 2;
-  }
-  // IPv6 literals need brackets in the "address:port" form SocketAddr parses.
-  const bool ipv6 = flags->addr.find(':') != std::string::npos;
-  absl::StatusOr<net::SocketAddr> addr =
-      net::SocketAddr::parse(ipv6 ? absl::StrCat("[", flags->addr, "]:", flags->port)
-                                  : absl::StrCat(flags->addr, ":", flags->port));
+  absl::StatusOr<net::SocketAddr> addr = net::SocketAddr::parse(host_port(*flags));
   if (!addr.ok()) {
     std::fprintf(stderr, "%s: bad --addr=%s: %s\n", program, flags->addr.c_str(),
                  addr.status().ToString().c_str());

@@ -57,26 +57,13 @@ inline constexpr size_t kEchoBufferBytes = 16 * 1024;
 // socket-heavy program does) and returns the soft limit now in force.
 unsigned long long raise_open_file_limit();
 
-// The command line of the example servers.
-struct ServerFlags {
-  std::string addr = "127.0.0.1";
-  int port = 0;
-  int threads = 1;
-};
-
-// Parses `--port=N --threads=N --addr=IP` (each optional; `--help` prints the
-// usage) over `defaults`. Error: InvalidArgument naming the bad argument.
-// (A hand parser: the system abseil's flags library cannot be linked through
-// //third_party:absl_flags, which asks for a nonexistent -labsl_flags.)
-absl::StatusOr<ServerFlags> parse_server_flags(int argc, char** argv, ServerFlags defaults);
-
-// The main() of the example servers: parses the flags (a bad flag or
-// --threads other than 1, the only runtime so far, prints why to stderr and
-// returns 2), binds addr:port (port 0 picks a free one), prints exactly
+// The main() of the example servers: parses the flags of server_flags.h (a
+// bad value, or --threads other than 1, the only runtime so far, prints why
+// to stderr and returns 2), binds addr:port (port 0 picks a free one), prints exactly
 // "listening on ADDR:PORT" to stdout and flushes it (scripts parse that
 // line), then serves with `serve` on a current_thread runtime until the
-// process is killed. Returns the exit code: 0 after --help, 2 for bad
-// flags, 1 when the runtime or the bind fails.
+// process is killed. Returns the exit code: 2 for bad flag values, 1 when
+// the runtime or the bind fails.
 int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net::TcpListener));
 
 }  // namespace pollux::examples
