@@ -15,12 +15,16 @@ namespace {
 // own counter with a relaxed load and store (only it writes it), and a
 // reader sums every thread's counter under a mutex. A cell freed on another
 // thread than the one that made it makes one counter go up and the other
-// down; only the sum means anything. Counters of exited threads are folded
-// into g_exited_threads.
+// down; only the sum means anything.
+//
+// A thread's counter is allocated on its first use and never freed, and the
+// thread-local only points to it: a cell freed late in a thread's exit
+// (another thread-local's destructor, a static executor destroyed after
+// main) still has a counter to write, and an exited thread's count stays in
+// the sum. The cost is one small node per thread that ever made or freed a task.
 struct LiveTaskCounters {
   std::mutex mu;
-  std::vector<const std::atomic<int64_t>*> threads;  // guarded by mu
-  int64_t exited_threads = 0;                        // guarded by mu
+  std::vector<const std::atomic<int64_t>*> threads;  // guarded by mu; never shrinks
 };
 
 LiveTaskCounters& live_task_counters() {
@@ -28,30 +32,21 @@ LiveTaskCounters& live_task_counters() {
   return *counters;
 }
 
-class ThreadTaskCounter {
- public:
-  ThreadTaskCounter() {
+thread_local std::atomic<int64_t>* t_live_tasks = nullptr;
+
+void add_live_tasks(int64_t d) noexcept {
+  std::atomic<int64_t>* c = t_live_tasks;
+  if (c == nullptr) {
+    c = new std::atomic<int64_t>(0);
     LiveTaskCounters& all = live_task_counters();
     std::lock_guard lock(all.mu);
-    all.threads.push_back(&count_);
+    all.threads.push_back(c);
+    t_live_tasks = c;
   }
-  ~ThreadTaskCounter() {
-    LiveTaskCounters& all = live_task_counters();
-    std::lock_guard lock(all.mu);
-    all.exited_threads += count_.load(std::memory_order_relaxed);
-    std::erase(all.threads, &count_);
-  }
-  void add(int64_t d) noexcept {
-    // relaxed, and not a read-modify-write: this thread is the only writer;
-    // readers (live_tasks) want a statistic and read it when quiescent.
-    count_.store(count_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
-  }
-
- private:
-  std::atomic<int64_t> count_{0};
-};
-
-thread_local ThreadTaskCounter t_live_tasks;
+  // relaxed, and not a read-modify-write: this thread is the only writer;
+  // readers (live_tasks) want a statistic and read it when quiescent.
+  c->store(c->load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
 
 void dealloc(Header* h) noexcept { h->vtable->dealloc(h); }
 
@@ -126,13 +121,13 @@ void release_shared_ref(Shared* scheduler) noexcept {
   scheduler->ref_dec();
 }
 
-void count_task_alloc() noexcept { t_live_tasks.add(1); }
-void count_task_dealloc() noexcept { t_live_tasks.add(-1); }
+void count_task_alloc() noexcept { add_live_tasks(1); }
+void count_task_dealloc() noexcept { add_live_tasks(-1); }
 int64_t live_tasks() noexcept {
   LiveTaskCounters& all = live_task_counters();
   std::lock_guard lock(all.mu);
-  int64_t sum = all.exited_threads;
-  // relaxed: see ThreadTaskCounter::add.
+  int64_t sum = 0;
+  // relaxed: see add_live_tasks.
   for (const std::atomic<int64_t>* c : all.threads) sum += c->load(std::memory_order_relaxed);
   return sum;
 }
