@@ -73,15 +73,6 @@ std::vector<char> pattern(size_t n, uint32_t seed) {
   return v;
 }
 
-Task<std::optional<TcpStream>> connect_to(SocketAddr addr) {
-  absl::StatusOr<TcpStream> s = co_await TcpStream::connect(addr);
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status();
-    co_return std::nullopt;
-  }
-  co_return std::move(*s);
-}
-
 // Sends `message` and reads back as many bytes. Output: true when they
 // are the same bytes.
 Task<bool> round_trip(TcpStream& stream, std::vector<char> message) {

@@ -52,16 +52,6 @@ std::string request_of_length(size_t length) {
   return prefix + std::string(length - prefix.size() - suffix.size(), 'p') + suffix;
 }
 
-// Connects to `addr`; a failure is a test failure (and an empty optional).
-Task<std::optional<TcpStream>> connect_to(SocketAddr addr) {
-  absl::StatusOr<TcpStream> s = co_await TcpStream::connect(addr);
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status();
-    co_return std::nullopt;
-  }
-  co_return std::move(*s);
-}
-
 // Sends `request` in one write, then expects exactly `response` followed by
 // the server closing the connection.
 Task<void> expect_answer_then_close(SocketAddr addr, std::string request,

@@ -41,6 +41,16 @@
 
 namespace pollux::examples {
 
+// Connects to `addr`; a failure is a test failure (and an empty optional).
+inline Task<std::optional<net::TcpStream>> connect_to(net::SocketAddr addr) {
+  absl::StatusOr<net::TcpStream> s = co_await net::TcpStream::connect(addr);
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status();
+    co_return std::nullopt;
+  }
+  co_return std::move(*s);
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   using Serve = Task<void> (*)(net::TcpListener);
