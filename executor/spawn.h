@@ -103,8 +103,7 @@ auto spawn_on(ExecutorCore& core, F&& f) {
   core.own(h);
   if (core.shared->is_closed()) {
     // Shutting down: cancel before the first poll, drop the queue entry's reference.
-    shutdown_task(h);
-    drop_reference(h);
+    abandon_queued_task(&core, h);
   } else {
     core.run_queue.push_back(h);
   }

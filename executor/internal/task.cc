@@ -138,11 +138,12 @@ void drop_reference(Header* h) noexcept {
 
 void run_task(Header* h, Budget& budget) {
   ExecutorCore* core = current_core();
-  // A task that woke itself during its last poll was queued again still
-  // RUNNING (see below), so it skips transition_to_running; an abort since
-  // then only set CANCELLED. Only this thread polls a local task, so a
-  // RUNNING task in its run queue can only be such a one. (A work-stealing
-  // scheduler would have to keep these off its stealable queues.)
+  // A new task (queued RUNNING for its first poll, see TaskState) and one
+  // that woke itself during its last poll (queued again still RUNNING, see
+  // below) skip transition_to_running; an abort since then only set
+  // CANCELLED. Only this thread polls a local task, so a RUNNING task in its
+  // run queue can only be such a one. (A work-stealing scheduler would have
+  // to keep these off its stealable queues.)
   const uint64_t state = h->state.load();
   if (state & TaskState::kRunning) {
     if (state & TaskState::kCancelled) {
@@ -212,9 +213,10 @@ void shutdown_task(Header* h) {
 }
 
 void cancel_unowned_task(Header* h) noexcept {
-  // The queue entry's reference is released here; the owned-list reference
-  // was never handed to a list, so release it too.
-  if (h->state.transition_to_shutdown()) cancel_and_complete(nullptr, h, 2);
+  // Never polled, so still RUNNING from its creation (only this thread may
+  // drop its future). The queue entry's reference is released here; the
+  // owned-list reference was never handed to a list, so release it too.
+  cancel_and_complete(nullptr, h, 2);
 }
 
 void abort_task(Header* h) noexcept {

@@ -129,6 +129,7 @@ class Cell {
     new (storage_) F(std::move(f));
     header_.vtable = &kVTable;
     header_.scheduler = scheduler;
+    header_.state.set_queued_for_first_poll();
   }
   ~Cell() {
     if (stage_ == Stage::kFuture) future().~F();

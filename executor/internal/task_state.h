@@ -4,6 +4,10 @@
 // Bits (low) and their invariants:
 //   RUNNING        the owner thread is polling the future (or dropping it).
 //                  Only the thread that set it touches the future/stage.
+//                  Also set while the task sits in its owner's run queue
+//                  before its first poll, or after waking itself during a
+//                  poll (see run_task): only that owner ever polls it, so it
+//                  skips transition_to_running and only checks CANCELLED.
 //   COMPLETE       the future is gone and the stage holds the result (or was
 //                  consumed). Never cleared. COMPLETE implies !RUNNING.
 //   NOTIFIED       the task is in a run queue, or (if RUNNING) must go back
@@ -49,6 +53,14 @@ class TaskState {
   // A new task: NOTIFIED (it is about to be queued) with JOIN_INTEREST and
   // three references: the owned-tasks list, the run-queue entry, the handle.
   TaskState() noexcept : word_(kNotified | kJoinInterest | 3 * kRefOne) {}
+
+  // Makes a new task's word RUNNING instead of NOTIFIED: it is queued for
+  // its first poll, which then needs no compare-exchange (see run_task).
+  // Before the cell is published to anyone (relaxed: the push onto a run
+  // queue or the inject queue's mutex publishes it).
+  void set_queued_for_first_poll() noexcept {
+    word_.store(kRunning | kJoinInterest | 3 * kRefOne, std::memory_order_relaxed);
+  }
 
   uint64_t load() const noexcept {
     // acquire: pairs with the acq_rel transitions; the caller then reads the
