@@ -20,7 +20,10 @@
 #   busy %              that CPU time / the loadgen run's wall time
 #   loadgen busy %      loadgen's own CPU time / its run time (near 100: the
 #                       client, not the server, limits msgs/s)
-#   ratio rows          pollux / raw of msgs/s and of cpu us/msg
+#   ratio rows          pollux / raw of msgs/s and of cpu us/msg: of the
+#                       medians, and ("paired") the median of each
+#                       repetition's pollux/raw ratio (adjacent runs share
+#                       the machine's drift)
 #
 # Env: REPS (3), DURATION (5), WARMUP (1), CONNS (50), SIZE (64), DEPTH (1),
 # MODES ("echo http"), SERVERS ("raw pollux"), SERVER_CPU (0), CLIENT_CPU (1).
@@ -183,6 +186,14 @@ for mode in modes:
     if raw and pollux:
         print(f"| {mode} | pollux/raw | {med(pollux, 'rate') / med(raw, 'rate'):.2f}x | | | "
               f"{med(pollux, 'cpu_us') / med(raw, 'cpu_us'):.2f}x | | | |")
+        # Each repetition's pollux run against the raw run just before it:
+        # the machine's speed drifts between repetitions (up to 2x here), and
+        # a pair of adjacent runs shares the drift, so the median of the
+        # paired ratios is the steadier figure.
+        if len(raw) == len(pollux):
+            rate = statistics.median(p["rate"] / r["rate"] for r, p in zip(raw, pollux))
+            cpu = statistics.median(p["cpu_us"] / r["cpu_us"] for r, p in zip(raw, pollux))
+            print(f"| {mode} | pollux/raw, paired | {rate:.2f}x | | | {cpu:.2f}x | | | |")
 EOF
 
 if [[ $failed -ne 0 ]]; then
