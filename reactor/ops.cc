@@ -94,13 +94,5 @@ absl::StatusOr<struct statx> StatxSpec::finish(int32_t res, OpStorage& st) {
   return st.stx;
 }
 
-IoResult SliceSpec::finish(int32_t res, OpStorage& st) {
-  if (res < 0) {
-    return IoResult{errno_status(-res, absl::StrCat(is_write ? "write to fd " : "read from fd ", fd)),
-                    std::move(st.buf)};
-  }
-  return IoResult{static_cast<size_t>(res), std::move(st.buf)};
-}
-
 }  // namespace detail
 }  // namespace pollux::reactor

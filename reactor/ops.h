@@ -452,31 +452,6 @@ struct StatxSpec {
   static Output fail(absl::Status s) { return s; }
 };
 
-// read(2)/write(2) on buf[from, size) at `offset`; the whole buffer comes back.
-struct SliceSpec {
-  using Output = IoResult;
-  static constexpr bool kReturnsFd = false;
-  bool is_write;
-  int fd;
-  std::vector<char> buf;
-  size_t from;
-  uint64_t offset;
-  void prep(io_uring_sqe* sqe, OpStorage& st) {
-    st.buf = std::move(buf);
-    const size_t begin = from < st.buf.size() ? from : st.buf.size();
-    // At most 1 GiB per op (the kernel caps one read/write below 2 GiB anyway);
-    // callers loop over short transfers.
-    const unsigned len = static_cast<unsigned>(std::min<size_t>(st.buf.size() - begin, 1u << 30));
-    if (is_write) {
-      io_uring_prep_write(sqe, fd, st.buf.data() + begin, len, offset);
-    } else {
-      io_uring_prep_read(sqe, fd, st.buf.data() + begin, len, offset);
-    }
-  }
-  Output finish(int32_t res, OpStorage& st);
-  Output fail(absl::Status s) { return IoResult{std::move(s), std::move(buf)}; }
-};
-
 }  // namespace detail
 
 // openat(2) of `path` relative to `dirfd` (AT_FDCWD: the working directory),
@@ -503,15 +478,15 @@ struct SliceSpec {
 // read(2) into buf[from, buf.size()) at `offset`. Output: IoResult with the
 // bytes read into that part and the whole buffer (buf[0, from) untouched).
 // Cancellation: as read().
-[[nodiscard]] inline Op<detail::SliceSpec> read_into(int fd, std::vector<char> buf, size_t from,
-                                                    uint64_t offset) {
-  return Op<detail::SliceSpec>({false, fd, std::move(buf), from, offset});
+[[nodiscard]] inline Op<detail::DataSpec> read_into(int fd, std::vector<char> buf, size_t from,
+                                                   uint64_t offset) {
+  return Op<detail::DataSpec>({detail::DataOpKind::kRead, fd, std::move(buf), offset, 0, from});
 }
 // write(2) of buf[from, buf.size()) at `offset`. Output: IoResult with the
 // bytes written from that part and the whole buffer. Cancellation: as write().
-[[nodiscard]] inline Op<detail::SliceSpec> write_from(int fd, std::vector<char> buf, size_t from,
-                                                     uint64_t offset) {
-  return Op<detail::SliceSpec>({true, fd, std::move(buf), from, offset});
+[[nodiscard]] inline Op<detail::DataSpec> write_from(int fd, std::vector<char> buf, size_t from,
+                                                    uint64_t offset) {
+  return Op<detail::DataSpec>({detail::DataOpKind::kWrite, fd, std::move(buf), offset, 0, from});
 }
 
 }  // namespace pollux::reactor
