@@ -1,22 +1,22 @@
-// ThreadParker: the simplest Driver, for executors with no I/O: park() sleeps
-// on a condition variable until unpark().
+// ThreadParker: the simplest Park, for executors with no I/O: park() sleeps
+// on a condition variable until unpark() (or the deadline).
 //
-// The unpark state word {EMPTY, PARKED, NOTIFIED} is the same protocol the
-// io_uring driver uses: the parker publishes PARKED (seq_cst) before it
-// sleeps; unpark exchanges NOTIFIED in (seq_cst) and only takes the mutex and
+// The unpark protocol is ParkState (executor/internal/park_state.h), the one
+// the io_uring backend uses too: the parker publishes PARKED (seq_cst) before
+// it sleeps; unpark exchanges NOTIFIED in and only takes the mutex and
 // signals when it saw PARKED, so an unpark that finds the owner running costs
-// one atomic exchange and no syscall. Thread-safety: park() on the owner
-// thread only; unpark() from anywhere.
+// one atomic exchange and no syscall.
+//
+// Thread-safety: park() on the owner thread only; unpark() from anywhere.
 #ifndef POLLUX_EXECUTOR_THREAD_PARKER_H_
 #define POLLUX_EXECUTOR_THREAD_PARKER_H_
 
-#include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 
 #include "absl/time/time.h"
 #include "executor/driver.h"
+#include "executor/internal/park_state.h"
+#include "future/internal/mutex.h"
 
 namespace pollux {
 
@@ -31,13 +31,12 @@ class ThreadParker final : public Driver {
 
  private:
   struct State final : Unparker {
-    enum : int { kEmpty, kParked, kNotified };
     void unpark() noexcept override;
     // Waits at most `timeout` (absl::InfiniteDuration() for no limit).
     void park(absl::Duration timeout);
-    std::atomic<int> word{kEmpty};
-    std::mutex mu;
-    std::condition_variable cv;
+    detail::ParkState word;
+    detail::Mutex mu;
+    detail::CondVar cv;
   };
   std::shared_ptr<State> state_;
 };

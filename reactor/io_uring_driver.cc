@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "executor/internal/park_state.h"
 #include "future/assert.h"
 #include "reactor/errno_status.h"
 
@@ -39,14 +40,11 @@ UringSyscalls& UringSyscalls::real() {
 
 class IoUringDriver::EventFdUnparker final : public Unparker {
  public:
-  enum : int { kEmpty, kParked, kNotified };
   explicit EventFdUnparker(int efd) : efd_(efd) {}
   ~EventFdUnparker() override { ::close(efd_); }
 
   void unpark() noexcept override {
-    // seq_cst: pairs with the driver's EMPTY->PARKED CAS: either the driver
-    // sees NOTIFIED and does not sleep, or we see PARKED and write.
-    if (state_.exchange(kNotified, std::memory_order_seq_cst) != kParked) return;
+    if (!state_.unpark()) return;  // the driver is running: it sees the work next tick
     uint64_t one = 1;
     ssize_t n = ::write(efd_, &one, sizeof(one));
     (void)n;  // EAGAIN only if the counter is saturated: the driver wakes anyway
@@ -54,23 +52,14 @@ class IoUringDriver::EventFdUnparker final : public Unparker {
     writes_.fetch_add(1, std::memory_order_relaxed);
   }
   // EMPTY -> PARKED; false (and the notification consumed) if one was pending.
-  bool try_park() noexcept {
-    int expected = kEmpty;
-    if (state_.compare_exchange_strong(expected, kParked, std::memory_order_seq_cst)) return true;
-    // seq_cst: pairs with unpark's exchange.
-    state_.store(kEmpty, std::memory_order_seq_cst);
-    return false;
-  }
-  void unparked() noexcept {
-    // seq_cst: see unpark(); also consumes a notification that raced with
-    // the wait, whose eventfd write (if any) is drained by the next read.
-    state_.store(kEmpty, std::memory_order_seq_cst);
-  }
+  bool try_park() noexcept { return state_.try_park(); }
+  // After the wait; an eventfd count written meanwhile is drained by the next read.
+  void unparked() noexcept { state_.unparked(); }
   int fd() const noexcept { return efd_; }
   uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
 
  private:
-  std::atomic<int> state_{kEmpty};
+  detail::ParkState state_;
   std::atomic<uint64_t> writes_{0};
   int efd_;
 };

@@ -44,6 +44,7 @@
 
 #include "executor/driver.h"
 #include "executor/thread_parker.h"
+#include "future/internal/atomic.h"
 #include "timer/timer_queue.h"
 
 namespace pollux::timer {
@@ -82,7 +83,7 @@ class TimeDriver final : public Driver {
       inner->unpark();
     }
     std::shared_ptr<Unparker> inner;
-    std::atomic<bool> notified{false};
+    pollux::detail::Atomic<bool> notified{false};
   };
 
   TimerQueue queue_;

@@ -62,7 +62,7 @@ void complete(ExecutorCore* core, Header* h, uint64_t extra_refs) noexcept {
   } else if (prev & TaskState::kJoinWaker) {
     // JOIN_WAKER was published before COMPLETE (acq_rel above), so the
     // waker in the trailer is complete and the handle no longer writes it.
-    trailer_of(h)->join_waker.wake_by_ref();
+    trailer_of(h)->join_waker.get().wake_by_ref();
   }
   uint64_t refs = extra_refs;
   if (core != nullptr) {
@@ -228,15 +228,15 @@ bool join_poll_ready(Header* h, const Waker& waker) noexcept {
   if (s & TaskState::kComplete) return true;
   Trailer* t = trailer_of(h);
   if (s & TaskState::kJoinWaker) {
-    if (t->join_waker.will_wake(waker)) return false;
+    if (t->join_waker.get().will_wake(waker)) return false;
     // Take the waker back before replacing it; fails if the task completed.
     if (!h->state.unset_join_waker()) return true;
   }
   // JOIN_WAKER is clear: the trailer's waker is ours to write.
-  t->join_waker = waker;
+  t->join_waker.get_mut() = waker;
   if (!h->state.set_join_waker()) {
     // Completed meanwhile; the task side never saw our waker.
-    t->join_waker.reset();
+    t->join_waker.get_mut().reset();
     return true;
   }
   return false;

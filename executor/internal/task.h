@@ -30,6 +30,7 @@
 #include "executor/join_result.h"
 #include "future/context.h"
 #include "future/future.h"
+#include "future/internal/race_cell.h"
 #include "future/waker.h"
 
 namespace pollux::detail {
@@ -65,7 +66,9 @@ static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
 struct Trailer {
   Header* owned_prev = nullptr;
   Header* owned_next = nullptr;
-  Waker join_waker;
+  // Written by the JoinHandle while JOIN_WAKER is clear, read by the task
+  // side once it saw JOIN_WAKER set (see task_state.h).
+  RaceCell<Waker> join_waker;
 };
 
 inline Trailer* trailer_of(Header* h) noexcept {
@@ -132,8 +135,8 @@ class Cell {
     header_.state.set_queued_for_first_poll();
   }
   ~Cell() {
-    if (stage_ == Stage::kFuture) future().~F();
-    if (stage_ == Stage::kResult) result().~Result();
+    if (stage_.get() == Stage::kFuture) future().~F();
+    if (stage_.get() == Stage::kResult) result().~Result();
   }
 
   static Cell* self(Header* h) noexcept {
@@ -144,11 +147,11 @@ class Cell {
 
   void store(Result&& r) noexcept(std::is_nothrow_move_constructible_v<Output>) {
     new (storage_) Result(std::move(r));
-    stage_ = Stage::kResult;
+    stage_.get_mut() = Stage::kResult;
   }
   void drop_future() noexcept {
     future().~F();
-    stage_ = Stage::kConsumed;
+    stage_.get_mut() = Stage::kConsumed;
   }
 
   static bool poll(Header* h, Context& cx) {
@@ -161,7 +164,7 @@ class Cell {
       c->store(Result(std::move(v)));
     } catch (...) {
       // A future whose poll threw counts as finished (DESIGN §2).
-      if (c->stage_ == Stage::kFuture) c->drop_future();
+      if (c->stage_.get() == Stage::kFuture) c->drop_future();
       c->store(Result(JoinError::panicked(std::current_exception())));
     }
     return true;
@@ -175,13 +178,13 @@ class Cell {
     Cell* c = self(h);
     static_cast<std::optional<Result>*>(dst)->emplace(std::move(c->result()));
     c->result().~Result();
-    c->stage_ = Stage::kConsumed;
+    c->stage_.get_mut() = Stage::kConsumed;
   }
   static void drop_output(Header* h) noexcept {
     Cell* c = self(h);
-    if (c->stage_ == Stage::kResult) {
+    if (c->stage_.get() == Stage::kResult) {
       c->result().~Result();
-      c->stage_ = Stage::kConsumed;
+      c->stage_.get_mut() = Stage::kConsumed;
     }
   }
   static void dealloc(Header* h) noexcept;
@@ -197,7 +200,9 @@ class Cell {
   Result& result() noexcept { return *std::launder(reinterpret_cast<Result*>(storage_)); }
   alignas(F) alignas(Result) unsigned char storage_[sizeof(F) > sizeof(Result) ? sizeof(F)
                                                                               : sizeof(Result)];
-  Stage stage_ = Stage::kFuture;
+  // Which of the future and the result storage_ holds: written by whoever
+  // holds RUNNING, or by the JoinHandle once COMPLETE (task_state.h).
+  RaceCell<Stage> stage_{Stage::kFuture};
   Trailer trailer_;
 };
 

@@ -8,7 +8,7 @@ namespace {
 // Runs `f(current) -> optional next` in a CAS loop; returns the value seen
 // when `f` declined (nullopt) or the value replaced.
 template <class F>
-uint64_t update(std::atomic<uint64_t>& word, F&& f) noexcept {
+uint64_t update(Atomic<uint64_t>& word, F&& f) noexcept {
   // acquire (initial load and CAS failure): when `f` declines, the caller
   // acts on the state it saw without a successful RMW, e.g. a JoinHandle
   // whose unset_join_interest/unset_join_waker/set_join_waker finds COMPLETE

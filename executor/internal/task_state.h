@@ -36,6 +36,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "future/internal/atomic.h"
+
 namespace pollux::detail {
 
 class TaskState {
@@ -117,7 +119,7 @@ class TaskState {
   bool ref_dec(uint64_t count = 1) noexcept;
 
  private:
-  std::atomic<uint64_t> word_;
+  Atomic<uint64_t> word_;
 };
 
 }  // namespace pollux::detail

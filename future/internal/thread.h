@@ -1,0 +1,49 @@
+// detail::Thread and detail::ThreadLifetimeAllocation.
+//
+// Thread is std::thread normally (construct with a callable, join()); under
+// `--config=model` (POLLUX_MODEL) it is a thread of the model checker
+// (tests/model/): starting and joining it are scheduling points with the
+// happens-before edges std::thread gives. Cross-thread tests and models
+// start threads through it so that one scenario runs both ways.
+//
+// ThreadLifetimeAllocation marks, for its scope, allocations that are meant
+// to live as long as their thread or the process (a per-thread counter that
+// is never freed). The model checker reports every other allocation an
+// execution leaves behind as a leak; normally the scope does nothing.
+#ifndef POLLUX_FUTURE_INTERNAL_THREAD_H_
+#define POLLUX_FUTURE_INTERNAL_THREAD_H_
+
+#if defined(POLLUX_MODEL)
+#include "tests/model/instrumented.h"
+#else
+
+#include <thread>
+#include <utility>
+
+namespace pollux::detail {
+
+class Thread {
+ public:
+  template <class F>
+  explicit Thread(F&& f) : thread_(std::forward<F>(f)) {}
+  Thread(Thread&&) noexcept = default;
+  Thread& operator=(Thread&&) noexcept = default;
+  void join() { thread_.join(); }
+  bool joinable() const noexcept { return thread_.joinable(); }
+
+ private:
+  std::thread thread_;
+};
+
+class ThreadLifetimeAllocation {
+ public:
+  ThreadLifetimeAllocation() noexcept = default;
+  ThreadLifetimeAllocation(const ThreadLifetimeAllocation&) = delete;
+  ThreadLifetimeAllocation& operator=(const ThreadLifetimeAllocation&) = delete;
+};
+
+}  // namespace pollux::detail
+
+#endif  // POLLUX_MODEL
+
+#endif  // POLLUX_FUTURE_INTERNAL_THREAD_H_
