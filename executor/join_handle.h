@@ -70,7 +70,7 @@ class [[nodiscard]] JoinHandle {
   }
   // True once the task has completed (its result is waiting).
   bool is_finished() const noexcept {
-    return task_ != nullptr && (task_->state.load() & detail::TaskState::kComplete);
+    return task_ != nullptr && task_->state.load().is_complete();
   }
   // Drops the handle, letting the task run on unobserved.
   void detach() && noexcept { reset(); }

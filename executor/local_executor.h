@@ -11,10 +11,12 @@
 // at the start of a tick when it was woken. Each task poll starts with a
 // fresh coop Budget of 128.
 //
-// Wakes: a wake on the executor's thread while it runs pushes to the local
-// queue (no lock, no syscall); a wake from any other thread (or from this
-// thread while the executor is not running) goes through the inject queue and
+// Wakes: a wake on the executor's thread pushes to the local queue (no lock,
+// no syscall); a wake from any other thread goes through the inject queue and
 // unparks the driver, which costs a syscall only if the owner was parked.
+// The scheduling decisions live in detail::LocalScheduler
+// (executor/internal/local_scheduler.h), the executor's side of the Schedule
+// interface the task harness acts through.
 //
 // Shutdown (the destructor): closes the inject queue, then drops every
 // unfinished task's future on this thread; their JoinHandles yield a
@@ -32,8 +34,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "executor/context.h"
 #include "executor/driver.h"
-#include "executor/internal/shared.h"
+#include "executor/internal/local_scheduler.h"
 #include "executor/internal/task.h"
 #include "executor/join_handle.h"
 #include "executor/spawn.h"
@@ -61,60 +64,72 @@ class LocalExecutor {
   template <class F>
   [[nodiscard]] auto spawn_local(F&& f) {
     check_owner();
-    return detail::spawn_on(core_, std::forward<F>(f));
+    return detail::spawn_onto(scheduler_, std::forward<F>(f));
   }
 
   // Runs `f` to completion on this thread, running spawned tasks meanwhile,
-  // and returns its output (rethrowing what its poll threw).
+  // and returns its output (rethrowing what its poll threw). The backend and
+  // timers of this thread's RuntimeContext stay current inside.
   template <Future F>
-  output_t<F> block_on(F f);
+  output_t<F> block_on(F f) {
+    return block_on_in(RuntimeContext::current(), std::move(f));
+  }
+  // block_on with `base`'s backend and timers current (runtime/ passes its own).
+  template <Future F>
+  output_t<F> block_on_in(const RuntimeContext& base, F f);
+
+  // Binds a lazily bound executor to the calling thread (one
+  // compare-exchange, so of two racing threads exactly one wins). True when
+  // the calling thread is (now) its owner.
+  [[nodiscard]] bool try_bind_to_current_thread() noexcept { return scheduler_->bind_owner(); }
 
   // Runs tasks until none is runnable (never parks). Returns the task polls made.
   size_t run_until_idle();
 
   // Spawned tasks that have not completed yet.
-  size_t pending_tasks() const noexcept { return core_.owned_count; }
+  size_t pending_tasks() const noexcept { return core_.owned.size(); }
 
-  // The reference-counted block a Handle keeps (internal; for runtime/).
-  detail::Shared* shared_for_handle() const noexcept { return shared_; }
+  // The scheduler a Handle keeps (internal; for runtime/).
+  detail::Schedule* scheduler() const noexcept { return scheduler_; }
 
   // Spawns from any thread (the task is adopted by the owner at its next
-  // tick). The future is moved to the owner thread and polled there.
+  // tick), like Runtime's Handle::spawn. The future is moved to the owner
+  // thread and polled there.
   template <class F>
   [[nodiscard]] auto spawn_from_any_thread(F&& f) {
-    return detail::spawn_remote(shared_, std::forward<F>(f));
+    return detail::spawn_onto(scheduler_, std::forward<F>(f));
   }
 
  private:
   void check_owner() const;
   // `what` names the caller in the message ("block_on", "run_until_idle").
   void check_can_block(const char* what) const;
+  // `base` with this executor as the running scheduler.
+  RuntimeContext running_context(const RuntimeContext& base) const noexcept;
   // One tick of task polls; returns polls made.
   size_t run_tick();
-  // Pulls in tasks woken or spawned from other threads.
-  void drain_injected();
   bool has_runnable() const noexcept {
-    return !core_.run_queue.empty() || shared_->has_injected();
+    return !core_.run_queue.empty() || scheduler_->has_injected();
   }
 
   std::unique_ptr<Driver> own_driver_;
   Driver* driver_;
-  detail::Shared* shared_;
-  detail::ExecutorCore core_;
+  detail::LocalCore core_;
+  detail::LocalScheduler* scheduler_;
 };
 
 // Live task cells in the process (allocated, not yet freed): for leak tests.
 int64_t live_task_cells() noexcept;
 
 template <Future F>
-output_t<F> LocalExecutor::block_on(F f) {
+output_t<F> LocalExecutor::block_on_in(const RuntimeContext& base, F f) {
   check_can_block("block_on");
-  detail::CurrentCoreGuard guard(&core_);
-  Waker root = shared_->root_waker();
+  RuntimeContext::Enter entered(running_context(base));
+  Waker root = scheduler_->root_waker();
   Budget budget;
-  shared_->wake_root();  // the first poll
+  scheduler_->wake_root();  // the first poll
   for (;;) {
-    if (shared_->take_root_woken()) {
+    if (scheduler_->take_root_woken()) {
       budget.reset();
       Context cx(root, budget);
       Poll<output_t<F>> p = f.poll(cx);
@@ -127,7 +142,7 @@ output_t<F> LocalExecutor::block_on(F f) {
       }
     }
     run_tick();
-    if (has_runnable() || shared_->root_woken()) {
+    if (has_runnable() || scheduler_->root_woken()) {
       driver_->poll_nonblocking();
     } else {
       driver_->park();

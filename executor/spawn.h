@@ -1,5 +1,10 @@
-// spawn_local(f): runs a future (or a callable returning one) as a task on
-// the executor running on this thread, and returns its JoinHandle.
+// spawn(f) and spawn_local(f): run a future (or a callable returning one) as
+// a task on the executor running on this thread, and return its JoinHandle.
+//
+// One vocabulary in every flavour: `pollux::spawn(f)` from inside any
+// runtime or executor; `spawn_local(f)` for a task that must stay on this
+// thread (on the single-thread executors they are the same thing);
+// `Handle::spawn(f)` (runtime/) from anywhere.
 //
 // What may be spawned:
 // - any Future whose Output is an object type or void. It is moved once into
@@ -14,9 +19,9 @@
 // Spawning makes no syscall. A task spawned while its executor shuts down is
 // cancelled at once (its JoinHandle yields a cancelled JoinError).
 //
-// Thread-safety: spawn_local must be called on the executor's thread; the
-// free function finds the executor through the thread's current executor and
-// aborts with a message if there is none.
+// Thread-safety: spawn and spawn_local find the executor through this
+// thread's RuntimeContext (executor/context.h) and abort with a message if
+// none is running here.
 #ifndef POLLUX_EXECUTOR_SPAWN_H_
 #define POLLUX_EXECUTOR_SPAWN_H_
 
@@ -25,7 +30,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "executor/internal/shared.h"
+#include "executor/context.h"
+#include "executor/internal/schedule.h"
 #include "executor/internal/task.h"
 #include "executor/join_handle.h"
 #include "future/assert.h"
@@ -92,48 +98,50 @@ auto make_task_future(F&& f) {
   return Fut(std::forward<F>(f));
 }
 
-// Allocates the task, registers it with `core` and queues its first poll.
+// Allocates the task and hands it to `scheduler` (ScheduleKind::kSpawn),
+// which binds it and queues its first poll, or cancels it at once when it is
+// closed. From any thread.
 template <class F>
-auto spawn_on(ExecutorCore& core, F&& f) {
+auto spawn_onto(Schedule* scheduler, F&& f) {
   auto fut = make_task_future(std::forward<F>(f));
   using Fut = decltype(fut);
   using Out = output_t<Fut>;
-  core.take_shared_ref();  // the cell's reference, released by dealloc
-  Header* h = Cell<Fut>::allocate(std::move(fut), core.shared);
-  core.own(h);
-  if (core.shared->is_closed()) {
-    // Shutting down: cancel before the first poll, drop the queue entry's reference.
-    abandon_queued_task(&core, h);
-  } else {
-    core.run_queue.push_back(h);
-  }
-  return HandleFactory::make<Out>(h);
+  scheduler->take_task_ref();  // the cell's reference, given back by dealloc
+  Header* h = Cell<Fut>::allocate(std::move(fut), scheduler);
+  auto handle = HandleFactory::make<Out>(h);
+  scheduler->schedule(h, ScheduleKind::kSpawn);
+  return handle;
 }
 
-// Spawns onto the executor behind `shared` from any thread: the owner adopts
-// the task at its next tick. On a closed executor the task is cancelled at
-// once (its never-polled future is dropped here).
-template <class F>
-auto spawn_remote(Shared* shared, F&& f) {
-  auto fut = make_task_future(std::forward<F>(f));
-  using Fut = decltype(fut);
-  using Out = output_t<Fut>;
-  shared->ref_inc();  // the cell's reference, released by dealloc
-  Header* h = Cell<Fut>::allocate(std::move(fut), shared);
-  if (!shared->spawn_remote(h)) cancel_unowned_task(h);
-  return HandleFactory::make<Out>(h);
+// The scheduler running on this thread, checked.
+inline Schedule* current_scheduler_for(const char* what) {
+  Schedule* s = RuntimeContext::current().scheduler;
+  if (s == nullptr) {
+    check_failed("RuntimeContext::current().scheduler != nullptr", what, __FILE__, __LINE__);
+  }
+  return s;
 }
 
 }  // namespace detail
 
 // Spawns onto the executor running on this thread (see the header comment).
 template <class F>
+[[nodiscard]] auto spawn(F&& f) {
+  return detail::spawn_onto(
+      detail::current_scheduler_for(
+          "spawn() called on a thread with no running executor; call it from inside a task "
+          "or block_on, or use Handle::spawn / LocalExecutor::spawn_local"),
+      std::forward<F>(f));
+}
+
+// Spawns onto this thread's executor; the task never leaves this thread.
+template <class F>
 [[nodiscard]] auto spawn_local(F&& f) {
-  detail::ExecutorCore* core = detail::current_core();
-  POLLUX_CHECK(core != nullptr,
-               "spawn_local() called on a thread with no running executor; call it from "
-               "inside a task or block_on, or use LocalExecutor::spawn_local");
-  return detail::spawn_on(*core, std::forward<F>(f));
+  return detail::spawn_onto(
+      detail::current_scheduler_for(
+          "spawn_local() called on a thread with no running executor; call it from inside a "
+          "task or block_on, or use LocalExecutor::spawn_local"),
+      std::forward<F>(f));
 }
 
 }  // namespace pollux

@@ -15,8 +15,8 @@ namespace {
 
 using S = TaskState;
 
-uint64_t flags(const TaskState& t) { return t.load() & S::kFlagMask; }
-uint64_t refs(const TaskState& t) { return S::refs(t.load()); }
+uint64_t flags(const TaskState& t) { return t.load().bits & S::kFlagMask; }
+uint64_t refs(const TaskState& t) { return S::refs(t.load().bits); }
 
 // A task that has been polled once and returned Pending: idle, not notified,
 // JOIN_INTEREST, two references (owned list + handle).
@@ -79,9 +79,9 @@ TEST(TaskStateTest, WakeByRefOnCompleteTaskDoesNothing) {
   TaskState t;
   ASSERT_EQ(t.transition_to_running(), S::RunResult::kPoll);
   t.transition_to_complete();
-  const uint64_t before = t.load();
+  const uint64_t before = t.load().bits;
   EXPECT_FALSE(t.transition_to_notified_by_ref());
-  EXPECT_EQ(t.load(), before);
+  EXPECT_EQ(t.load().bits, before);
 }
 
 TEST(TaskStateTest, WakeByValOnIdleTaskHandsTheWakersReferenceToTheQueue) {
@@ -138,19 +138,19 @@ TEST(TaskStateTest, RunningFailsWhenAlreadyRunningOrComplete) {
   TaskState t;
   ASSERT_EQ(t.transition_to_running(), S::RunResult::kPoll);
   ASSERT_FALSE(t.transition_to_notified_by_ref());  // NOTIFIED while running
-  uint64_t before = t.load();
+  uint64_t before = t.load().bits;
   EXPECT_EQ(t.transition_to_running(), S::RunResult::kFailed);
-  EXPECT_EQ(t.load(), before);
+  EXPECT_EQ(t.load().bits, before);
   t.transition_to_complete();  // NOTIFIED stays, COMPLETE wins
-  before = t.load();
+  before = t.load().bits;
   EXPECT_EQ(t.transition_to_running(), S::RunResult::kFailed);
-  EXPECT_EQ(t.load(), before);
+  EXPECT_EQ(t.load().bits, before);
 }
 
 TEST(TaskStateTest, CompleteSwapsRunningForCompleteAndReportsThePreviousState) {
   TaskState t;
   ASSERT_EQ(t.transition_to_running(), S::RunResult::kPoll);
-  const uint64_t prev = t.transition_to_complete();
+  const uint64_t prev = t.transition_to_complete().bits;
   EXPECT_EQ(prev & S::kFlagMask, S::kRunning | S::kJoinInterest);
   EXPECT_EQ(flags(t), S::kComplete | S::kJoinInterest);
   EXPECT_EQ(refs(t), 3u);  // complete() releases references separately
@@ -197,9 +197,9 @@ TEST(TaskStateTest, AbortAfterCompleteChangesNothing) {
   TaskState t;
   ASSERT_EQ(t.transition_to_running(), S::RunResult::kPoll);
   t.transition_to_complete();
-  const uint64_t before = t.load();
+  const uint64_t before = t.load().bits;
   EXPECT_FALSE(t.transition_to_notified_and_cancel());
-  EXPECT_EQ(t.load(), before);
+  EXPECT_EQ(t.load().bits, before);
   EXPECT_FALSE(flags(t) & S::kCancelled);
 }
 
@@ -229,9 +229,9 @@ TEST(TaskStateTest, ShutdownClaimsIdleAndQueuedTasksButNotRunningOrComplete) {
     TaskState t;
     ASSERT_EQ(t.transition_to_running(), S::RunResult::kPoll);
     t.transition_to_complete();
-    const uint64_t before = t.load();
+    const uint64_t before = t.load().bits;
     EXPECT_FALSE(t.transition_to_shutdown());
-    EXPECT_EQ(t.load(), before);
+    EXPECT_EQ(t.load().bits, before);
   }
 }
 
@@ -242,7 +242,7 @@ TEST(TaskStateTest, JoinInterestCanBeDroppedOnlyBeforeComplete) {
     EXPECT_FALSE(flags(t) & S::kJoinInterest);
     ASSERT_EQ(t.transition_to_running(), S::RunResult::kPoll);
     // The task side learns nobody wants the result.
-    EXPECT_FALSE(t.transition_to_complete() & S::kJoinInterest);
+    EXPECT_FALSE(t.transition_to_complete().has_join_interest());
   }
   {
     TaskState t;
@@ -261,7 +261,7 @@ TEST(TaskStateTest, JoinWakerBitIsPublishedToCompleteAndFrozenAfterIt) {
   EXPECT_FALSE(flags(t) & S::kJoinWaker);
   EXPECT_TRUE(t.set_join_waker());
   ASSERT_EQ(t.transition_to_running(), S::RunResult::kPoll);
-  const uint64_t prev = t.transition_to_complete();
+  const uint64_t prev = t.transition_to_complete().bits;
   EXPECT_TRUE(prev & S::kJoinWaker);  // the task side wakes the handle
   // Once complete the handle can neither take the waker back nor set one.
   EXPECT_FALSE(t.unset_join_waker());
@@ -292,6 +292,79 @@ TEST(TaskStateTest, RefDecReportsOnlyTheLastReference) {
 TEST(TaskStateTest, RefDecOfSeveralAtOnceCanBeTheLast) {
   TaskState t;
   EXPECT_TRUE(t.ref_dec(3));
+}
+
+// ---- The initial states production uses ----
+// A spawned cell starts queued_for_first_poll: RUNNING, not NOTIFIED (its
+// first poll skips transition_to_running; the queue entry owns the run).
+
+TEST(TaskStateFirstPollTest, SpawnedTaskIsRunningWithJoinInterestAndThreeReferences) {
+  TaskState t;
+  t.set_queued_for_first_poll();
+  EXPECT_EQ(flags(t), S::kRunning | S::kJoinInterest);
+  EXPECT_EQ(refs(t), 3u);  // owned list, run-queue entry, JoinHandle
+  EXPECT_TRUE(t.load().is_running());
+  EXPECT_FALSE(t.load().is_idle());
+}
+
+TEST(TaskStateFirstPollTest, APendingFirstPollGoesIdleAndReleasesTheQueueEntry) {
+  TaskState t;
+  t.set_queued_for_first_poll();
+  EXPECT_EQ(t.transition_to_idle(), S::IdleResult::kOk);
+  EXPECT_EQ(flags(t), S::kJoinInterest);
+  EXPECT_EQ(refs(t), 2u);
+}
+
+TEST(TaskStateFirstPollTest, AWakeBeforeTheFirstPollIsKeptForAfterIt) {
+  TaskState t;
+  t.set_queued_for_first_poll();
+  // By reference: no new queue entry (the queued first poll is the entry).
+  EXPECT_FALSE(t.transition_to_notified_by_ref());
+  EXPECT_EQ(refs(t), 3u);
+  EXPECT_EQ(flags(t), S::kRunning | S::kNotified | S::kJoinInterest);
+  // The first poll returns Pending: the task must run once more.
+  EXPECT_EQ(t.transition_to_idle(), S::IdleResult::kOkNotified);
+  EXPECT_EQ(refs(t), 3u);  // the queue entry's reference stays for the re-queue
+  EXPECT_EQ(t.transition_to_running(), S::RunResult::kPoll);
+}
+
+TEST(TaskStateFirstPollTest, AWakeByValueBeforeTheFirstPollOnlyReleasesTheWaker) {
+  TaskState t;
+  t.set_queued_for_first_poll();
+  t.ref_inc();  // a waker cloned from somewhere (e.g. a test's handle)
+  EXPECT_EQ(t.transition_to_notified_by_val(), S::WakeByValResult::kDoNothing);
+  EXPECT_EQ(refs(t), 3u);
+  EXPECT_TRUE(t.load().is_notified());
+}
+
+TEST(TaskStateFirstPollTest, AnAbortBeforeTheFirstPollQueuesNothingAndIsSeenByThePoll) {
+  TaskState t;
+  t.set_queued_for_first_poll();
+  EXPECT_FALSE(t.transition_to_notified_and_cancel());  // already queued: no new entry
+  EXPECT_EQ(refs(t), 3u);
+  const S::Snapshot seen = t.load();
+  EXPECT_TRUE(seen.is_running() && seen.is_cancelled());  // run_task drops the future
+}
+
+TEST(TaskStateFirstPollTest, ShutdownLeavesANeverPolledTaskToItsQueueEntry) {
+  TaskState t;
+  t.set_queued_for_first_poll();
+  // RUNNING: owned by the queue entry, so shutdown must not drop the future
+  // itself; abandon_queued_task does, when it drains the queue.
+  EXPECT_FALSE(t.transition_to_shutdown());
+  EXPECT_TRUE(t.load().is_cancelled());
+  EXPECT_FALSE(t.transition_to_complete().is_complete());
+  EXPECT_TRUE(t.load().is_complete());
+}
+
+TEST(TaskStateFirstPollTest, ASpawnedTaskThatFinishesAtOnceCompletes) {
+  TaskState t;
+  t.set_queued_for_first_poll();
+  const S::Snapshot prev = t.transition_to_complete();
+  EXPECT_TRUE(prev.is_running() && prev.has_join_interest());
+  EXPECT_EQ(flags(t), S::kComplete | S::kJoinInterest);
+  EXPECT_FALSE(t.ref_dec(2));  // queue entry and owned list
+  EXPECT_TRUE(t.ref_dec());    // the JoinHandle
 }
 
 #ifndef NDEBUG

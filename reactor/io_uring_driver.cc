@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "executor/context.h"
 #include "executor/internal/park_state.h"
 #include "future/assert.h"
 #include "reactor/errno_status.h"
@@ -19,8 +20,6 @@ namespace {
 // never reach these values in practice: 2^32 reuses of one slot).
 constexpr uint64_t kCancelTag = ~uint64_t{0};
 constexpr uint64_t kUnparkTag = ~uint64_t{0} - 1;
-
-thread_local IoUringDriver* tls_driver = nullptr;
 
 __kernel_timespec to_timespec(absl::Duration d) {
   if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
@@ -447,10 +446,9 @@ void IoUringDriver::drain() {
 
 // ---- Current driver ----
 
-IoUringDriver* current_driver() noexcept { return tls_driver; }
-CurrentDriverGuard::CurrentDriverGuard(IoUringDriver* d) noexcept : prev_(tls_driver) {
-  tls_driver = d;
+IoUringDriver* current_driver() noexcept {
+  // SAFETY: IoUringDriver is the only Backend so far.
+  return static_cast<IoUringDriver*>(RuntimeContext::current().backend);
 }
-CurrentDriverGuard::~CurrentDriverGuard() { tls_driver = prev_; }
 
 }  // namespace pollux::reactor

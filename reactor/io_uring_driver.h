@@ -38,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "executor/driver.h"
+#include "reactor/backend.h"
 #include "reactor/internal/uring_syscalls.h"
 #include "reactor/op_table.h"
 #include "timer/timer_queue.h"
@@ -63,7 +64,7 @@ struct DriverStats {
   uint64_t unpark_writes = 0;    // eventfd writes made by unpark()
 };
 
-class IoUringDriver final : public Driver {
+class IoUringDriver final : public Backend {
  public:
   // Creates a disabled ring with the best flags the kernel accepts.
   static absl::StatusOr<std::unique_ptr<IoUringDriver>> create(IoUringOptions options = {});
@@ -137,18 +138,8 @@ class IoUringDriver final : public Driver {
   DriverStats stats_;
 };
 
-// The driver of the runtime running on this thread, or null.
+// The io_uring driver of this thread's RuntimeContext, or null.
 IoUringDriver* current_driver() noexcept;
-class CurrentDriverGuard {
- public:
-  explicit CurrentDriverGuard(IoUringDriver* d) noexcept;
-  ~CurrentDriverGuard();
-  CurrentDriverGuard(const CurrentDriverGuard&) = delete;
-  CurrentDriverGuard& operator=(const CurrentDriverGuard&) = delete;
-
- private:
-  IoUringDriver* prev_;
-};
 
 }  // namespace pollux::reactor
 

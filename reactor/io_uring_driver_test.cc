@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/context.h"
 #include "executor/join_handle.h"
 #include "executor/local_executor.h"
 #include "executor/yield_now.h"
@@ -174,7 +175,9 @@ TEST(IoUringDriverSetup, CreatedOnOneThreadEnabledAndUsedOnAnother) {
   std::thread t([&] {
     enabled = d->enable_on_current_thread();
     if (!enabled.ok()) return;
-    reactor::CurrentDriverGuard dg(d.get());
+    RuntimeContext ctx;
+    ctx.backend = d.get();
+    RuntimeContext::Enter entered(ctx);
     timer::CurrentTimerQueueGuard tg(&d->timers());
     {
       LocalExecutor ex(*d);

@@ -29,13 +29,13 @@
 #define POLLUX_RUNTIME_RUNTIME_H_
 
 #include <memory>
-#include <optional>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "executor/context.h"
+#include "executor/internal/schedule.h"
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
 #include "future/future.h"
@@ -46,27 +46,32 @@ namespace pollux {
 
 class Runtime;
 
+namespace detail {
+struct RuntimeInner;
+}  // namespace detail
+
 // Spawns onto a runtime from any thread. Cheap to copy; outliving the
 // runtime is safe (spawning then yields a cancelled JoinHandle).
 class Handle {
  public:
   // Spawns `f` (a Future or a callable returning one) onto the runtime; the
-  // runtime thread adopts it at its next tick.
+  // runtime thread adopts it at its next tick (on the runtime thread itself
+  // it is queued at once, with no syscall).
   template <class F>
   [[nodiscard]] auto spawn(F&& f) const {
-    return detail::spawn_remote(shared_.get(), std::forward<F>(f));
+    return detail::spawn_onto(scheduler_.get(), std::forward<F>(f));
   }
 
  private:
   friend class Runtime;
-  struct SharedRef {
-    void operator()(detail::Shared* s) const noexcept { s->ref_dec(); }
+  struct SchedulerRef {
+    void operator()(detail::Schedule* s) const noexcept { s->ref_dec(); }
   };
-  // The deleter must be named here: `shared_(s)` alone would build a
+  // The deleter must be named here: `scheduler_(s)` alone would build a
   // shared_ptr with the default deleter (delete s) and ignore the one in
   // the member's default initializer.
-  explicit Handle(detail::Shared* s) : shared_(s, SharedRef{}) { s->ref_inc(); }
-  std::shared_ptr<detail::Shared> shared_{nullptr, SharedRef{}};
+  explicit Handle(detail::Schedule* s) : scheduler_(s, SchedulerRef{}) { s->ref_inc(); }
+  std::shared_ptr<detail::Schedule> scheduler_{nullptr, SchedulerRef{}};
 };
 
 class Runtime {
@@ -105,8 +110,8 @@ class Runtime {
     reactor::IoUringOptions uring_;
   };
 
-  Runtime(Runtime&&) noexcept = default;
-  Runtime& operator=(Runtime&&) noexcept = default;
+  Runtime(Runtime&&) noexcept;
+  Runtime& operator=(Runtime&&) noexcept;
   ~Runtime();
 
   // Runs `f` to completion on this thread, with spawned tasks, I/O and
@@ -116,7 +121,7 @@ class Runtime {
   output_t<F> block_on(F f) {
     absl::Status s = enter_check();
     POLLUX_CHECK(s.ok(), s.message().data());
-    return run(std::move(f));
+    return executor().block_on_in(context(), std::move(f));
   }
   // Like block_on, but a wrong thread is a FailedPrecondition status.
   template <Future F>
@@ -124,23 +129,18 @@ class Runtime {
     absl::Status s = enter_check();
     if (!s.ok()) return s;
     if constexpr (std::is_void_v<output_t<F>>) {
-      run(std::move(f));
+      executor().block_on_in(context(), std::move(f));
       return Unit{};
     } else {
-      return run(std::move(f));
+      return executor().block_on_in(context(), std::move(f));
     }
   }
 
-  // Spawns onto this runtime. On the runtime thread (inside block_on) it
-  // makes no syscall; from elsewhere it goes through the Handle path.
+  // Spawns onto this runtime from any thread. On the runtime thread it
+  // makes no syscall; from elsewhere the task goes through the remote queue.
   template <class F>
   [[nodiscard]] auto spawn(F&& f) {
-    detail::ExecutorCore* core = detail::current_core();
-    detail::Shared* shared = this->shared();
-    if (core != nullptr && core->shared == shared) {
-      return detail::spawn_on(*core, std::forward<F>(f));
-    }
-    return detail::spawn_remote(shared, std::forward<F>(f));
+    return detail::spawn_onto(executor().scheduler(), std::forward<F>(f));
   }
 
   Handle handle() const;
@@ -151,51 +151,18 @@ class Runtime {
   timer::TimerQueue* timer_queue() const noexcept;
 
  private:
-  struct Inner;
-  explicit Runtime(std::unique_ptr<Inner> inner) : inner_(std::move(inner)) {}
+  explicit Runtime(std::unique_ptr<detail::RuntimeInner> inner);
 
+  // Binds the runtime to the calling thread on first use (atomically: of two
+  // threads racing their first block_on, one wins), refuses re-entry from a
+  // task, and enables the ring on its thread.
   absl::Status enter_check();
-  detail::Shared* shared() const noexcept;
-  // Sets up this thread's current driver and timer queue for the call.
-  class Enter;
+  LocalExecutor& executor() const noexcept;
+  // The backend and timers block_on makes current.
+  RuntimeContext context() const noexcept;
 
-  template <Future F>
-  output_t<F> run(F f);
-
-  std::unique_ptr<Inner> inner_;
+  std::unique_ptr<detail::RuntimeInner> inner_;
 };
-
-struct Runtime::Inner {
-  std::unique_ptr<reactor::IoUringDriver> io;
-  std::unique_ptr<Driver> other_driver;  // TimeDriver or ThreadParker
-  timer::TimerQueue* timers = nullptr;   // set when time is enabled
-  std::unique_ptr<LocalExecutor> executor;
-  std::thread::id thread;                // bound on first entry
-  bool ring_enabled = false;
-  ~Inner();
-};
-
-class Runtime::Enter {
- public:
-  explicit Enter(Inner& in) : driver_(in.io.get()), timers_(in.timers) {}
-
- private:
-  reactor::CurrentDriverGuard driver_;
-  timer::CurrentTimerQueueGuard timers_;
-};
-
-template <Future F>
-output_t<F> Runtime::run(F f) {
-  Enter enter(*inner_);
-  return inner_->executor->block_on(std::move(f));
-}
-
-// Spawns onto the runtime (or LocalExecutor) running on this thread. Aborts
-// with a message outside one; use Runtime::spawn or Handle::spawn there.
-template <class F>
-[[nodiscard]] auto spawn(F&& f) {
-  return spawn_local(std::forward<F>(f));
-}
 
 }  // namespace pollux
 

@@ -193,6 +193,48 @@ TEST_F(RuntimeTest, BuiltOnOneThreadRunsOnTheFirstThreadThatEntersIt) {
   EXPECT_EQ(got, "ok");
 }
 
+// Two threads racing their first block_on on a fresh runtime: exactly one
+// becomes the runtime thread and the other is refused (the binding is one
+// compare-exchange; when it was a plain write both could run the executor
+// at once, which TSan reports). The winner destroys the runtime.
+TEST_F(RuntimeTest, TwoThreadsRacingTheFirstBlockOnBindExactlyOne) {
+  constexpr int kIters = 50;
+  for (int iter = 0; iter < kIters; ++iter) {
+    absl::StatusOr<Runtime> built = Runtime::Builder().current_thread().enable_all().build();
+    ASSERT_TRUE(built.ok()) << built.status();
+    std::optional<Runtime> rt(std::move(*built));
+    std::atomic<int> arrived{0};
+    std::atomic<int> finished{0};
+    std::atomic<int> ok{0};
+    std::atomic<int> refused{0};
+    auto contender = [&] {
+      arrived.fetch_add(1);
+      while (arrived.load() < 2) {
+      }
+      absl::StatusOr<int> r = rt->try_block_on(ready(7));
+      const bool won = r.ok();
+      if (won) {
+        ok.fetch_add(1);
+      } else if (r.status().code() == absl::StatusCode::kFailedPrecondition) {
+        refused.fetch_add(1);
+      }
+      finished.fetch_add(1);
+      if (won) {
+        while (finished.load() < 2) {
+        }
+        rt.reset();  // on the runtime thread, once the loser is out
+      }
+    };
+    std::thread a(contender);
+    std::thread b(contender);
+    a.join();
+    b.join();
+    ASSERT_EQ(ok.load(), 1) << "iteration " << iter;
+    ASSERT_EQ(refused.load(), 1) << "iteration " << iter;
+    EXPECT_FALSE(rt.has_value());
+  }
+}
+
 // ---- Spawning ----
 
 TEST_F(RuntimeTest, SpawnInsideBlockOn) {

@@ -2,13 +2,13 @@
 
 #include <utility>
 
+#include "executor/context.h"
+
 namespace pollux::timer {
 
 namespace {
 
 constexpr uint64_t kNanosPerTick = 1'000'000;
-
-thread_local TimerQueue* tls_current_queue = nullptr;
 
 // Nanoseconds from `origin` to `t`, for t > origin (fits: both are int64).
 uint64_t nanos_after(Instant origin, Instant t) noexcept {
@@ -16,7 +16,7 @@ uint64_t nanos_after(Instant origin, Instant t) noexcept {
 }
 
 TimerQueue& checked_current(const char* what) {
-  TimerQueue* q = tls_current_queue;
+  TimerQueue* q = current_timer_queue();
   POLLUX_CHECK(q != nullptr, what);
   return *q;
 }
@@ -129,18 +129,23 @@ Instant TimerQueue::tick_instant(uint64_t tick) const noexcept {
   return origin_ + absl::Nanoseconds(static_cast<int64_t>(tick * kNanosPerTick));
 }
 
-TimerQueue* current_timer_queue() noexcept { return tls_current_queue; }
+TimerQueue* current_timer_queue() noexcept { return RuntimeContext::current().timers; }
+
+namespace {
+RuntimeContext with_timers(TimerQueue* queue) noexcept {
+  RuntimeContext ctx = RuntimeContext::current();
+  ctx.timers = queue;
+  return ctx;
+}
+}  // namespace
 
 CurrentTimerQueueGuard::CurrentTimerQueueGuard(TimerQueue* queue) noexcept
-    : prev_(tls_current_queue) {
-  tls_current_queue = queue;
-  if (queue != nullptr) queue->owner_ = std::this_thread::get_id();
+    : entered_(with_timers(queue)) {
+  if (queue != nullptr) queue->bind_to_current_thread();
 }
 
-CurrentTimerQueueGuard::~CurrentTimerQueueGuard() { tls_current_queue = prev_; }
-
 Instant now() noexcept {
-  TimerQueue* q = tls_current_queue;
+  TimerQueue* q = current_timer_queue();
   return q != nullptr ? q->clock_now() : Instant::now();
 }
 

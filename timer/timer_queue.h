@@ -56,6 +56,7 @@
 #include <type_traits>
 
 #include "absl/time/time.h"
+#include "executor/context.h"
 #include "future/assert.h"
 #include "future/waker.h"
 #include "timer/instant.h"
@@ -179,6 +180,9 @@ class TimerQueue {
 
   // True on the thread that owns this queue (for debug checks).
   bool is_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+  // Makes the calling thread the owner (a runtime built on one thread and
+  // run on another; CurrentTimerQueueGuard does it too).
+  void bind_to_current_thread() noexcept { owner_ = std::this_thread::get_id(); }
 
  private:
   friend class CurrentTimerQueueGuard;
@@ -191,23 +195,22 @@ class TimerQueue {
   std::thread::id owner_;
 };
 
-// The TimerQueue of the driver running on this thread, or null. What Sleep
-// registers with on its first poll.
+// The TimerQueue of this thread's RuntimeContext (executor/context.h), or
+// null. What Sleep registers with on its first poll.
 TimerQueue* current_timer_queue() noexcept;
 
 // Makes `queue` (may be null) the current TimerQueue of this thread for the
-// guard's scope, restores the previous one after, and binds the queue's owner
-// thread to this thread. Drivers set it while their executor runs; tests with
+// guard's scope (the rest of the RuntimeContext unchanged), restores the
+// previous context after, and binds the queue's owner thread to this thread. Drivers set it while their executor runs; tests with
 // a TimeDriver write `auto g = drv.enter();` (timer/time_driver.h).
 class CurrentTimerQueueGuard {
  public:
   explicit CurrentTimerQueueGuard(TimerQueue* queue) noexcept;
-  ~CurrentTimerQueueGuard();
   CurrentTimerQueueGuard(const CurrentTimerQueueGuard&) = delete;
   CurrentTimerQueueGuard& operator=(const CurrentTimerQueueGuard&) = delete;
 
  private:
-  TimerQueue* prev_;
+  RuntimeContext::Enter entered_;
 };
 
 // The current time as this thread's timers see it: current_timer_queue()'s

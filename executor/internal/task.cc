@@ -1,10 +1,13 @@
 #include "executor/internal/task.h"
 
-#include <mutex>
+#include <atomic>
 #include <vector>
 
-#include "executor/internal/shared.h"
+#include "executor/context.h"
+#include "executor/internal/schedule.h"
 #include "future/assert.h"
+#include "future/internal/mutex.h"
+#include "future/internal/thread.h"
 
 namespace pollux::detail {
 
@@ -23,11 +26,12 @@ namespace {
 // main) still has a counter to write, and an exited thread's count stays in
 // the sum. The cost is one small node per thread that ever made or freed a task.
 struct LiveTaskCounters {
-  std::mutex mu;
-  std::vector<const std::atomic<int64_t>*> threads;  // guarded by mu; never shrinks
+  Mutex mu;
+  std::vector<const std::atomic<int64_t>*> threads ABSL_GUARDED_BY(mu);  // never shrinks
 };
 
 LiveTaskCounters& live_task_counters() {
+  ThreadLifetimeAllocation lives_as_long_as_the_process;
   static auto* counters = new LiveTaskCounters;  // never destroyed: threads exit after main
   return *counters;
 }
@@ -37,9 +41,10 @@ thread_local std::atomic<int64_t>* t_live_tasks = nullptr;
 void add_live_tasks(int64_t d) noexcept {
   std::atomic<int64_t>* c = t_live_tasks;
   if (c == nullptr) {
+    ThreadLifetimeAllocation lives_as_long_as_the_process;
     c = new std::atomic<int64_t>(0);
     LiveTaskCounters& all = live_task_counters();
-    std::lock_guard lock(all.mu);
+    MutexLock lock(all.mu);
     all.threads.push_back(c);
     t_live_tasks = c;
   }
@@ -50,31 +55,29 @@ void add_live_tasks(int64_t d) noexcept {
 
 void dealloc(Header* h) noexcept { h->vtable->dealloc(h); }
 
+enum class Owned : bool { kNo, kYes };
+
 // RUNNING -> COMPLETE with the result stored; tells the JoinHandle, leaves
-// the owned-tasks list, and releases `extra_refs` more references (the queue
-// entry's, when called from a poll).
-// `core` is null for a task no executor adopted (it holds no owned-list reference).
-void complete(ExecutorCore* core, Header* h, uint64_t extra_refs) noexcept {
-  uint64_t prev = h->state.transition_to_complete();
-  if (!(prev & TaskState::kJoinInterest)) {
+// the scheduler's OwnedTasks (when it was ever bound to one), and releases
+// `extra_refs` more references (the queue entry's, when called from a poll).
+void complete(Header* h, uint64_t extra_refs, Owned owned = Owned::kYes) noexcept {
+  const TaskState::Snapshot prev = h->state.transition_to_complete();
+  if (!prev.has_join_interest()) {
     // Nobody will read the result: drop it here, on the polling thread.
     h->vtable->drop_output(h);
-  } else if (prev & TaskState::kJoinWaker) {
+  } else if (prev.has_join_waker()) {
     // JOIN_WAKER was published before COMPLETE (acq_rel above), so the
     // waker in the trailer is complete and the handle no longer writes it.
     trailer_of(h)->join_waker.get().wake_by_ref();
   }
   uint64_t refs = extra_refs;
-  if (core != nullptr) {
-    core->disown(h);  // and release the owned-tasks list's reference
-    ++refs;
-  }
+  if (owned == Owned::kYes && h->scheduler->release(h)) ++refs;  // the list's reference
   if (refs > 0 && h->state.ref_dec(refs)) dealloc(h);
 }
 
-void cancel_and_complete(ExecutorCore* core, Header* h, uint64_t extra_refs) noexcept {
+void cancel_and_complete(Header* h, uint64_t extra_refs, Owned owned = Owned::kYes) noexcept {
   h->vtable->cancel(h);
-  complete(core, h, extra_refs);
+  complete(h, extra_refs, owned);
 }
 
 Waker task_clone(void* p) noexcept {
@@ -84,21 +87,21 @@ Waker task_clone(void* p) noexcept {
 
 void task_wake_by_ref(void* p) noexcept {
   auto* h = static_cast<Header*>(p);
-  ExecutorCore* core = current_core();
-  if (core != nullptr && core->polling == h) {
+  RuntimeContext& ctx = RuntimeContext::current();
+  if (ctx.task == h) {
     // The task wakes itself from its own poll, on its own thread: run_task
     // queues it again when the poll returns; the state word is not touched.
-    core->polling_woke_itself = true;
+    ctx.task_woke_itself = true;
     return;
   }
-  if (h->state.transition_to_notified_by_ref()) h->scheduler->schedule(h);
+  if (h->state.transition_to_notified_by_ref()) h->scheduler->schedule(h, ScheduleKind::kWake);
 }
 
 void task_wake(void* p) noexcept {
   auto* h = static_cast<Header*>(p);
   switch (h->state.transition_to_notified_by_val()) {
     case TaskState::WakeByValResult::kSubmit:
-      h->scheduler->schedule(h);
+      h->scheduler->schedule(h, ScheduleKind::kWake);
       break;
     case TaskState::WakeByValResult::kDealloc:
       dealloc(h);
@@ -114,18 +117,11 @@ void task_drop(void* p) noexcept { drop_reference(static_cast<Header*>(p)); }
 
 const WakerVTable kTaskWakerVTable = {&task_clone, &task_wake, &task_wake_by_ref, &task_drop};
 
-void release_shared_ref(Shared* scheduler) noexcept {
-  ExecutorCore* core = current_core();
-  if (core == nullptr) core = scheduler->owner_core_if_owner();
-  if (core != nullptr && core->return_shared_ref(scheduler)) return;
-  scheduler->ref_dec();
-}
-
 void count_task_alloc() noexcept { add_live_tasks(1); }
 void count_task_dealloc() noexcept { add_live_tasks(-1); }
 int64_t live_tasks() noexcept {
   LiveTaskCounters& all = live_task_counters();
-  std::lock_guard lock(all.mu);
+  MutexLock lock(all.mu);
   int64_t sum = 0;
   // relaxed: see add_live_tasks.
   for (const std::atomic<int64_t>* c : all.threads) sum += c->load(std::memory_order_relaxed);
@@ -137,17 +133,15 @@ void drop_reference(Header* h) noexcept {
 }
 
 void run_task(Header* h, Budget& budget) {
-  ExecutorCore* core = current_core();
-  // A new task (queued RUNNING for its first poll, see TaskState) and one
-  // that woke itself during its last poll (queued again still RUNNING, see
-  // below) skip transition_to_running; an abort since then only set
-  // CANCELLED. Only this thread polls a local task, so a RUNNING task in its
-  // run queue can only be such a one. (A work-stealing scheduler would have
-  // to keep these off its stealable queues.)
-  const uint64_t state = h->state.load();
-  if (state & TaskState::kRunning) {
-    if (state & TaskState::kCancelled) {
-      cancel_and_complete(core, h, 1);
+  RuntimeContext& ctx = RuntimeContext::current();
+  // A RUNNING task in a run queue is owned by that queue entry (DESIGN §4):
+  // a new task queued for its first poll, or one that woke itself during its
+  // last poll (ScheduleKind::kSelfWake). Either skips transition_to_running;
+  // an abort since then only set CANCELLED.
+  const TaskState::Snapshot state = h->state.load();
+  if (state.is_running()) {
+    if (state.is_cancelled()) {
+      cancel_and_complete(h, 1);
       return;
     }
   } else {
@@ -156,7 +150,7 @@ void run_task(Header* h, Budget& budget) {
         drop_reference(h);
         return;
       case TaskState::RunResult::kCancel:
-        cancel_and_complete(core, h, 1);
+        cancel_and_complete(h, 1);
         return;
       case TaskState::RunResult::kPoll:
         break;
@@ -167,67 +161,68 @@ void run_task(Header* h, Budget& budget) {
   Waker borrowed = Waker::from_raw(h, &kTaskWakerVTable);
   budget.reset();
   bool finished;
-  core->polling = h;
-  core->polling_woke_itself = false;
+  ctx.task = h;
+  ctx.task_woke_itself = false;
   {
     Context cx(borrowed, budget);
     finished = h->vtable->poll(h, cx);  // never throws: the cell catches
   }
-  core->polling = nullptr;
+  ctx.task = nullptr;
   borrowed.release();
   if (finished) {
-    complete(core, h, 1);
+    complete(h, 1);
     return;
   }
-  if (core->polling_woke_itself) {
-    // yield_now and the like: back of the queue, still RUNNING and holding
-    // the queue entry's reference, so no transition now and none at its next
-    // run. Wakes from other threads meanwhile set NOTIFIED, which the
-    // eventual transition_to_idle honours.
-    core->run_queue.push_back(h);
+  if (ctx.task_woke_itself) {
+    // yield_now and the like: queued again still RUNNING with the queue
+    // entry's reference, so no transition now and none at its next run.
+    // Wakes from other threads meanwhile set NOTIFIED, which the eventual
+    // transition_to_idle honours.
+    h->scheduler->schedule(h, ScheduleKind::kSelfWake);
     return;
   }
   switch (h->state.transition_to_idle()) {
     case TaskState::IdleResult::kOk:
       return;
     case TaskState::IdleResult::kOkNotified:
-      // Woken during its own poll: runs once more, after the tasks already queued.
-      core->run_queue.push_back(h);
+      // Woken during its own poll: runs once more, after the tasks already
+      // queued. Idle and NOTIFIED now, with the queue entry's reference.
+      h->scheduler->schedule(h, ScheduleKind::kWake);
       return;
     case TaskState::IdleResult::kCancelled:
-      cancel_and_complete(core, h, 1);
+      cancel_and_complete(h, 1);
       return;
   }
 }
 
-void abandon_queued_task(ExecutorCore* core, Header* h) noexcept {
-  if (h->state.load() & TaskState::kRunning) {
-    cancel_and_complete(core, h, 1);
+void abandon_queued_task(Header* h) noexcept {
+  if (h->state.load().is_running()) {
+    cancel_and_complete(h, 1);
   } else {
     drop_reference(h);
   }
 }
 
 void shutdown_task(Header* h) {
-  if (h->state.transition_to_shutdown()) cancel_and_complete(current_core(), h, 0);
+  if (h->state.transition_to_shutdown()) cancel_and_complete(h, 0);
 }
 
 void cancel_unowned_task(Header* h) noexcept {
   // Never polled, so still RUNNING from its creation (only this thread may
-  // drop its future). The queue entry's reference is released here; the
-  // owned-list reference was never handed to a list, so release it too.
-  cancel_and_complete(nullptr, h, 2);
+  // drop its future). The queue entry's reference is released here, and the
+  // owned-list reference too: it was never handed to a list.
+  cancel_and_complete(h, 2, Owned::kNo);
 }
 
 void abort_task(Header* h) noexcept {
-  if (h->state.transition_to_notified_and_cancel()) h->scheduler->schedule(h);
+  if (h->state.transition_to_notified_and_cancel()) h->scheduler->schedule(h, ScheduleKind::kWake);
 }
 
 bool join_poll_ready(Header* h, const Waker& waker) noexcept {
-  uint64_t s = h->state.load();
-  if (s & TaskState::kComplete) return true;
+  const TaskState::Snapshot s = h->state.load();
+  if (s.is_complete()) return true;
   Trailer* t = trailer_of(h);
-  if (s & TaskState::kJoinWaker) {
+  if (s.has_join_waker()) {
     if (t->join_waker.get().will_wake(waker)) return false;
     // Take the waker back before replacing it; fails if the task completed.
     if (!h->state.unset_join_waker()) return true;

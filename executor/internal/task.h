@@ -9,9 +9,13 @@
 // - Core (future or result): the thread that holds RUNNING, or, once
 //   COMPLETE, the JoinHandle (reads/drops the result) or the last reference
 //   (dealloc). A future is always destroyed on the thread that polls it.
-// - Trailer.owned_*: the owner thread's OwnedTasks only.
+// - Trailer.owned_*: the scheduler's OwnedTasks only.
 // - Trailer.join_waker: the JoinHandle while JOIN_WAKER is clear; the task
 //   side after it observed JOIN_WAKER set and the task COMPLETE.
+//
+// The harness below decides what happens to a task and acts on its
+// executor only through Header::scheduler (the Schedule interface,
+// schedule.h); it never touches an executor's fields.
 //
 // Everything here is private to executor/; users see JoinHandle and spawn.
 #ifndef POLLUX_EXECUTOR_INTERNAL_TASK_H_
@@ -35,8 +39,7 @@
 
 namespace pollux::detail {
 
-class Shared;
-struct ExecutorCore;
+class Schedule;
 struct Header;
 
 struct TaskVTable {
@@ -59,7 +62,7 @@ struct Header {
   TaskState state;
   const TaskVTable* vtable;
   Header* queue_next = nullptr;  // intrusive link for whichever run queue holds the task
-  Shared* scheduler;             // one reference held for the cell's whole life
+  Schedule* scheduler;           // one reference held for the cell's whole life
 };
 static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
 
@@ -82,17 +85,18 @@ inline Trailer* trailer_of(Header* h) noexcept {
 // The waker vtable of every task: data is the Header*, each waker owns a reference.
 extern const WakerVTable kTaskWakerVTable;
 
-// Runs one poll of a task popped from a run queue (consumes the entry's reference).
+// Runs one poll of a task popped from a run queue (consumes the entry's
+// reference), on the thread whose RuntimeContext names its scheduler.
 void run_task(Header* h, Budget& budget);
 // Drops an idle task's future during executor shutdown (owner thread).
 void shutdown_task(Header* h);
-// Takes a task off the run queue at executor shutdown, before shutdown_task
-// walks the owned tasks: one that woke itself and was queued still RUNNING
-// (run_task's fast path) is cancelled and completed here; any other only
-// gives back the queue entry's reference.
-void abandon_queued_task(ExecutorCore* core, Header* h) noexcept;
-// Cancels a task that no executor adopted (spawned remotely onto a closed
-// executor): its never-polled future is dropped on the calling thread.
+// Takes a task off a run queue at shutdown, before shutdown_task walks the
+// owned tasks: one that is queued still RUNNING (its first poll, or a
+// self-wake) is owned by the queue entry, so it is cancelled and completed
+// here; any other only gives back the queue entry's reference.
+void abandon_queued_task(Header* h) noexcept;
+// Cancels a task no scheduler adopted (spawned onto a closed one): its
+// never-polled future is dropped on the calling thread.
 void cancel_unowned_task(Header* h) noexcept;
 // Releases one reference, freeing the cell if it was the last.
 void drop_reference(Header* h) noexcept;
@@ -106,9 +110,6 @@ void join_drop(Header* h) noexcept;
 // Counts live task cells (for tests and shutdown checks).
 void count_task_alloc() noexcept;
 void count_task_dealloc() noexcept;
-// Drops a freed cell's reference to its scheduler (into the current core's
-// bank when it is that scheduler's, see ExecutorCore::take_shared_ref).
-void release_shared_ref(Shared* scheduler) noexcept;
 
 // ---- The typed cell ----
 
@@ -118,8 +119,10 @@ class Cell {
   using Output = stored_output_t<F>;
   using Result = JoinResult<Output>;
 
-  // Allocates a cell owning `f`. The caller binds it to a scheduler.
-  static Header* allocate(F&& f, Shared* scheduler) {
+  // Allocates a cell owning `f`, holding a task reference to `scheduler`
+  // that the caller took (Schedule::take_task_ref). The caller then hands
+  // it to the scheduler (ScheduleKind::kSpawn).
+  static Header* allocate(F&& f, Schedule* scheduler) {
     auto* cell = new Cell(std::move(f), scheduler);
     count_task_alloc();
     return &cell->header_;
@@ -128,7 +131,7 @@ class Cell {
  private:
   enum class Stage : uint8_t { kFuture, kResult, kConsumed };
 
-  Cell(F&& f, Shared* scheduler) {
+  Cell(F&& f, Schedule* scheduler) {
     new (storage_) F(std::move(f));
     header_.vtable = &kVTable;
     header_.scheduler = scheduler;
@@ -221,16 +224,16 @@ const TaskVTable Cell<F>::kVTable = Cell<F>::make_vtable();
 
 }  // namespace pollux::detail
 
-#include "executor/internal/shared.h"
+#include "executor/internal/schedule.h"
 
 namespace pollux::detail {
 template <Future F>
 void Cell<F>::dealloc(Header* h) noexcept {
   Cell* c = self(h);
-  Shared* scheduler = h->scheduler;
+  Schedule* scheduler = h->scheduler;
   delete c;
   count_task_dealloc();
-  release_shared_ref(scheduler);
+  scheduler->drop_task_ref();
 }
 }  // namespace pollux::detail
 

@@ -8,7 +8,7 @@ namespace {
 // Runs `f(current) -> optional next` in a CAS loop; returns the value seen
 // when `f` declined (nullopt) or the value replaced.
 template <class F>
-uint64_t update(Atomic<uint64_t>& word, F&& f) noexcept {
+TaskState::Snapshot update(Atomic<uint64_t>& word, F&& f) noexcept {
   // acquire (initial load and CAS failure): when `f` declines, the caller
   // acts on the state it saw without a successful RMW, e.g. a JoinHandle
   // whose unset_join_interest/unset_join_waker/set_join_waker finds COMPLETE
@@ -17,11 +17,11 @@ uint64_t update(Atomic<uint64_t>& word, F&& f) noexcept {
   uint64_t cur = word.load(std::memory_order_acquire);
   for (;;) {
     uint64_t next;
-    if (!f(cur, next)) return cur;
+    if (!f(TaskState::Snapshot{cur}, next)) return TaskState::Snapshot{cur};
     // acq_rel: see the ordering paragraph of task_state.h.
     if (word.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
                                    std::memory_order_acquire)) {
-      return cur;
+      return TaskState::Snapshot{cur};
     }
   }
 }
@@ -29,14 +29,14 @@ uint64_t update(Atomic<uint64_t>& word, F&& f) noexcept {
 
 TaskState::RunResult TaskState::transition_to_running() noexcept {
   RunResult result = RunResult::kFailed;
-  update(word_, [&](uint64_t cur, uint64_t& next) {
-    POLLUX_DCHECK(cur & kNotified, "task ran without being notified");
-    if (cur & (kRunning | kComplete)) {
+  update(word_, [&](Snapshot cur, uint64_t& next) {
+    POLLUX_DCHECK(cur.is_notified(), "task ran without being notified");
+    if (!cur.is_idle()) {
       result = RunResult::kFailed;
       return false;
     }
-    next = (cur & ~kNotified) | kRunning;
-    result = (cur & kCancelled) ? RunResult::kCancel : RunResult::kPoll;
+    next = (cur.bits & ~kNotified) | kRunning;
+    result = cur.is_cancelled() ? RunResult::kCancel : RunResult::kPoll;
     return true;
   });
   return result;
@@ -44,18 +44,18 @@ TaskState::RunResult TaskState::transition_to_running() noexcept {
 
 TaskState::IdleResult TaskState::transition_to_idle() noexcept {
   IdleResult result = IdleResult::kOk;
-  update(word_, [&](uint64_t cur, uint64_t& next) {
-    POLLUX_DCHECK(cur & kRunning, "transition_to_idle on a task that is not running");
-    if (cur & kCancelled) {
+  update(word_, [&](Snapshot cur, uint64_t& next) {
+    POLLUX_DCHECK(cur.is_running(), "transition_to_idle on a task that is not running");
+    if (cur.is_cancelled()) {
       result = IdleResult::kCancelled;
       return false;
     }
-    next = cur & ~kRunning;
-    if (cur & kNotified) {
+    next = cur.bits & ~kRunning;
+    if (cur.is_notified()) {
       result = IdleResult::kOkNotified;
     } else {
       // The owned-tasks list still holds a reference, so this is never the last.
-      POLLUX_DCHECK(refs(cur) >= 2, "task reference count underflow");
+      POLLUX_DCHECK(cur.ref_count() >= 2, "task reference count underflow");
       next -= kRefOne;
       result = IdleResult::kOk;
     }
@@ -64,27 +64,27 @@ TaskState::IdleResult TaskState::transition_to_idle() noexcept {
   return result;
 }
 
-uint64_t TaskState::transition_to_complete() noexcept {
+TaskState::Snapshot TaskState::transition_to_complete() noexcept {
   // acq_rel: release publishes the stored result to the JoinHandle's acquire
   // load; acquire sees a join waker published by set_join_waker.
-  uint64_t prev = word_.fetch_xor(kRunning | kComplete, std::memory_order_acq_rel);
-  POLLUX_DCHECK((prev & kRunning) && !(prev & kComplete),
+  const Snapshot prev{word_.fetch_xor(kRunning | kComplete, std::memory_order_acq_rel)};
+  POLLUX_DCHECK(prev.is_running() && !prev.is_complete(),
                 "transition_to_complete on a task that is not running");
   return prev;
 }
 
 bool TaskState::transition_to_notified_by_ref() noexcept {
   bool submit = false;
-  update(word_, [&](uint64_t cur, uint64_t& next) {
-    if (cur & (kComplete | kNotified)) {
+  update(word_, [&](Snapshot cur, uint64_t& next) {
+    if (cur.is_complete() || cur.is_notified()) {
       submit = false;
       return false;
     }
-    if (cur & kRunning) {
-      next = cur | kNotified;
+    if (cur.is_running()) {
+      next = cur.bits | kNotified;  // the poller queues it again when it returns
       submit = false;
     } else {
-      next = (cur | kNotified) + kRefOne;
+      next = (cur.bits | kNotified) + kRefOne;  // the new queue entry's reference
       submit = true;
     }
     return true;
@@ -94,17 +94,18 @@ bool TaskState::transition_to_notified_by_ref() noexcept {
 
 TaskState::WakeByValResult TaskState::transition_to_notified_by_val() noexcept {
   WakeByValResult result = WakeByValResult::kDoNothing;
-  update(word_, [&](uint64_t cur, uint64_t& next) {
-    POLLUX_DCHECK(refs(cur) >= 1, "waking a task through a dead waker");
-    if (cur & kRunning) {
+  update(word_, [&](Snapshot cur, uint64_t& next) {
+    POLLUX_DCHECK(cur.ref_count() >= 1, "waking a task through a dead waker");
+    if (cur.is_running()) {
       // The poll in progress holds a reference, so this one is never the last.
-      next = (cur | kNotified) - kRefOne;
+      next = (cur.bits | kNotified) - kRefOne;
       result = WakeByValResult::kDoNothing;
-    } else if (cur & (kComplete | kNotified)) {
-      next = cur - kRefOne;
-      result = refs(next) == 0 ? WakeByValResult::kDealloc : WakeByValResult::kDoNothing;
+    } else if (cur.is_complete() || cur.is_notified()) {
+      next = cur.bits - kRefOne;
+      result = Snapshot{next}.ref_count() == 0 ? WakeByValResult::kDealloc
+                                                : WakeByValResult::kDoNothing;
     } else {
-      next = cur | kNotified;  // the waker's reference becomes the queue entry's
+      next = cur.bits | kNotified;  // the waker's reference becomes the queue entry's
       result = WakeByValResult::kSubmit;
     }
     return true;
@@ -114,19 +115,19 @@ TaskState::WakeByValResult TaskState::transition_to_notified_by_val() noexcept {
 
 bool TaskState::transition_to_notified_and_cancel() noexcept {
   bool submit = false;
-  update(word_, [&](uint64_t cur, uint64_t& next) {
-    if (cur & (kComplete | kCancelled)) {
+  update(word_, [&](Snapshot cur, uint64_t& next) {
+    if (cur.is_complete() || cur.is_cancelled()) {
       submit = false;
       return false;
     }
-    if (cur & kRunning) {
-      next = cur | kCancelled | kNotified;
+    if (cur.is_running()) {
+      next = cur.bits | kCancelled | kNotified;
       submit = false;
-    } else if (cur & kNotified) {
-      next = cur | kCancelled;
+    } else if (cur.is_notified()) {
+      next = cur.bits | kCancelled;  // its queue entry will see CANCELLED
       submit = false;
     } else {
-      next = (cur | kCancelled | kNotified) + kRefOne;
+      next = (cur.bits | kCancelled | kNotified) + kRefOne;
       submit = true;
     }
     return true;
@@ -136,44 +137,44 @@ bool TaskState::transition_to_notified_and_cancel() noexcept {
 
 bool TaskState::transition_to_shutdown() noexcept {
   bool drop_future = false;
-  update(word_, [&](uint64_t cur, uint64_t& next) {
-    if (cur & kComplete) {
+  update(word_, [&](Snapshot cur, uint64_t& next) {
+    if (cur.is_complete()) {
       drop_future = false;
       return false;
     }
-    drop_future = !(cur & kRunning);
-    next = cur | kCancelled | kRunning;
+    drop_future = !cur.is_running();
+    next = cur.bits | kCancelled | kRunning;
     return true;
   });
   return drop_future;
 }
 
 bool TaskState::unset_join_interest() noexcept {
-  uint64_t seen = update(word_, [](uint64_t cur, uint64_t& next) {
-    if (cur & kComplete) return false;
-    next = cur & ~kJoinInterest;
+  const Snapshot seen = update(word_, [](Snapshot cur, uint64_t& next) {
+    if (cur.is_complete()) return false;
+    next = cur.bits & ~kJoinInterest;
     return true;
   });
-  return !(seen & kComplete);
+  return !seen.is_complete();
 }
 
 bool TaskState::set_join_waker() noexcept {
-  uint64_t seen = update(word_, [](uint64_t cur, uint64_t& next) {
-    POLLUX_DCHECK(!(cur & kJoinWaker), "join waker set twice");
-    if (cur & kComplete) return false;
-    next = cur | kJoinWaker;
+  const Snapshot seen = update(word_, [](Snapshot cur, uint64_t& next) {
+    POLLUX_DCHECK(!cur.has_join_waker(), "join waker set twice");
+    if (cur.is_complete()) return false;
+    next = cur.bits | kJoinWaker;
     return true;
   });
-  return !(seen & kComplete);
+  return !seen.is_complete();
 }
 
 bool TaskState::unset_join_waker() noexcept {
-  uint64_t seen = update(word_, [](uint64_t cur, uint64_t& next) {
-    if (cur & kComplete) return false;
-    next = cur & ~kJoinWaker;
+  const Snapshot seen = update(word_, [](Snapshot cur, uint64_t& next) {
+    if (cur.is_complete()) return false;
+    next = cur.bits & ~kJoinWaker;
     return true;
   });
-  return !(seen & kComplete);
+  return !seen.is_complete();
 }
 
 bool TaskState::ref_dec(uint64_t count) noexcept {

@@ -52,22 +52,39 @@ class TaskState {
   static constexpr uint64_t kRefOne = uint64_t{1} << kRefShift;
   static constexpr uint64_t kFlagMask = kRefOne - 1;
 
-  // A new task: NOTIFIED (it is about to be queued) with JOIN_INTEREST and
-  // three references: the owned-tasks list, the run-queue entry, the handle.
+  // One reading of the word, asked about by name (as tokio's Snapshot).
+  struct Snapshot {
+    uint64_t bits;
+    bool is_running() const noexcept { return bits & kRunning; }
+    bool is_complete() const noexcept { return bits & kComplete; }
+    bool is_notified() const noexcept { return bits & kNotified; }
+    bool is_cancelled() const noexcept { return bits & kCancelled; }
+    bool has_join_interest() const noexcept { return bits & kJoinInterest; }
+    bool has_join_waker() const noexcept { return bits & kJoinWaker; }
+    // Neither being polled (or queued RUNNING) nor finished.
+    bool is_idle() const noexcept { return !(bits & (kRunning | kComplete)); }
+    uint64_t ref_count() const noexcept { return bits >> kRefShift; }
+  };
+
+  // A task queued by a wake: NOTIFIED with JOIN_INTEREST and three
+  // references (the owned-tasks list, the run-queue entry, the handle).
+  // Tests use it; spawned tasks start queued_for_first_poll() instead.
   TaskState() noexcept : word_(kNotified | kJoinInterest | 3 * kRefOne) {}
 
-  // Makes a new task's word RUNNING instead of NOTIFIED: it is queued for
-  // its first poll, which then needs no compare-exchange (see run_task).
-  // Before the cell is published to anyone (relaxed: the push onto a run
-  // queue or the inject queue's mutex publishes it).
+  // What a new task cell starts as: RUNNING instead of NOTIFIED, because it
+  // is queued for its first poll, which then needs no compare-exchange (see
+  // run_task; DESIGN §4: RUNNING is owned by that one queue entry), with
+  // JOIN_INTEREST and the same three references. Before the cell is
+  // published to anyone (relaxed: the push onto a run queue or the inject
+  // queue's mutex publishes it).
   void set_queued_for_first_poll() noexcept {
     word_.store(kRunning | kJoinInterest | 3 * kRefOne, std::memory_order_relaxed);
   }
 
-  uint64_t load() const noexcept {
+  Snapshot load() const noexcept {
     // acquire: pairs with the acq_rel transitions; the caller then reads the
     // stage or trailer those transitions published.
-    return word_.load(std::memory_order_acquire);
+    return Snapshot{word_.load(std::memory_order_acquire)};
   }
   static uint64_t refs(uint64_t s) noexcept { return s >> kRefShift; }
 
@@ -85,7 +102,7 @@ class TaskState {
   IdleResult transition_to_idle() noexcept;
 
   // RUNNING -> COMPLETE. Returns the state before the transition.
-  uint64_t transition_to_complete() noexcept;
+  Snapshot transition_to_complete() noexcept;
 
   // Wake keeping the caller's reference. True when the caller must queue the
   // task; a new reference for that queue entry was taken here.
