@@ -127,14 +127,14 @@ Task<void> spawn_join_in_batches(benchmark::State& state) {
 // The driver's io_uring_enter calls per item, as a counter (0 on the local paths).
 void report_enters(benchmark::State& state, pollux::Runtime& rt, uint64_t enters_before,
                    int64_t items) {
-  const uint64_t enters = rt.io_driver()->stats().enters - enters_before;
+  const uint64_t enters = rt.io_backend()->stats().kernel_entries - enters_before;
   state.counters["enters_per_item"] =
       static_cast<double>(enters) / static_cast<double>(items > 0 ? items : 1);
 }
 
 void BM_SpawnJoin_Runtime(benchmark::State& state) {
   pollux::Runtime rt = make_runtime();
-  const uint64_t enters_before = rt.io_driver()->stats().enters;
+  const uint64_t enters_before = rt.io_backend()->stats().kernel_entries;
   rt.block_on(spawn_join_one_at_a_time(state));
   state.SetItemsProcessed(state.iterations());
   report_enters(state, rt, enters_before, state.iterations());
@@ -143,7 +143,7 @@ BENCHMARK(BM_SpawnJoin_Runtime);
 
 void BM_SpawnJoinBatch_Runtime(benchmark::State& state) {
   pollux::Runtime rt = make_runtime();
-  const uint64_t enters_before = rt.io_driver()->stats().enters;
+  const uint64_t enters_before = rt.io_backend()->stats().kernel_entries;
   rt.block_on(spawn_join_in_batches(state));
   report_enters(state, rt, enters_before, state.iterations() * kBatch);
 }
@@ -267,12 +267,12 @@ void BM_CrossThreadWakePingPong_Runtime(benchmark::State& state) {
     rt.block_on(pong_side(ping, pong));
   });
   pollux::Runtime rt = make_runtime();
-  const pollux::reactor::DriverStats before = rt.io_driver()->stats();
+  const pollux::reactor::BackendStats before = rt.io_backend()->stats();
   rt.block_on(ping_side(state, ping, pong));
-  const pollux::reactor::DriverStats after = rt.io_driver()->stats();
+  const pollux::reactor::BackendStats after = rt.io_backend()->stats();
   far.join();
   const double rounds = static_cast<double>(state.iterations() > 0 ? state.iterations() : 1);
-  state.counters["enters_per_round"] = static_cast<double>(after.enters - before.enters) / rounds;
+  state.counters["enters_per_round"] = static_cast<double>(after.kernel_entries - before.kernel_entries) / rounds;
   state.counters["eventfd_writes_per_round"] =
       static_cast<double>(after.unpark_writes - before.unpark_writes) / rounds;
   state.SetItemsProcessed(state.iterations());

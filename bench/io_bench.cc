@@ -34,7 +34,7 @@ pollux::Runtime make_runtime() {
 
 void report_enters(benchmark::State& state, pollux::Runtime& rt, uint64_t enters_before,
                    int64_t items) {
-  const uint64_t enters = rt.io_driver()->stats().enters - enters_before;
+  const uint64_t enters = rt.io_backend()->stats().kernel_entries - enters_before;
   state.counters["enters_per_item"] =
       static_cast<double>(enters) / static_cast<double>(items > 0 ? items : 1);
   state.SetItemsProcessed(items);
@@ -49,7 +49,7 @@ Task<void> nop_loop(benchmark::State& state) {
 
 void BM_NopRoundTrip(benchmark::State& state) {
   pollux::Runtime rt = make_runtime();
-  const uint64_t enters_before = rt.io_driver()->stats().enters;
+  const uint64_t enters_before = rt.io_backend()->stats().kernel_entries;
   rt.block_on(nop_loop(state));
   report_enters(state, rt, enters_before, state.iterations());
 }
@@ -71,7 +71,7 @@ Task<void> nop_batches(benchmark::State& state, int batch) {
 void BM_NopBatch(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
   pollux::Runtime rt = make_runtime();
-  const uint64_t enters_before = rt.io_driver()->stats().enters;
+  const uint64_t enters_before = rt.io_backend()->stats().kernel_entries;
   rt.block_on(nop_batches(state, batch));
   report_enters(state, rt, enters_before, state.iterations() * batch);
 }

@@ -135,9 +135,9 @@ Task<void> sleep_zero_loop(benchmark::State& state) {
 
 void BM_SleepZero_Runtime(benchmark::State& state) {
   pollux::Runtime rt = make_runtime();
-  const uint64_t enters_before = rt.io_driver()->stats().enters;
+  const uint64_t enters_before = rt.io_backend()->stats().kernel_entries;
   rt.block_on(sleep_zero_loop(state));
-  const uint64_t enters = rt.io_driver()->stats().enters - enters_before;
+  const uint64_t enters = rt.io_backend()->stats().kernel_entries - enters_before;
   state.counters["enters_per_item"] =
       static_cast<double>(enters) / static_cast<double>(state.iterations() > 0 ? state.iterations() : 1);
 }

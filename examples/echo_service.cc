@@ -20,6 +20,7 @@
 #include "executor/join_handle.h"
 #include "net/socket_addr.h"
 #include "reactor/errno_status.h"
+#include "reactor/ops.h"
 #include "runtime/runtime.h"
 #include "timer/sleep.h"
 
@@ -148,6 +149,13 @@ int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net:
                  rt.status().ToString().c_str());
     return 1;
   }
+  // A first round trip through the kernel before announcing readiness: a
+  // ring the kernel refuses to enable or enter (seccomp, a container) is
+  // reported here, not after "listening".
+  if (absl::Status s = rt->try_block_on(reactor::nop()); !s.ok()) {
+    std::fprintf(stderr, "%s: the runtime cannot do I/O: %s\n", program, s.ToString().c_str());
+    return 1;
+  }
   absl::StatusOr<net::TcpListener> listener = net::TcpListener::bind(*addr);
   if (!listener.ok()) {
     std::fprintf(stderr, "%s: %s\n", program, listener.status().ToString().c_str());
@@ -155,7 +163,11 @@ int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net:
   }
   std::printf("listening on %s\n", listener->local_addr().to_string().c_str());
   std::fflush(stdout);
-  rt->block_on(serve(std::move(*listener)));
+  absl::StatusOr<Unit> served = rt->try_block_on(serve(std::move(*listener)));
+  if (!served.ok()) {
+    std::fprintf(stderr, "%s: the runtime stopped: %s\n", program,
+                 served.status().ToString().c_str());
+  }
   return 1;  // serve only returns when the listener broke; it said why on stderr
 }
 

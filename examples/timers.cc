@@ -71,8 +71,8 @@ int main() {
   }
   g_start = Instant::now();
   rt->block_on(demo());
-  const auto stats = rt->io_driver()->stats();
+  const auto stats = rt->io_backend()->stats();
   std::printf("done in %.0f ms; the driver entered the kernel %llu times\n", elapsed_ms(),
-              static_cast<unsigned long long>(stats.enters));
+              static_cast<unsigned long long>(stats.kernel_entries));
   return 0;
 }

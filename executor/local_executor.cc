@@ -19,7 +19,7 @@ LocalExecutor::LocalExecutor()
       driver_(own_driver_.get()),
       scheduler_(new detail::LocalScheduler(driver_->unparker(), &core_, /*bind_now=*/true)) {}
 
-LocalExecutor::LocalExecutor(Driver& driver, bool bind_lazily)
+LocalExecutor::LocalExecutor(Park& driver, bool bind_lazily)
     : driver_(&driver),
       scheduler_(new detail::LocalScheduler(driver_->unparker(), &core_,
                                             /*bind_now=*/!bind_lazily)) {}
@@ -93,7 +93,7 @@ size_t LocalExecutor::run_until_idle() {
   size_t polls = 0;
   for (;;) {
     if (!has_runnable()) {
-      driver_->poll_nonblocking();
+      driver_->poll_now();
       if (!has_runnable()) return polls;
     }
     polls += run_tick();

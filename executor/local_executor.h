@@ -31,18 +31,51 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "executor/context.h"
 #include "executor/driver.h"
 #include "executor/internal/local_scheduler.h"
 #include "executor/internal/task.h"
 #include "executor/join_handle.h"
 #include "executor/spawn.h"
+#include "future/assert.h"
 #include "future/future.h"
 
 namespace pollux {
+
+namespace detail {
+// What try_block_on returns for a future with output T: a failure of the
+// runtime itself is folded into a Status or StatusOr output instead of
+// nesting them (absl::StatusOr<absl::Status> cannot hold an error at all).
+template <class T>
+struct TryOutput {
+  using type = absl::StatusOr<T>;
+};
+template <>
+struct TryOutput<void> {
+  using type = absl::StatusOr<Unit>;
+};
+template <>
+struct TryOutput<absl::Status> {
+  using type = absl::Status;
+};
+template <class U>
+struct TryOutput<absl::StatusOr<U>> {
+  using type = absl::StatusOr<U>;
+};
+}  // namespace detail
+
+//   T = void               -> absl::StatusOr<Unit>
+//   T = absl::Status       -> absl::Status        (the future's, or the runtime's error)
+//   T = absl::StatusOr<U>  -> absl::StatusOr<U>   (likewise)
+//   any other T            -> absl::StatusOr<T>
+template <class T>
+using try_output_t = typename detail::TryOutput<T>::type;
 
 class LocalExecutor {
  public:
@@ -55,7 +88,7 @@ class LocalExecutor {
   // `bind_lazily`, the executor belongs to the first thread that runs or
   // spawns on it (a current_thread runtime built on one thread and run on
   // another); otherwise to the constructing thread.
-  explicit LocalExecutor(Driver& driver, bool bind_lazily = false);
+  explicit LocalExecutor(Park& driver, bool bind_lazily = false);
   ~LocalExecutor();
   LocalExecutor(const LocalExecutor&) = delete;
   LocalExecutor& operator=(const LocalExecutor&) = delete;
@@ -76,7 +109,26 @@ class LocalExecutor {
   }
   // block_on with `base`'s backend and timers current (runtime/ passes its own).
   template <Future F>
-  output_t<F> block_on_in(const RuntimeContext& base, F f);
+  output_t<F> block_on_in(const RuntimeContext& base, F f) {
+    std::optional<OrUnit<output_t<F>>> out;
+    const absl::Status s = run_to_completion(base, std::move(f), out);
+    if (!s.ok()) {
+      detail::check_failed("the executor's Park stopped", s.ToString().c_str(), __FILE__,
+                           __LINE__);
+    }
+    if constexpr (!std::is_void_v<output_t<F>>) return std::move(*out);
+  }
+  // As block_on_in, but when the Park under the executor fails for good
+  // (Park::status(): an I/O backend whose kernel entry keeps failing) it
+  // returns that status instead of spinning; `f` is dropped unfinished.
+  // The output folds that status into the future's own (try_output_t).
+  template <Future F>
+  try_output_t<output_t<F>> try_block_on_in(const RuntimeContext& base, F f) {
+    std::optional<OrUnit<output_t<F>>> out;
+    const absl::Status s = run_to_completion(base, std::move(f), out);
+    if (!s.ok()) return s;
+    return std::move(*out);
+  }
 
   // Binds a lazily bound executor to the calling thread (one
   // compare-exchange, so of two racing threads exactly one wins). True when
@@ -104,6 +156,11 @@ class LocalExecutor {
   void check_owner() const;
   // `what` names the caller in the message ("block_on", "run_until_idle").
   void check_can_block(const char* what) const;
+  // The run loop of block_on: polls `f` until Ready (its output into
+  // `out`, OK) or until the Park fails for good (its status).
+  template <Future F>
+  absl::Status run_to_completion(const RuntimeContext& base, F f,
+                                 std::optional<OrUnit<output_t<F>>>& out);
   // `base` with this executor as the running scheduler.
   RuntimeContext running_context(const RuntimeContext& base) const noexcept;
   // One tick of task polls; returns polls made.
@@ -112,8 +169,8 @@ class LocalExecutor {
     return !core_.run_queue.empty() || scheduler_->has_injected();
   }
 
-  std::unique_ptr<Driver> own_driver_;
-  Driver* driver_;
+  std::unique_ptr<Park> own_driver_;
+  Park* driver_;
   detail::LocalCore core_;
   detail::LocalScheduler* scheduler_;
 };
@@ -122,9 +179,13 @@ class LocalExecutor {
 int64_t live_task_cells() noexcept;
 
 template <Future F>
-output_t<F> LocalExecutor::block_on_in(const RuntimeContext& base, F f) {
+absl::Status LocalExecutor::run_to_completion(const RuntimeContext& base, F f,
+                                              std::optional<OrUnit<output_t<F>>>& out) {
   check_can_block("block_on");
   RuntimeContext::Enter entered(running_context(base));
+  // Held here, not in the parameter, so that a future dropped unfinished
+  // (the Park failed) is dropped inside the context it ran in.
+  F future(std::move(f));
   Waker root = scheduler_->root_waker();
   Budget budget;
   scheduler_->wake_root();  // the first poll
@@ -132,21 +193,23 @@ output_t<F> LocalExecutor::block_on_in(const RuntimeContext& base, F f) {
     if (scheduler_->take_root_woken()) {
       budget.reset();
       Context cx(root, budget);
-      Poll<output_t<F>> p = f.poll(cx);
+      Poll<output_t<F>> p = future.poll(cx);
       if (p.is_ready()) {
         if constexpr (std::is_void_v<output_t<F>>) {
-          return;
+          out.emplace();
         } else {
-          return std::move(p).value();
+          out.emplace(std::move(p).value());
         }
+        return absl::OkStatus();
       }
     }
     run_tick();
     if (has_runnable() || scheduler_->root_woken()) {
-      driver_->poll_nonblocking();
+      driver_->poll_now();
     } else {
-      driver_->park();
+      driver_->park(std::nullopt);
     }
+    if (absl::Status s = driver_->status(); !s.ok()) return s;
   }
 }
 

@@ -6,32 +6,30 @@ namespace pollux {
 
 ThreadParker::ThreadParker() : state_(std::make_shared<State>()) {}
 
-void ThreadParker::park() { state_->park(absl::InfiniteDuration()); }
+bool ThreadParker::park(std::optional<absl::Duration> timeout) { return state_->park(timeout); }
 
-void ThreadParker::park_timeout(absl::Duration timeout) { state_->park(timeout); }
-
-void ThreadParker::State::park(absl::Duration timeout) {
+bool ThreadParker::State::park(std::optional<absl::Duration> timeout) {
   // Fast path: a notification is already there; consume it.
-  if (word.take_notified()) return;
+  if (word.take_notified()) return true;
+  if (timeout && *timeout <= absl::ZeroDuration()) return false;
 
   detail::MutexLock lock(mu);
   // From PARKED on, an unpark takes `mu` before it notifies; we hold `mu`
   // until the wait releases it, so the notify cannot fall in between.
-  if (!word.try_park()) return;  // an unpark slipped in: it is consumed
-  const bool timed = timeout != absl::InfiniteDuration();
-  const absl::Time deadline = timed ? absl::Now() + timeout : absl::InfiniteFuture();
+  if (!word.try_park()) return true;  // an unpark slipped in: it is consumed
+  const absl::Time deadline = timeout ? absl::Now() + *timeout : absl::InfiniteFuture();
   for (;;) {
-    if (!timed) {
+    if (!timeout) {
       cv.wait(mu);
     } else {
       const absl::Duration left = deadline - absl::Now();
       if (left > absl::ZeroDuration()) cv.wait_for(mu, left);
     }
-    if (word.take_notified()) return;
-    if (timed && absl::Now() >= deadline) {
+    if (word.take_notified()) return true;
+    if (timeout && absl::Now() >= deadline) {
       // Timed out: withdraw PARKED, consuming an unpark that just came.
       word.unparked();
-      return;
+      return false;
     }
     // A spurious wake-up: still PARKED, wait again.
   }

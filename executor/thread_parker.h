@@ -1,5 +1,5 @@
 // ThreadParker: the simplest Park, for executors with no I/O: park() sleeps
-// on a condition variable until unpark() (or the deadline).
+// on a condition variable until unpark() or the timeout.
 //
 // The unpark protocol is ParkState (executor/internal/park_state.h), the one
 // the io_uring backend uses too: the parker publishes PARKED (seq_cst) before
@@ -12,6 +12,7 @@
 #define POLLUX_EXECUTOR_THREAD_PARKER_H_
 
 #include <memory>
+#include <optional>
 
 #include "absl/time/time.h"
 #include "executor/driver.h"
@@ -20,20 +21,18 @@
 
 namespace pollux {
 
-class ThreadParker final : public Driver {
+class ThreadParker final : public Park {
  public:
   ThreadParker();
-  void park() override;
-  // park() that also returns once `timeout` has passed (for drivers with timers).
-  void park_timeout(absl::Duration timeout);
-  void poll_nonblocking() override {}
+  // True when an unpark ended it, false when the timeout passed.
+  bool park(std::optional<absl::Duration> timeout) override;
+  void poll_now() override {}
   std::shared_ptr<Unparker> unparker() override { return state_; }
 
  private:
   struct State final : Unparker {
     void unpark() noexcept override;
-    // Waits at most `timeout` (absl::InfiniteDuration() for no limit).
-    void park(absl::Duration timeout);
+    bool park(std::optional<absl::Duration> timeout);
     detail::ParkState word;
     detail::Mutex mu;
     detail::CondVar cv;

@@ -23,7 +23,7 @@ TEST(ThreadParkerTest, UnparkBeforeParkMakesParkReturnImmediately) {
   ThreadParker parker;
   parker.unparker()->unpark();
   const auto start = Clock::now();
-  parker.park();
+  parker.park(std::nullopt);
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(1));
 }
 
@@ -37,7 +37,7 @@ TEST(ThreadParkerTest, UnparkFromAnotherThreadWakesAParkedThread) {
     unparked.store(true);
     u->unpark();
   });
-  parker.park();
+  parker.park(std::nullopt);
   EXPECT_TRUE(unparked.load()) << "park returned before anyone unparked it";
   other.join();
 }
@@ -47,7 +47,7 @@ TEST(ThreadParkerTest, ManyUnparksCoalesceIntoOne) {
   ThreadParker parker;
   std::shared_ptr<Unparker> u = parker.unparker();
   for (int i = 0; i < 100; ++i) u->unpark();
-  parker.park();  // consumes all of them
+  parker.park(std::nullopt);  // consumes all of them
   // The next park must block until a new unpark.
   std::atomic<bool> late{false};
   std::thread other([&] {
@@ -55,7 +55,7 @@ TEST(ThreadParkerTest, ManyUnparksCoalesceIntoOne) {
     late.store(true);
     u->unpark();
   });
-  parker.park();
+  parker.park(std::nullopt);
   EXPECT_TRUE(late.load()) << "a second park returned on an already consumed unpark";
   other.join();
 }
@@ -73,19 +73,19 @@ TEST(ThreadParkerTest, UnparksFromManyThreadsWhileParkedWakeItOnce) {
     });
   }
   go.store(true);
-  parker.park();
+  parker.park(std::nullopt);
   for (auto& t : threads) t.join();
   // Whatever is left is at most one pending notification: one more unpark
   // coalesces with it, and one park consumes both.
   u->unpark();
-  parker.park();
+  parker.park(std::nullopt);
   std::atomic<bool> late{false};
   std::thread other([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     late.store(true);
     u->unpark();
   });
-  parker.park();  // must wait for `other`
+  parker.park(std::nullopt);  // must wait for `other`
   EXPECT_TRUE(late.load());
   other.join();
 }
@@ -93,10 +93,10 @@ TEST(ThreadParkerTest, UnparksFromManyThreadsWhileParkedWakeItOnce) {
 TEST(ThreadParkerTest, PollNonblockingNeverBlocksAndDoesNotEatAnUnpark) {
   Watchdog dog(std::chrono::seconds(10), "poll_nonblocking");
   ThreadParker parker;
-  parker.poll_nonblocking();  // nothing pending: returns
+  parker.poll_now();  // nothing pending: returns
   parker.unparker()->unpark();
-  parker.poll_nonblocking();
-  parker.park();  // the unpark is still there
+  parker.poll_now();
+  parker.park(std::nullopt);  // the unpark is still there
 }
 
 TEST(ThreadParkerTest, UnparkerOutlivesTheParker) {
@@ -115,15 +115,15 @@ TEST(ThreadParkerTest, ParkTimeoutReturnsAfterTheTimeoutWithoutAnUnpark) {
   Watchdog dog(std::chrono::seconds(10), "park_timeout");
   ThreadParker parker;
   auto start = Clock::now();
-  parker.park_timeout(absl::Milliseconds(30));
+  parker.park(absl::Milliseconds(30));
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(25));
   // A timed-out park leaves nothing behind: the next one waits too...
   start = Clock::now();
-  parker.park_timeout(absl::Milliseconds(20));
+  parker.park(absl::Milliseconds(20));
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(15));
   // ...and a later unpark still reaches the next park.
   parker.unparker()->unpark();
-  parker.park();
+  parker.park(std::nullopt);
 }
 
 TEST(ThreadParkerTest, ParkTimeoutReturnsEarlyOnUnpark) {
@@ -137,7 +137,7 @@ TEST(ThreadParkerTest, ParkTimeoutReturnsEarlyOnUnpark) {
     u->unpark();
   });
   const auto start = Clock::now();
-  parker.park_timeout(absl::Seconds(60));
+  parker.park(absl::Seconds(60));
   EXPECT_TRUE(unparked.load());
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
   other.join();
@@ -149,22 +149,22 @@ TEST(ThreadParkerTest, ParkTimeoutConsumesAPendingUnparkAtOnce) {
   parker.unparker()->unpark();
   parker.unparker()->unpark();
   auto start = Clock::now();
-  parker.park_timeout(absl::Seconds(60));
+  parker.park(absl::Seconds(60));
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
   start = Clock::now();
-  parker.park_timeout(absl::Milliseconds(20));  // both unparks were one
+  parker.park(absl::Milliseconds(20));  // both unparks were one
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(15));
 }
 
 TEST(ThreadParkerTest, ZeroOrNegativeTimeoutNeverBlocks) {
   Watchdog dog(std::chrono::seconds(10), "park_timeout(0)");
   ThreadParker parker;
-  parker.park_timeout(absl::ZeroDuration());
-  parker.park_timeout(absl::Milliseconds(-5));
+  parker.park(absl::ZeroDuration());
+  parker.park(absl::Milliseconds(-5));
   parker.unparker()->unpark();
-  parker.park_timeout(absl::ZeroDuration());  // consumes it
+  parker.park(absl::ZeroDuration());  // consumes it
   const auto start = Clock::now();
-  parker.park_timeout(absl::Milliseconds(20));
+  parker.park(absl::Milliseconds(20));
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(15));
 }
 
@@ -188,15 +188,15 @@ TEST(ThreadParkerTest, UnparksRacingTimeoutsLeaveAConsistentState) {
   });
   for (int i = 1; i <= kIters; ++i) {
     go.store(i);
-    parker.park_timeout(absl::Microseconds((i * 53) % 200));
+    parker.park(absl::Microseconds((i * 53) % 200));
     while (done.load() < i) std::this_thread::yield();
     // The unpark either ended that park or is still pending; one more
     // unpark coalesces with a pending one, and park() consumes it.
     u->unpark();
-    parker.park();
+    parker.park(std::nullopt);
     // Nothing may be left over now.
     const auto start = Clock::now();
-    parker.park_timeout(absl::Microseconds(300));
+    parker.park(absl::Microseconds(300));
     ASSERT_GE(Clock::now() - start, std::chrono::microseconds(250)) << "iteration " << i;
   }
   other.join();
@@ -218,7 +218,7 @@ TEST(ThreadParkerTest, NoUnparkIsLostUnderContention) {
       // Wait for the consumer to see it (sometimes without parking).
       while (consumed.load(std::memory_order_acquire) < i) {
         if (i % 3) {
-          producer_parker.park();
+          producer_parker.park(std::nullopt);
         } else {
           std::this_thread::yield();
         }
@@ -233,9 +233,9 @@ TEST(ThreadParkerTest, NoUnparkIsLostUnderContention) {
       consumed.store(seen, std::memory_order_release);
       wake_producer->unpark();
     } else if (seen % 2) {
-      consumer_parker.park();
+      consumer_parker.park(std::nullopt);
     } else {
-      consumer_parker.park_timeout(absl::Microseconds(seen % 50));
+      consumer_parker.park(absl::Microseconds(seen % 50));
     }
   }
   producer.join();

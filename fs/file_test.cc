@@ -87,8 +87,8 @@ class FileTest : public ::testing::Test {
     dir_ = tmpl;
   }
   void TearDown() override {
-    if (rt_.io_driver() != nullptr) {
-      EXPECT_EQ(rt_.io_driver()->ops().live(), 0u) << "an op slot is still live after the test";
+    if (rt_.io_backend() != nullptr) {
+      EXPECT_EQ(rt_.io_backend()->live_ops(), 0u) << "an op slot is still live after the test";
     }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);

@@ -40,12 +40,12 @@ Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vecto
   }
   const size_t end = std::min(len, buf.size());
   size_t off = 0;
-  // Each round sends buf[off, end); MSG_WAITALL lets io_uring retry a short
-  // send itself, so this normally takes one round. A plain send, not
-  // sendmsg: the kernel has no msghdr to copy and no iovec to import.
+  // Each round sends buf[off, end) and resumes after what the kernel took: a
+  // short send (a full socket buffer, a signal) costs one more round, never
+  // lost bytes. A plain send, not sendmsg: the kernel has no msghdr to copy
+  // and no iovec to import.
   while (off < end) {
-    reactor::IoResult r =
-        co_await reactor::send(s->fd.get(), std::move(buf), MSG_WAITALL, off, end);
+    reactor::IoResult r = co_await reactor::send(s->fd.get(), std::move(buf), 0, off, end);
     buf = std::move(r.buf);
     if (!r.n.ok()) {
       out.status = annotate(r.n.status(), absl::StrCat("write to ", peer_name(*s)));
@@ -66,33 +66,21 @@ Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vecto
 Task<absl::StatusOr<std::vector<char>>> stream_read_exact(std::shared_ptr<SocketState> s,
                                                           size_t n) {
   if (!s) co_return closed_stream("read_exact");
-  // MSG_WAITALL: one recv normally fills all n bytes.
-  reactor::IoResult r = co_await reactor::recv(s->fd.get(), std::vector<char>(n), MSG_WAITALL);
-  if (!r.n.ok()) co_return annotate(r.n.status(), absl::StrCat("read from ", peer_name(*s)));
-  std::vector<char> out = std::move(r.buf);
-  size_t got = *r.n;
-  bool eof = got == 0 && n > 0;
-  std::vector<char> chunk;
-  while (got < n && !eof) {
-    chunk.resize(n - got);
-    reactor::IoResult more = co_await reactor::recv(s->fd.get(), std::move(chunk), MSG_WAITALL);
-    chunk = std::move(more.buf);
-    if (!more.n.ok()) {
-      co_return annotate(more.n.status(), absl::StrCat("read from ", peer_name(*s)));
+  // Each round reads into buf[got, n): a short read costs one more round.
+  std::vector<char> buf(n);
+  size_t got = 0;
+  while (got < n) {
+    reactor::IoResult r = co_await reactor::recv(s->fd.get(), std::move(buf), 0, got, n);
+    buf = std::move(r.buf);
+    if (!r.n.ok()) co_return annotate(r.n.status(), absl::StrCat("read from ", peer_name(*s)));
+    if (*r.n == 0) {
+      co_return absl::OutOfRangeError(absl::StrCat("read_exact from ", peer_name(*s),
+                                                   ": end of stream after ", got, " of ", n,
+                                                   " bytes"));
     }
-    if (*more.n == 0) {
-      eof = true;
-      break;
-    }
-    std::memcpy(out.data() + got, chunk.data(), *more.n);
-    got += *more.n;
+    got += *r.n;
   }
-  if (got < n) {
-    co_return absl::OutOfRangeError(absl::StrCat("read_exact from ", peer_name(*s),
-                                                 ": end of stream after ", got, " of ", n,
-                                                 " bytes"));
-  }
-  co_return out;
+  co_return buf;
 }
 
 absl::Status stream_shutdown_write(const std::shared_ptr<SocketState>& s) {

@@ -28,9 +28,9 @@
 // Ownership: a socket's fd lives in shared state owned by the stream (or its
 // halves) and by every operation future in flight on it, so dropping a
 // stream while one of its reads is pending does not close the fd under that
-// read: it is closed when the last owner goes. Sockets are created with
-// SOCK_CLOEXEC; they are blocking-mode fds, which io_uring handles without
-// blocking a thread.
+// read: it is closed when the last owner goes. Sockets (created and
+// accepted) are SOCK_NONBLOCK|SOCK_CLOEXEC; the backend waits for readiness,
+// never a thread.
 //
 // Thread-safety: a stream, listener or half is used from one thread at a
 // time, and its operation futures are polled and dropped on the thread of
@@ -67,8 +67,8 @@ struct WriteAllResult {
 };
 
 namespace detail {
-using ReadFuture = SocketOp<reactor::detail::DataSpec, IoConv>;
-using WriteFuture = SocketOp<reactor::detail::DataSpec, IoConv>;
+using ReadFuture = SocketOp<reactor::DataOp, IoConv>;
+using WriteFuture = SocketOp<reactor::DataOp, IoConv>;
 
 ReadFuture stream_read(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
 WriteFuture stream_write(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
@@ -162,7 +162,8 @@ class TcpStream {
     return detail::stream_write(state_, std::move(buf));
   }
   // Sends all of buf, or its first `len` bytes when len < buf.size(),
-  // looping over short writes. Output: WriteAllResult (status, the whole
+  // looping over short writes (one send per round, resuming where the last
+  // stopped; no reliance on MSG_WAITALL). Output: WriteAllResult (status, the whole
   // buffer, bytes written). `len` lets a reused buffer keep its size: an
   // echo loop reads n bytes into a 16 KiB buffer and sends those n without
   // resizing (growing a vector back would zero-fill it on every message).
@@ -172,7 +173,8 @@ class TcpStream {
   [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
     return detail::stream_write_all(state_, std::move(buf), len);
   }
-  // Reads exactly n bytes. Output: the n bytes, or the error; end of stream
+  // Reads exactly n bytes, looping over short reads. Output: the n bytes,
+  // or the error; end of stream
   // before n bytes is OutOfRange ("... end of stream after k of n bytes"),
   // and the k bytes are lost.
   // Cancellation: dropping it before Ready cancels the read in flight; the
@@ -217,7 +219,7 @@ class TcpListener {
     bool reuse_port = false;  // SO_REUSEPORT (several listeners on one port)
     int backlog = 1024;       // listen(2) backlog
   };
-  using AcceptFuture = detail::SocketOp<reactor::detail::AcceptSpec, detail::AcceptConv>;
+  using AcceptFuture = detail::SocketOp<reactor::AcceptOp, detail::AcceptConv>;
 
   // Binds (SO_REUSEADDR always) and listens. Port 0 picks a free port
   // (see local_addr()). Address in use -> kAlreadyExists naming the address.

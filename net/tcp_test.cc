@@ -70,11 +70,11 @@ class TcpTestBase {
   void finish() {
     // Ops dropped at the end of the test's last block_on have their cancels
     // queued; let the kernel return them before counting.
-    for (int i = 0; i < 200 && rt_ && rt_->io_driver() != nullptr && rt_->io_driver()->ops().live() > 0; ++i) {
+    for (int i = 0; i < 200 && rt_ && rt_->io_backend() != nullptr && rt_->io_backend()->live_ops() > 0; ++i) {
       rt_->block_on(pollux::sleep(absl::Milliseconds(1)));
     }
-    if (rt_ && rt_->io_driver() != nullptr) {
-      EXPECT_EQ(rt_->io_driver()->ops().live(), 0u) << "an op slot is still live";
+    if (rt_ && rt_->io_backend() != nullptr) {
+      EXPECT_EQ(rt_->io_backend()->live_ops(), 0u) << "an op slot is still live";
     }
     rt_.reset();
     EXPECT_EQ(pollux::testing::open_fd_count(), baseline_) << "an fd leaked";

@@ -53,10 +53,10 @@ struct RecvFromConv {
 
 class UdpSocket {
  public:
-  using SendToFuture = detail::SocketOp<reactor::detail::SendMsgSpec, detail::IoConv>;
-  using RecvFromFuture = detail::SocketOp<reactor::detail::RecvMsgSpec, detail::RecvFromConv>;
-  using SendFuture = detail::SocketOp<reactor::detail::DataSpec, detail::IoConv>;
-  using RecvFuture = detail::SocketOp<reactor::detail::DataSpec, detail::IoConv>;
+  using SendToFuture = detail::SocketOp<reactor::SendMsgOp, detail::IoConv>;
+  using RecvFromFuture = detail::SocketOp<reactor::RecvMsgOp, detail::RecvFromConv>;
+  using SendFuture = detail::SocketOp<reactor::DataOp, detail::IoConv>;
+  using RecvFuture = detail::SocketOp<reactor::DataOp, detail::IoConv>;
 
   // Binds a datagram socket (port 0 picks one; see local_addr()). Address in
   // use -> kAlreadyExists naming it.

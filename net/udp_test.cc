@@ -53,7 +53,7 @@ class UdpTest : public ::testing::TestWithParam<bool> {
   }
   void TearDown() override {
     if (!rt_) return;
-    EXPECT_EQ(rt_->io_driver()->ops().live(), 0u);
+    EXPECT_EQ(rt_->io_backend()->live_ops(), 0u);
     rt_.reset();
     EXPECT_EQ(pollux::testing::open_fd_count(), baseline_) << "an fd leaked";
   }

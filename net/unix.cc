@@ -54,7 +54,7 @@ Task<absl::StatusOr<UnixStream>> UnixStream::connect(std::string path) {
   sockaddr_un sun;
   absl::StatusOr<socklen_t> len = unix_addr(path, &sun);
   if (!len.ok()) co_return len.status();
-  OwnedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  OwnedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) co_return errno_status(errno, absl::StrCat("connect to ", path, ": socket"));
   auto st = std::make_shared<detail::SocketState>();
   st->fd = std::move(fd);
@@ -71,7 +71,7 @@ absl::StatusOr<UnixListener> UnixListener::bind(absl::string_view path) {
   absl::StatusOr<socklen_t> len = unix_addr(path, &sun);
   if (!len.ok()) return len.status();
   const std::string where = absl::StrCat("bind to ", path);
-  OwnedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  OwnedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return errno_status(errno, absl::StrCat(where, ": socket"));
   // SAFETY: sockaddr_un is a sockaddr for AF_UNIX.
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sun), *len) != 0) {

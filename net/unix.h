@@ -91,7 +91,7 @@ class UnixStream {
 
 class UnixListener {
  public:
-  using AcceptFuture = detail::SocketOp<reactor::detail::AcceptSpec, detail::UnixAcceptConv>;
+  using AcceptFuture = detail::SocketOp<reactor::AcceptOp, detail::UnixAcceptConv>;
 
   // Binds and listens at `path` ("@name": abstract), backlog 1024.
   static absl::StatusOr<UnixListener> bind(absl::string_view path);

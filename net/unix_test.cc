@@ -46,7 +46,7 @@ class UnixTest : public ::testing::Test {
     rt_.emplace(std::move(*rt));
   }
   void TearDown() override {
-    EXPECT_EQ(rt_->io_driver()->ops().live(), 0u);
+    EXPECT_EQ(rt_->io_backend()->live_ops(), 0u);
     rt_.reset();
     EXPECT_EQ(pollux::testing::open_fd_count(), baseline_) << "an fd leaked";
   }

@@ -1,84 +1,67 @@
 #include "reactor/accept_stream.h"
 
-#include <liburing.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "absl/strings/str_cat.h"
 #include "future/assert.h"
 #include "reactor/errno_status.h"
+#include "reactor/ops.h"
 
 namespace pollux::reactor {
 
 AcceptStream::~AcceptStream() {
-  if (index_ == OpTable::kNone) return;
-  POLLUX_DCHECK(current_driver() == driver_,
-                "an AcceptStream was dropped on a thread other than its driver's");
-  OpSlot& slot = driver_->ops().at(index_);
-  // Connections delivered but never handed out belong to nobody: close them.
-  for (const CqeResult& r : slot.more) {
-    if (r.res >= 0) ::close(r.res);
-  }
-  slot.more.clear();
-  if (slot.state == SlotState::kCompleted) {
-    driver_->ops().release(index_);
-  } else {
-    // The driver closes whatever the kernel still delivers before the cancel.
-    driver_->cancel_op(index_);
-  }
+  if (!id_.valid()) return;
+  POLLUX_DCHECK(current_backend() == backend_,
+                "an AcceptStream was dropped on a thread other than its backend's");
+  // The backend closes what it delivered and nobody took, and whatever the
+  // kernel still delivers before the cancel lands.
+  backend_->cancel(id_);
 }
 
 size_t AcceptStream::queued() const noexcept {
-  return index_ == OpTable::kNone ? 0 : driver_->ops().at(index_).more.size();
-}
-
-bool AcceptStream::arm() {
-  io_uring_sqe* sqe = driver_->get_sqe();
-  if (sqe == nullptr) return false;
-  index_ = driver_->ops().allocate();
-  driver_->ops().at(index_).multishot = true;
-  driver_->prep_accept(sqe, index_, listen_fd_);
-  return true;
+  return id_.valid() ? backend_->queued(id_) : 0;
 }
 
 Poll<absl::StatusOr<OwnedFd>> AcceptStream::poll_next(Context& cx) {
+  using Out = absl::StatusOr<OwnedFd>;
   if (!cx.budget().try_take()) {
     cx.waker().wake_by_ref();
     return Pending{};
   }
-  if (driver_ == nullptr) {
-    driver_ = current_driver();
-    if (driver_ == nullptr) {
-      return Ready<absl::StatusOr<OwnedFd>>(absl::FailedPreconditionError(
-          "AcceptStream polled on a thread with no io_uring driver; run it inside a runtime "
+  if (backend_ == nullptr) {
+    backend_ = current_backend();
+    if (backend_ == nullptr) {
+      return Ready<Out>(absl::FailedPreconditionError(
+          "AcceptStream polled on a thread with no I/O backend; run it inside a runtime "
           "built with Runtime::Builder().enable_io()"));
     }
   }
-  POLLUX_DCHECK(current_driver() == driver_,
-                "an AcceptStream was polled on a thread other than its driver's");
-  if (index_ != OpTable::kNone) {
-    OpSlot& slot = driver_->ops().at(index_);
-    if (!slot.more.empty()) {
-      CqeResult r = slot.more.pop_front();
-      if (r.res < 0) {
-        return Ready<absl::StatusOr<OwnedFd>>(
-            errno_status(-r.res, absl::StrCat("accept on fd ", listen_fd_)));
+  POLLUX_DCHECK(current_backend() == backend_,
+                "an AcceptStream was polled on a thread other than its backend's");
+  // At most twice: a multishot that ended with nothing left is armed again.
+  for (int round = 0; round < 2; ++round) {
+    if (!id_.valid()) {
+      id_ = backend_->start_accept_multi(listen_fd_);
+      if (!id_.valid()) {
+        cx.waker().wake_by_ref();  // no room this tick: try again next tick
+        return Pending{};
       }
-      return Ready<absl::StatusOr<OwnedFd>>(OwnedFd(r.res));
     }
-    if (slot.state == SlotState::kCompleted) {
-      // The kernel ended the multishot and everything it sent was handed out.
-      driver_->ops().release(index_);
-      index_ = OpTable::kNone;
+    const MultiNext next = backend_->poll_multi(id_, cx.waker());
+    switch (next.kind) {
+      case MultiNext::Kind::kItem:
+        if (next.res < 0) {
+          return Ready<Out>(errno_status(-next.res, absl::StrCat("accept on fd ", listen_fd_)));
+        }
+        return Ready<Out>(OwnedFd(next.res));
+      case MultiNext::Kind::kPending:
+        cx.budget().refund();
+        return Pending{};
+      case MultiNext::Kind::kEnded:
+        // The kernel ended the multishot and everything it sent was handed out.
+        backend_->cancel(std::exchange(id_, OpId{}));
+        break;
     }
   }
-  if (index_ == OpTable::kNone && !arm()) {
-    cx.waker().wake_by_ref();  // no SQE this tick: try again next tick
-    return Pending{};
-  }
-  OpSlot& slot = driver_->ops().at(index_);
-  if (!slot.waker.will_wake(cx.waker())) slot.waker = cx.waker();
-  cx.budget().refund();
+  cx.waker().wake_by_ref();
   return Pending{};
 }
 

@@ -6,11 +6,12 @@
 //     ...
 //   }
 //
-// One IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT stays armed in the ring
-// and delivers every new connection as its own CQE, so a busy listener costs
-// no SQE per connection. The op keeps its op-table slot until the kernel
-// ends the multishot (a CQE without IORING_CQE_F_MORE: an error, or the
-// kernel giving up); the next next() then re-arms it.
+// One multishot accept (Backend::start_accept_multi; on io_uring an
+// IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT) stays armed and delivers
+// every new connection as its own result, so a busy listener costs no
+// submission per connection. The op keeps its slot until the backend ends
+// the multishot (an error, or the kernel giving up); the next next() then
+// arms it again. Accepted sockets are SOCK_NONBLOCK|SOCK_CLOEXEC.
 //
 // Cancellation: dropping a next() future loses nothing (connections that
 // arrive stay queued in the stream). Dropping the stream cancels the
@@ -19,7 +20,7 @@
 // ever leaks.
 //
 // Thread-safety: the stream and its futures belong to the thread of the
-// driver it was first polled on. The stream must outlive its next() futures.
+// backend it was first polled on. The stream must outlive its next() futures.
 #ifndef POLLUX_REACTOR_ACCEPT_STREAM_H_
 #define POLLUX_REACTOR_ACCEPT_STREAM_H_
 
@@ -27,8 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "future/future.h"
-#include "reactor/io_uring_driver.h"
-#include "reactor/op_table.h"
+#include "reactor/backend.h"
 #include "reactor/owned_fd.h"
 
 namespace pollux::reactor {
@@ -52,7 +52,7 @@ class AcceptStream {
     AcceptStream* stream_;
   };
 
-  // The next accepted connection (SOCK_CLOEXEC), or the accept's error.
+  // The next accepted connection, or the accept's error.
   Next next() noexcept { return Next(this); }
 
   // Connections the kernel delivered that next() has not handed out yet.
@@ -60,11 +60,10 @@ class AcceptStream {
 
  private:
   Poll<absl::StatusOr<OwnedFd>> poll_next(Context& cx);
-  bool arm();
 
   int listen_fd_;
-  IoUringDriver* driver_ = nullptr;
-  uint32_t index_ = OpTable::kNone;
+  Backend* backend_ = nullptr;
+  OpId id_;
 };
 
 }  // namespace pollux::reactor

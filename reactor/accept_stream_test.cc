@@ -84,7 +84,7 @@ TEST(AcceptStreamTest, EveryConnectionArrivesOnceFromOneArmedAccept) {
     // The stream was dropped at the end of the coroutine: once its cancel
     // completes, its slot is free.
     EXPECT_TRUE(rt.block_on(reactor::nop()).ok());
-    EXPECT_EQ(rt.io_driver()->ops().live(), 0u);
+    EXPECT_EQ(rt.io_backend()->live_ops(), 0u);
   }
   EXPECT_EQ(pollux::testing::open_fd_count(), fds_before);
 }
@@ -111,7 +111,7 @@ TEST(AcceptStreamTest, DroppingTheStreamClosesQueuedAndLateConnections) {
     EXPECT_EQ(queued, 5u);
     // Let the cancel's completion arrive, then the slot is free.
     EXPECT_TRUE(rt.block_on(reactor::nop()).ok());
-    EXPECT_EQ(rt.io_driver()->ops().live(), 0u);
+    EXPECT_EQ(rt.io_backend()->live_ops(), 0u);
   }
   EXPECT_EQ(pollux::testing::open_fd_count(), fds_before);
 }

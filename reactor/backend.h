@@ -1,14 +1,165 @@
-// Backend: the I/O backend of one thread, as the runtime context names it.
-// (Being filled in: the backend-neutral operation interface arrives with
-// the backend seam; today IoUringDriver is the one backend.)
+// Backend: the I/O backend of one thread, behind the backend-neutral
+// operation futures of ops.h and accept_stream.h (DESIGN §5).
+//
+// Every operation kind has its own entry point (start_recv, start_send,
+// start_accept_multi, start_connect, start_read, ..., DESIGN's "one virtual
+// call per op is noise next to a syscall; a generic op description would
+// rebuild a superset slot"). A backend owns its slot slabs, one per payload
+// shape, and derives each slot's flags from op_traits() (op_traits.h).
+//
+// The life of an operation, as its future drives it:
+//   OpId id = backend.start_recv(fd, buf, ...);   // invalid: cannot start
+//                                                 // this tick, try the next
+//   backend.ready(id, waker)  -> false            // waker kept (will_wake)
+//   ... the backend completes it and wakes the waker ...
+//   backend.ready(id, waker)  -> true
+//   DataCompletion c = backend.take_data(id);     // result + buffer; slot freed
+// or, if the future is dropped first, backend.cancel(id): the backend keeps
+// everything the kernel may still touch until the operation is really over,
+// and closes any fd it still delivers (op_traits().returns_fd).
+//
+// Buffers: a start_* that takes `std::vector<char>& buf` moves it into the
+// operation only when it returns a valid id; otherwise the caller keeps it.
+// A take_* hands it back, whatever the result.
+//
+// Errors: a completion's `res` is the syscall's result, -errno on failure;
+// the futures turn it into an absl::Status naming the operation.
+//
+// Thread-safety: a Backend, its ids and its slots belong to the thread whose
+// RuntimeContext names it (the futures are polled and dropped there); only
+// unparker() is thread-safe.
 #ifndef POLLUX_REACTOR_BACKEND_H_
 #define POLLUX_REACTOR_BACKEND_H_
 
+#include <linux/time_types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
 #include "executor/driver.h"
+#include "future/waker.h"
+#include "reactor/op_traits.h"
 
 namespace pollux::reactor {
 
-class Backend : public Driver {};
+// A started operation, as its future knows it. Opaque: the backend packs
+// its slab, slot index and generation in it, so a stale id never reaches a
+// reused slot.
+struct OpId {
+  uint64_t bits = 0;
+  bool valid() const noexcept { return bits != 0; }
+};
+
+struct DataCompletion {
+  int32_t res;
+  std::vector<char> buf;
+};
+struct MsgCompletion {
+  int32_t res;
+  std::vector<char> buf;
+  sockaddr_storage addr;  // recvmsg: the sender
+  socklen_t addr_len;
+  int msg_flags;          // recvmsg: MSG_TRUNC and friends
+};
+struct AcceptCompletion {
+  int32_t res;  // the new fd (owned by the caller), or -errno
+  sockaddr_storage peer;
+  socklen_t peer_len;
+};
+struct PathCompletion {
+  int32_t res;
+  std::string path;  // handed back for error messages
+  struct statx stx;  // statx only
+};
+
+// The next result of a multishot operation.
+struct MultiNext {
+  enum class Kind { kItem, kPending, kEnded } kind;
+  int32_t res = 0;  // kItem: the result (an fd for accepts, or -errno)
+};
+
+// Counters every backend keeps; relaxed, owner thread.
+struct BackendStats {
+  uint64_t kernel_entries = 0;   // syscalls that submit or wait (io_uring_enter, epoll_wait)
+  uint64_t completions = 0;      // results delivered to live slots
+  uint64_t eagain_retries = 0;   // -EAGAIN results retried after readiness (never surfaced)
+  uint64_t enter_errors = 0;     // failed kernel entries (transient ones are retried)
+  uint64_t leaked_ops = 0;       // ops still in the kernel when shutdown gave up (memory kept)
+  uint64_t unpark_writes = 0;    // unparks that found the owner parked and made a syscall
+};
+
+class Backend : public Park {
+ public:
+  // ---- Starting (one entry point per kind; see op_traits.h) ----
+  virtual OpId start_nop() = 0;
+  // read(2)/write(2) of buf[begin, min(end, size)) at `offset` (-1: the fd's position).
+  virtual OpId start_read(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                          uint64_t offset) = 0;
+  virtual OpId start_write(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                           uint64_t offset) = 0;
+  // recv(2)/send(2) of buf[begin, min(end, size)) with `flags` (send adds MSG_NOSIGNAL).
+  virtual OpId start_recv(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                          int flags) = 0;
+  virtual OpId start_send(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                          int flags) = 0;
+  // sendmsg(2) of buf[offset..] to `to` (to_len 0: the connected peer).
+  virtual OpId start_sendmsg(int fd, std::vector<char>& buf, size_t offset,
+                             const sockaddr_storage& to, socklen_t to_len, int flags) = 0;
+  // recvmsg(2) into all of buf, recording the sender.
+  virtual OpId start_recvmsg(int fd, std::vector<char>& buf, int flags) = 0;
+  // accept4(2) with SOCK_CLOEXEC|SOCK_NONBLOCK, one connection.
+  virtual OpId start_accept(int listen_fd) = 0;
+  // Every connection on `listen_fd`, from one submission (see poll_multi).
+  virtual OpId start_accept_multi(int listen_fd) = 0;
+  virtual OpId start_connect(int fd, const sockaddr_storage& addr, socklen_t len) = 0;
+  virtual OpId start_close(int fd) = 0;
+  // Readiness of `fd` for poll(2) `events`; res is the revents.
+  virtual OpId start_poll(int fd, uint32_t events) = 0;
+  // A timer in the backend itself (res 0 when it expired).
+  virtual OpId start_timeout(absl::Duration d) = 0;
+  virtual OpId start_openat(int dirfd, std::string& path, int flags, mode_t mode) = 0;
+  virtual OpId start_fsync(int fd, bool datasync) = 0;
+  virtual OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) = 0;
+
+  // ---- Driving ----
+  // True once the single-shot op `id` has completed; otherwise keeps a
+  // clone of `waker` (unless the kept one will_wake it) to wake then.
+  virtual bool ready(OpId id, const Waker& waker) = 0;
+  // The next result of a multishot op; on kPending `waker` is kept. After
+  // kEnded the id is spent: release it with cancel().
+  virtual MultiNext poll_multi(OpId id, const Waker& waker) = 0;
+  // Results a multishot op has delivered and nobody has taken yet.
+  virtual size_t queued(OpId id) const = 0;
+
+  // ---- Taking the result (after ready(); each frees the slot) ----
+  // nop, close, poll, timeout, connect, fsync.
+  virtual int32_t take_result(OpId id) = 0;
+  // read, write, recv, send.
+  virtual DataCompletion take_data(OpId id) = 0;
+  // sendmsg, recvmsg.
+  virtual MsgCompletion take_msg(OpId id) = 0;
+  virtual AcceptCompletion take_accept(OpId id) = 0;
+  // openat, statx.
+  virtual PathCompletion take_path(OpId id) = 0;
+
+  // The future of `id` is gone (or a multishot op is done with): stop it,
+  // keep its memory until the kernel is done, close fds it still delivers.
+  virtual void cancel(OpId id) noexcept = 0;
+
+  // ---- Introspection (tests, benchmarks, metrics) ----
+  // Slots not free: in flight, completed but unclaimed, or cancelled and
+  // waiting for the kernel.
+  virtual size_t live_ops() const noexcept = 0;
+  virtual BackendStats stats() const noexcept = 0;
+  // "io_uring" or "epoll".
+  virtual const char* name() const noexcept = 0;
+};
 
 }  // namespace pollux::reactor
 

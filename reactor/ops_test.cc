@@ -32,7 +32,6 @@
 #include "future/task.h"
 #include "gtest/gtest.h"
 #include "reactor/errno_status.h"
-#include "reactor/io_uring_driver.h"
 #include "reactor/owned_fd.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
@@ -96,8 +95,8 @@ OwnedFd tcp_socket() {
 class OpsTest : public ::testing::Test {
  protected:
   void TearDown() override {
-    if (rt_.io_driver() != nullptr) {
-      EXPECT_EQ(rt_.io_driver()->ops().live(), 0u) << "an op slot is still live after the test";
+    if (rt_.io_backend() != nullptr) {
+      EXPECT_EQ(rt_.io_backend()->live_ops(), 0u) << "an op slot is still live after the test";
     }
   }
   Runtime rt_ = make_runtime();
@@ -106,7 +105,7 @@ class OpsTest : public ::testing::Test {
 
 TEST_F(OpsTest, NopCompletes) {
   EXPECT_TRUE(rt_.block_on(reactor::nop()).ok());
-  EXPECT_GE(rt_.io_driver()->stats().completions, 1u);
+  EXPECT_GE(rt_.io_backend()->stats().completions, 1u);
 }
 
 TEST_F(OpsTest, ReadIsWokenByAWriteFromAnotherThread) {
@@ -405,7 +404,7 @@ TEST(OpsNoRuntime, RecvmsgWithoutADriverHandsTheBufferBack) {
 TEST(OpsNoRuntime, RuntimeWithoutIoGivesTheSameStatus) {
   absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_time().build();
   ASSERT_TRUE(rt.ok()) << rt.status();
-  EXPECT_EQ(rt->io_driver(), nullptr);
+  EXPECT_EQ(rt->io_backend(), nullptr);
   absl::StatusOr<uint32_t> s = rt->block_on(reactor::poll_add(0, POLLIN));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();

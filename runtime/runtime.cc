@@ -1,6 +1,7 @@
 #include "runtime/runtime.h"
 
 #include "executor/thread_parker.h"
+#include "reactor/uring/io_uring_backend.h"
 #include "timer/time_driver.h"
 
 namespace pollux {
@@ -11,9 +12,10 @@ namespace detail {
 // executor goes first (its tasks' futures may cancel ops and timers of the
 // driver), then the driver.
 struct RuntimeInner {
-  std::unique_ptr<reactor::IoUringDriver> io;
-  std::unique_ptr<Driver> other_driver;  // TimeDriver or ThreadParker
-  timer::TimerQueue* timers = nullptr;   // set when time is enabled
+  std::unique_ptr<reactor::IoUringBackend> io;
+  std::unique_ptr<ThreadParker> parker;       // when there is no I/O
+  std::unique_ptr<timer::TimeDriver> time;    // when time is enabled, over io or parker
+  timer::TimerQueue* timers = nullptr;
   std::unique_ptr<LocalExecutor> executor;
   // Runtime thread only, after the executor bound it.
   bool bound = false;
@@ -33,10 +35,11 @@ struct RuntimeInner {
       RuntimeContext::Enter entered(context());
       executor.reset();
     }
-    // The driver drains the ring (every op's memory back from the kernel)
-    // and closes it; then the eventfd goes with its unparker.
+    // The backend drains the ring (every op's memory back from the kernel,
+    // or kept) and closes it; the eventfd goes with its last unparker.
+    time.reset();
     io.reset();
-    other_driver.reset();
+    parker.reset();
   }
 };
 
@@ -47,24 +50,23 @@ absl::StatusOr<Runtime> Runtime::Builder::build() {
     return absl::UnimplementedError("only the current_thread runtime flavour exists so far");
   }
   auto inner = std::make_unique<detail::RuntimeInner>();
-  Driver* driver;
+  Park* park;
   if (io_) {
-    absl::StatusOr<std::unique_ptr<reactor::IoUringDriver>> d =
-        reactor::IoUringDriver::create(uring_);
-    if (!d.ok()) return d.status();
-    inner->io = std::move(*d);
-    if (time_) inner->timers = &inner->io->timers();
-    driver = inner->io.get();
-  } else if (time_) {
-    auto td = std::make_unique<timer::TimeDriver>();
-    inner->timers = &td->queue();
-    driver = td.get();
-    inner->other_driver = std::move(td);
+    absl::StatusOr<std::unique_ptr<reactor::IoUringBackend>> b =
+        reactor::IoUringBackend::create(uring_);
+    if (!b.ok()) return b.status();
+    inner->io = std::move(*b);
+    park = inner->io.get();
   } else {
-    inner->other_driver = std::make_unique<ThreadParker>();
-    driver = inner->other_driver.get();
+    inner->parker = std::make_unique<ThreadParker>();
+    park = inner->parker.get();
   }
-  inner->executor = std::make_unique<LocalExecutor>(*driver, /*bind_lazily=*/true);
+  if (time_) {
+    inner->time = std::make_unique<timer::TimeDriver>(*park);
+    inner->timers = &inner->time->queue();
+    park = inner->time.get();
+  }
+  inner->executor = std::make_unique<LocalExecutor>(*park, /*bind_lazily=*/true);
   return Runtime(std::move(inner));
 }
 
@@ -102,7 +104,7 @@ absl::Status Runtime::enter_check() {
 LocalExecutor& Runtime::executor() const noexcept { return *inner_->executor; }
 RuntimeContext Runtime::context() const noexcept { return inner_->context(); }
 Handle Runtime::handle() const { return Handle(inner_->executor->scheduler()); }
-reactor::IoUringDriver* Runtime::io_driver() const noexcept { return inner_->io.get(); }
+reactor::Backend* Runtime::io_backend() const noexcept { return inner_->io.get(); }
 timer::TimerQueue* Runtime::timer_queue() const noexcept { return inner_->timers; }
 
 }  // namespace pollux

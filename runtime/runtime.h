@@ -1,5 +1,6 @@
-// Runtime: the composition root. An executor, and the driver under it (an
-// io_uring ring with a timer queue, a timer queue alone, or a plain parker),
+// Runtime: the composition root. An executor, and what it parks in: an I/O
+// backend (an io_uring ring), under timer::TimeDriver when time is enabled (a
+// TimeDriver over a plain parker without I/O, a plain parker with neither),
 // put together by a Builder and entered with block_on.
 //
 //   absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
@@ -11,17 +12,18 @@
 // block_on from any other thread is FailedPrecondition from try_block_on and
 // a check failure with the same message from block_on.
 //
-// Inside block_on the runtime is this thread's current runtime:
-// pollux::spawn, timer::sleep and the reactor's operations find it there.
+// Inside block_on the runtime's RuntimeContext (executor/context.h) is this
+// thread's: pollux::spawn, timer::sleep and the reactor's operations find
+// the scheduler, timer queue and backend there.
 // Outside, they fail with a clear message (sleep, spawn) or status (I/O).
 //
 // Shutdown (~Runtime): every unfinished task's future is dropped on the
-// runtime thread (their JoinHandles yield Cancelled), then the driver cancels
-// every in-flight operation and waits for the kernel to hand back its memory,
-// then closes the ring. The driver's eventfd is closed when the last thing
-// that can wake the executor (a JoinHandle, a cloned Waker, a Handle) is
-// gone, so a late wake never writes to a reused fd. Destroy the runtime on
-// its thread.
+// runtime thread (their JoinHandles yield Cancelled), then the backend
+// cancels every in-flight operation and waits (at most 10 s) for the kernel
+// to hand back its memory, keeping what it does not, then closes the ring.
+// The backend's eventfd is closed when the last thing that can wake the
+// executor (a JoinHandle, a cloned Waker, a Handle) is gone, so a late wake
+// never writes to a reused fd. Destroy the runtime on its thread.
 //
 // Thread-safety: a Runtime is used from its thread; handle() gives a Handle
 // that spawns onto it from any thread.
@@ -39,7 +41,8 @@
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
 #include "future/future.h"
-#include "reactor/io_uring_driver.h"
+#include "reactor/backend.h"
+#include "reactor/uring/io_uring_options.h"
 #include "timer/timer_queue.h"
 
 namespace pollux {
@@ -123,17 +126,18 @@ class Runtime {
     POLLUX_CHECK(s.ok(), s.message().data());
     return executor().block_on_in(context(), std::move(f));
   }
-  // Like block_on, but a wrong thread is a FailedPrecondition status.
+  // Like block_on, but returns a status instead of aborting: a wrong thread
+  // or re-entry is FailedPrecondition, a ring that cannot be enabled on this
+  // thread is the kernel's reason, and a backend whose kernel entry keeps
+  // failing ends the run with that error (DESIGN §5) instead of spinning.
+  // For a future whose output is a Status or StatusOr, that error is folded
+  // into it (try_output_t, executor/local_executor.h):
+  //   absl::Status s = rt.try_block_on(reactor::nop());   // nop's, or the runtime's
   template <Future F>
-  absl::StatusOr<OrUnit<output_t<F>>> try_block_on(F f) {
+  try_output_t<output_t<F>> try_block_on(F f) {
     absl::Status s = enter_check();
     if (!s.ok()) return s;
-    if constexpr (std::is_void_v<output_t<F>>) {
-      executor().block_on_in(context(), std::move(f));
-      return Unit{};
-    } else {
-      return executor().block_on_in(context(), std::move(f));
-    }
+    return executor().try_block_on_in(context(), std::move(f));
   }
 
   // Spawns onto this runtime from any thread. On the runtime thread it
@@ -145,8 +149,8 @@ class Runtime {
 
   Handle handle() const;
 
-  // The io_uring driver, or null when I/O is not enabled.
-  reactor::IoUringDriver* io_driver() const noexcept;
+  // The I/O backend, or null when I/O is not enabled.
+  reactor::Backend* io_backend() const noexcept;
   // The timer queue, or null when time is not enabled.
   timer::TimerQueue* timer_queue() const noexcept;
 

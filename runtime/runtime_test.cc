@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -23,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/context.h"
 #include "executor/join_handle.h"
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
@@ -33,7 +35,6 @@
 #include "future/testing/counted.h"
 #include "future/testing/manual_future.h"
 #include "gtest/gtest.h"
-#include "reactor/io_uring_driver.h"
 #include "reactor/ops.h"
 #include "reactor/owned_fd.h"
 #include "tests/fd_count.h"
@@ -73,16 +74,16 @@ class RuntimeTest : public ::testing::Test {
 TEST_F(RuntimeTest, BuildEnableAllHasIoAndTime) {
   absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
   ASSERT_TRUE(rt.ok()) << rt.status();
-  EXPECT_NE(rt->io_driver(), nullptr);
+  EXPECT_NE(rt->io_backend(), nullptr);
   EXPECT_NE(rt->timer_queue(), nullptr);
-  EXPECT_EQ(rt->timer_queue(), &rt->io_driver()->timers()) << "one driver owns both";
+  EXPECT_STREQ(rt->io_backend()->name(), "io_uring");
   EXPECT_EQ(rt->block_on(ready(7)), 7);
 }
 
 TEST_F(RuntimeTest, BuildTimeOnlyAndBareRuntimesWork) {
   absl::StatusOr<Runtime> timed = Runtime::Builder().current_thread().enable_time().build();
   ASSERT_TRUE(timed.ok()) << timed.status();
-  EXPECT_EQ(timed->io_driver(), nullptr);
+  EXPECT_EQ(timed->io_backend(), nullptr);
   ASSERT_NE(timed->timer_queue(), nullptr);
   const absl::Time start = absl::Now();
   timed->block_on(sleep(absl::Milliseconds(5)));
@@ -90,7 +91,7 @@ TEST_F(RuntimeTest, BuildTimeOnlyAndBareRuntimesWork) {
 
   absl::StatusOr<Runtime> bare = Runtime::Builder().current_thread().build();
   ASSERT_TRUE(bare.ok()) << bare.status();
-  EXPECT_EQ(bare->io_driver(), nullptr);
+  EXPECT_EQ(bare->io_backend(), nullptr);
   EXPECT_EQ(bare->timer_queue(), nullptr);
   EXPECT_EQ(bare->block_on(ready(std::string("bare"))), "bare");
 }
@@ -127,16 +128,19 @@ TEST_F(RuntimeTest, SleepIsNeverEarly) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(10));
 }
 
-TEST_F(RuntimeTest, CurrentDriverAndTimerQueueAreSetOnlyInsideBlockOn) {
+TEST_F(RuntimeTest, TheRuntimeContextIsSetOnlyInsideBlockOn) {
   Runtime rt = make_runtime();
-  EXPECT_EQ(reactor::current_driver(), nullptr);
+  EXPECT_EQ(reactor::current_backend(), nullptr);
   EXPECT_EQ(timer::current_timer_queue(), nullptr);
+  EXPECT_EQ(RuntimeContext::current().scheduler, nullptr);
   rt.block_on(poll_fn([&](Context&) -> Poll<Unit> {
-    EXPECT_EQ(reactor::current_driver(), rt.io_driver());
+    EXPECT_EQ(reactor::current_backend(), rt.io_backend());
     EXPECT_EQ(timer::current_timer_queue(), rt.timer_queue());
+    EXPECT_NE(RuntimeContext::current().scheduler, nullptr);
     return Ready(Unit{});
   }));
-  EXPECT_EQ(reactor::current_driver(), nullptr) << "block_on left its driver behind";
+  EXPECT_EQ(reactor::current_backend(), nullptr) << "block_on left its backend behind";
+  EXPECT_EQ(RuntimeContext::current().scheduler, nullptr);
   EXPECT_EQ(timer::current_timer_queue(), nullptr);
   // So an operation here fails cleanly instead of touching the runtime.
   LocalExecutor ex;
@@ -233,6 +237,29 @@ TEST_F(RuntimeTest, TwoThreadsRacingTheFirstBlockOnBindExactlyOne) {
     ASSERT_EQ(refused.load(), 1) << "iteration " << iter;
     EXPECT_FALSE(rt.has_value());
   }
+}
+
+// DESIGN §5: with the clock paused and no timer set, a block_on that waits
+// for another thread blocks in the backend like an unpaused park. (It used
+// to make a zero-timeout kernel entry per loop: a busy spin of syscalls.)
+TEST_F(RuntimeTest, APausedClockWithNoTimerBlocksInsteadOfSpinning) {
+  Runtime rt = make_runtime();
+  rt.block_on(poll_fn([](Context&) -> Poll<Unit> {
+    timer::pause();
+    return Ready(Unit{});
+  }));
+  auto [fut, manual] = testing::make_manual_future<int>();
+  const uint64_t entries_before = rt.io_backend()->stats().kernel_entries;
+  std::thread completer([m = std::move(manual)]() mutable {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    m.complete(5);
+  });
+  EXPECT_EQ(rt.block_on(std::move(fut)), 5);
+  completer.join();
+  const uint64_t entries = rt.io_backend()->stats().kernel_entries - entries_before;
+  EXPECT_LE(entries, 10u) << "block_on spun through the kernel while it waited";
+  std::fprintf(stderr, "paused clock, 100 ms wait: %llu kernel entries\n",
+               static_cast<unsigned long long>(entries));
 }
 
 // ---- Spawning ----
@@ -393,7 +420,7 @@ TEST_F(RuntimeTest, DestroyingTheRuntimeCancelsPendingTasks) {
       }).detach();
       co_await yield_now();
       EXPECT_TRUE((co_await reactor::nop()).ok());  // the read and the timeout are in the kernel
-      EXPECT_EQ(rt.io_driver()->ops().live(), 2u);
+      EXPECT_EQ(rt.io_backend()->live_ops(), 2u);
       EXPECT_EQ(rt.timer_queue()->active_timers(), 2u);
     }());
     EXPECT_GT(Counted::live(), 0);

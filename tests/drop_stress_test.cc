@@ -51,7 +51,6 @@
 #include "gtest/gtest.h"
 #include "net/socket_addr.h"
 #include "net/tcp.h"
-#include "reactor/io_uring_driver.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
 #include "tests/rlimit.h"
@@ -493,7 +492,7 @@ TEST_P(DropStressTest, RandomDropsLeaveNoFdAndNoLiveOp) {
   {
     absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
     ASSERT_TRUE(rt.ok()) << rt.status();
-    reactor::IoUringDriver* driver = rt->io_driver();
+    reactor::Backend* driver = rt->io_backend();
     ASSERT_NE(driver, nullptr);
     Ctx ctx;
     ctx.seed = seed;
@@ -501,7 +500,7 @@ TEST_P(DropStressTest, RandomDropsLeaveNoFdAndNoLiveOp) {
     rt->block_on([&]() -> Task<void> {
       co_await pollux::sleep(absl::Milliseconds(1));  // the ring is set up and ticking
       const int fds_start = pollux::testing::open_fd_count();
-      const size_t live_start = driver->ops().live();
+      const size_t live_start = driver->live_ops();
       std::optional<TcpListener> listener;
       {
         absl::StatusOr<TcpListener> l = TcpListener::bind(SocketAddr::ipv4_loopback(0));
@@ -552,11 +551,11 @@ TEST_P(DropStressTest, RandomDropsLeaveNoFdAndNoLiveOp) {
       }
 
       const Instant give_up = timer::now() + kDrainBound;
-      while (timer::now() < give_up && (driver->ops().live() != live_start ||
+      while (timer::now() < give_up && (driver->live_ops() != live_start ||
                                         pollux::testing::open_fd_count() != fds_start)) {
         co_await pollux::sleep(absl::Milliseconds(1));
       }
-      EXPECT_EQ(driver->ops().live(), live_start) << "an op slot is still live";
+      EXPECT_EQ(driver->live_ops(), live_start) << "an op slot is still live";
       EXPECT_EQ(pollux::testing::open_fd_count(), fds_start) << "an fd leaked";
     }());
     print_stats(seed, ctx.st);
@@ -578,7 +577,7 @@ TEST_P(DropStressTest, RandomDropsLeaveNoFdAndNoLiveOp) {
     EXPECT_LE(s.accepted, s.connect_attempts);
     EXPECT_LE(s.connect_attempts, kConnections);
     EXPECT_GT(s.accepted, 0);
-    EXPECT_EQ(driver->ops().live(), 0u);
+    EXPECT_EQ(driver->live_ops(), 0u);
   }
   EXPECT_EQ(pollux::testing::open_fd_count(), fds_before_runtime)
       << "an fd outlived the runtime";

@@ -1,50 +1,50 @@
 #include "timer/time_driver.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace pollux::timer {
 
 namespace {
+// A far deadline just costs an extra wake-up; it keeps the wrapped Park's
+// timeout far from any overflow.
 constexpr absl::Duration kMaxParkTimeout = absl::Hours(1);
 }  // namespace
 
-TimeDriver::TimeDriver()
-    : unparker_(std::make_shared<RecordingUnparker>(parker_.unparker())) {}
+TimeDriver::TimeDriver() : own_parker_(std::make_unique<ThreadParker>()), inner_(own_parker_.get()) {}
 
-void TimeDriver::park() {
+TimeDriver::TimeDriver(Park& inner) : inner_(&inner) {}
+
+bool TimeDriver::park(std::optional<absl::Duration> timeout) {
   queue_.update_now();
-  if (queue_.process() > 0) return;
-  // acquire: pairs with RecordingUnparker::unpark's release store. Consumed
-  // on every park, so a stale flag costs at most one early return.
-  const bool notified = unparker_->notified.exchange(false, std::memory_order_acquire);
+  if (queue_.process() > 0) return true;
   if (queue_.is_paused()) {
-    // A wake from another thread is work: let the executor run it before
-    // time jumps (the ThreadParker keeps its own notification, so a later
-    // blocking park returns once, harmlessly).
-    if (notified) return;
-    // Jumped to the next timer and fired it.
-    if (queue_.auto_advance()) return;
-    // No timer that can ever fire: only another thread can make progress.
+    // Anything real (I/O completed, a wake from another thread) comes
+    // before time jumps.
+    if (inner_->park(absl::ZeroDuration())) return true;
+    if (queue_.auto_advance()) return true;  // jumped to the next timer and fired it
+    // No timer that can ever fire: only I/O or another thread can make
+    // progress. Block, like an unpaused park with no timers.
     ++blocking_parks_;
-    parker_.park();
-  } else {
-    ++blocking_parks_;
-    if (const std::optional<Instant> next = queue_.next_deadline()) {
-      absl::Duration wait = *next - queue_.now();
-      if (wait < absl::ZeroDuration()) wait = absl::ZeroDuration();
-      // A far deadline just costs an extra wake-up; it keeps the condition
-      // variable's absolute deadline far from overflow.
-      if (wait > kMaxParkTimeout) wait = kMaxParkTimeout;
-      parker_.park_timeout(wait);
-    } else {
-      parker_.park();
-    }
+    const bool woke = inner_->park(timeout);
+    queue_.process();  // a paused clock does not move, but advance() may have
+    return woke;
   }
+  std::optional<absl::Duration> wait = timeout;
+  if (const std::optional<Instant> next = queue_.next_deadline()) {
+    const absl::Duration until = std::min(std::max(*next - queue_.now(), absl::ZeroDuration()),
+                                          kMaxParkTimeout);
+    wait = wait ? std::min(*wait, until) : until;
+  }
+  ++blocking_parks_;
+  bool woke = inner_->park(wait);
   queue_.update_now();
-  queue_.process();
+  if (queue_.process() > 0) woke = true;
+  return woke;
 }
 
-void TimeDriver::poll_nonblocking() {
+void TimeDriver::poll_now() {
+  inner_->poll_now();
   queue_.update_now();
   queue_.process();
 }

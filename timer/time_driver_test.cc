@@ -56,7 +56,7 @@ TEST(TimeDriverTest, ParkSleepsUntilTheNextTimerInsteadOfSpinning) {
   ASSERT_TRUE(PollOnce(s, cw.waker()).is_pending());
   const Instant start = Instant::now();
   const absl::Duration cpu_start = ThreadCpuTime();
-  while (cw.wakes() == 0) drv.park();
+  while (cw.wakes() == 0) drv.park(std::nullopt);
   const absl::Duration took = Instant::now() - start;
   const absl::Duration cpu = ThreadCpuTime() - cpu_start;
   EXPECT_GE(Instant::now(), s.deadline());
@@ -91,7 +91,7 @@ TEST(TimeDriverTest, UnparkFromAnotherThreadEndsAParkEarly) {
     absl::SleepFor(absl::Milliseconds(20));
     unparker->unpark();
   });
-  drv.park();
+  drv.park(std::nullopt);
   const absl::Duration took = Instant::now() - start;
   t.join();
   EXPECT_LT(took, absl::Seconds(10));
@@ -141,11 +141,11 @@ TEST(TimeDriverTest, PausedClockDoesNotJumpPastAPendingRemoteWake) {
   // Another thread woke a task (inject queue + unpark) just before the
   // executor went idle: that task must run before time jumps an hour.
   std::thread([u = drv.unparker()] { u->unpark(); }).join();
-  drv.park();
+  drv.park(std::nullopt);
   EXPECT_EQ(drv.queue().now(), start);
   EXPECT_EQ(cw.wakes(), 0);
   // Truly idle now: the clock jumps to the timer.
-  drv.park();
+  drv.park(std::nullopt);
   EXPECT_EQ(cw.wakes(), 1);
   EXPECT_GE(drv.queue().now(), start + absl::Hours(1));
   EXPECT_EQ(drv.blocking_parks(), 0u);
@@ -157,10 +157,10 @@ TEST(TimeDriverTest, PollNonblockingFiresDueTimersWithoutBlocking) {
   CountingWaker cw;
   Sleep s = sleep(absl::Milliseconds(2));
   ASSERT_TRUE(PollOnce(s, cw.waker()).is_pending());
-  drv.poll_nonblocking();
+  drv.poll_now();
   EXPECT_EQ(cw.wakes(), 0);
   absl::SleepFor(absl::Milliseconds(4));
-  drv.poll_nonblocking();
+  drv.poll_now();
   EXPECT_EQ(cw.wakes(), 1);
   EXPECT_EQ(drv.blocking_parks(), 0u);
 }
@@ -175,7 +175,7 @@ TEST(TimeDriverTest, ParkWithNoTimersBlocksUntilUnpark) {
     unparker->unpark();
   });
   const Instant start = Instant::now();
-  drv.park();
+  drv.park(std::nullopt);
   const absl::Duration took = Instant::now() - start;
   t.join();
   EXPECT_TRUE(unparked.load(std::memory_order_relaxed));

@@ -9,7 +9,7 @@
 //                   live (not moved-from) Probe with the thread it ran on.
 //   Probe<F>        Wraps a future: counts its polls into a ProbeLog, holds a
 //                   Counted, records its destruction (and where) in the log.
-//   CountingDriver  A ThreadParker-backed Driver that counts parks,
+//   CountingDriver  A ThreadParker-backed Park that counts parks,
 //                   non-blocking polls and unparks.
 #ifndef POLLUX_EXECUTOR_TESTING_EXECUTOR_FIXTURES_H_
 #define POLLUX_EXECUTOR_TESTING_EXECUTOR_FIXTURES_H_
@@ -89,7 +89,7 @@ class Probe {
   Counted counted_;
 };
 
-class CountingDriver final : public Driver {
+class CountingDriver final : public Park {
  public:
   struct CountingUnparker final : Unparker {
     explicit CountingUnparker(std::shared_ptr<Unparker> i) : inner(std::move(i)) {}
@@ -102,11 +102,11 @@ class CountingDriver final : public Driver {
   };
 
   CountingDriver() : unparker_(std::make_shared<CountingUnparker>(parker_.unparker())) {}
-  void park() override {
+  bool park(std::optional<absl::Duration> timeout) override {
     ++parks;
-    parker_.park();
+    return parker_.park(timeout);
   }
-  void poll_nonblocking() override { ++nonblocking; }
+  void poll_now() override { ++nonblocking; }
   std::shared_ptr<Unparker> unparker() override { return unparker_; }
   int unparks() const { return unparker_->count.load(); }
 

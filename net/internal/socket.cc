@@ -21,7 +21,7 @@ absl::Status annotate(const absl::Status& s, absl::string_view verb, const Socke
 }
 
 absl::StatusOr<OwnedFd> new_socket(const SocketAddr& addr, int type, absl::string_view what) {
-  OwnedFd fd(::socket(addr.family(), type | SOCK_CLOEXEC, 0));
+  OwnedFd fd(::socket(addr.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     return errno_status(errno, absl::StrCat(what, " ", addr.to_string(), ": socket"));
   }

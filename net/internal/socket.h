@@ -48,7 +48,8 @@ absl::Status annotate(const absl::Status& s, absl::string_view what);
 // "<what> <addr>".
 absl::Status annotate(const absl::Status& s, absl::string_view verb, const SocketAddr& addr);
 
-// socket(2) with SOCK_CLOEXEC for `addr`'s family.
+// socket(2) with SOCK_NONBLOCK|SOCK_CLOEXEC for `addr`'s family (every
+// socket pollux creates is non-blocking: DESIGN §5).
 absl::StatusOr<OwnedFd> new_socket(const SocketAddr& addr, int type, absl::string_view what);
 // getsockname / getpeername as a SocketAddr.
 absl::StatusOr<SocketAddr> local_addr_of(int fd);
@@ -73,21 +74,22 @@ struct IoConv {
   }
 };
 
-// A reactor operation on a socket. It shares ownership of the socket, so the
-// fd stays open for as long as the operation can be submitted, and it names
-// the socket's address in its error statuses.
+// A reactor operation future (reactor/ops.h: reactor::DataOp, AcceptOp, ...)
+// on a socket. It shares ownership of the socket, so the fd stays open for
+// as long as the operation can be submitted, and it names the socket's
+// address in its error statuses.
 // Cancellation: as the wrapped reactor operation (reactor/ops.h).
-template <class Spec, class Conv>
+template <class InnerOp, class Conv>
 class [[nodiscard]] SocketOp {
  public:
   using Output = typename Conv::Output;
 
-  SocketOp(std::shared_ptr<SocketState> state, reactor::Op<Spec> op, const SocketAddr& where,
+  SocketOp(std::shared_ptr<SocketState> state, InnerOp op, const SocketAddr& where,
            const char* verb)
       : state_(std::move(state)), op_(std::move(op)), where_(where), verb_(verb) {}
 
   Poll<Output> poll(Context& cx) {
-    Poll<typename reactor::Op<Spec>::Output> p = op_.poll(cx);
+    Poll<typename InnerOp::Output> p = op_.poll(cx);
     if (p.is_pending()) return Pending{};
     return Ready<Output>(Conv::convert(std::move(p).value(), state_, where_, verb_));
   }
@@ -96,7 +98,7 @@ class [[nodiscard]] SocketOp {
   // Declared before op_, so destroyed after it: the op's cancellation is
   // queued while the fd is still open.
   std::shared_ptr<SocketState> state_;
-  reactor::Op<Spec> op_;
+  InnerOp op_;
   SocketAddr where_;
   const char* verb_;
 };

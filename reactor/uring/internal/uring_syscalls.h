@@ -1,12 +1,13 @@
-// UringSyscalls: the thin seam between the driver and the liburing calls
-// that can fail or block, so tests can inject faults (-EAGAIN, -EBUSY,
-// -ENOMEM from submit, a full SQ, short reads) without a special kernel.
+// UringSyscalls: the thin seam between the io_uring backend and the liburing
+// calls that can fail or block, so tests can inject faults (-EAGAIN, -EBUSY,
+// -ENOMEM from submit, a full SQ, short reads, a kernel entry refused every
+// time) without a special kernel.
 //
 // The default implementation calls liburing directly. Every call is made on
-// the driver thread only. A virtual call costs a few ns next to the ~1 us of
-// the syscall most of these make.
-#ifndef POLLUX_REACTOR_INTERNAL_URING_SYSCALLS_H_
-#define POLLUX_REACTOR_INTERNAL_URING_SYSCALLS_H_
+// the backend's thread only. A virtual call costs a few ns next to the ~1 us
+// of the syscall most of these make.
+#ifndef POLLUX_REACTOR_URING_INTERNAL_URING_SYSCALLS_H_
+#define POLLUX_REACTOR_URING_INTERNAL_URING_SYSCALLS_H_
 
 #include <liburing.h>
 
@@ -17,6 +18,9 @@ class UringSyscalls {
   virtual ~UringSyscalls() = default;
   // io_uring_get_sqe: null when the SQ is full.
   virtual io_uring_sqe* get_sqe(io_uring* ring) { return io_uring_get_sqe(ring); }
+  // Sees each SQE once the backend has prepared it (user_data set), before
+  // the kernel does; a test may rewrite it (e.g. cut a read's length).
+  virtual void on_prep(io_uring_sqe*) {}
   // io_uring_submit: SQEs submitted, or -errno.
   virtual int submit(io_uring* ring) { return io_uring_submit(ring); }
   // io_uring_submit_and_get_events: submits and runs deferred task work.
@@ -27,8 +31,10 @@ class UringSyscalls {
                                       __kernel_timespec* ts) {
     return io_uring_submit_and_wait_timeout(ring, cqe, wait_nr, ts, nullptr);
   }
-  // Sees each CQE before the driver handles it; a test may rewrite `res`.
-  virtual void on_cqe(io_uring_cqe*) {}
+  // Sees each CQE before the backend handles it; a test may rewrite `res`,
+  // or return false to hide it from the backend (as if the kernel had never
+  // posted it: an operation the kernel never gives back).
+  virtual bool on_cqe(io_uring_cqe*) { return true; }
 
   // The process-wide default (stateless).
   static UringSyscalls& real();
@@ -36,4 +42,4 @@ class UringSyscalls {
 
 }  // namespace pollux::reactor
 
-#endif  // POLLUX_REACTOR_INTERNAL_URING_SYSCALLS_H_
+#endif  // POLLUX_REACTOR_URING_INTERNAL_URING_SYSCALLS_H_

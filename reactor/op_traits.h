@@ -1,0 +1,94 @@
+// OpKind and OpTraits: the one place that says what each kind of I/O
+// operation is, read by every backend (DESIGN §5).
+//
+//   returns_fd   its result is a new fd: a result nobody claims (the future
+//                was dropped) is closed by the backend, so an fd never leaks
+//   multishot    one submission, many results; the op keeps its slot until
+//                the final one
+//   owns_buffer  a data buffer moves into the op and comes back with the
+//                result (the kernel may use it until the final completion)
+//   file_op      a regular-file operation: io_uring runs it like any other,
+//                the epoll backend hands it to the blocking pool
+//   socket_op    needs readiness on a socket: a -EAGAIN completion is
+//                retried after readiness, never surfaced
+//
+// Adding an operation means adding a kind here, its entry point in
+// Backend, and its future in ops.h; the backends derive slot flags from
+// these traits, so nobody has to remember to set them.
+#ifndef POLLUX_REACTOR_OP_TRAITS_H_
+#define POLLUX_REACTOR_OP_TRAITS_H_
+
+#include <cstdint>
+
+namespace pollux::reactor {
+
+enum class OpKind : uint8_t {
+  kNop,
+  kRead,
+  kWrite,
+  kRecv,
+  kSend,
+  kSendMsg,
+  kRecvMsg,
+  kAccept,
+  kAcceptMulti,
+  kConnect,
+  kClose,
+  kPoll,
+  kTimeout,
+  kOpenAt,
+  kFsync,
+  kStatx,
+};
+inline constexpr int kOpKindCount = static_cast<int>(OpKind::kStatx) + 1;
+
+struct OpTraits {
+  bool returns_fd = false;
+  bool multishot = false;
+  bool owns_buffer = false;
+  bool file_op = false;
+  bool socket_op = false;
+  const char* name = "";
+};
+
+constexpr OpTraits op_traits(OpKind kind) {
+  switch (kind) {
+    case OpKind::kNop:
+      return {.name = "nop"};
+    case OpKind::kRead:
+      return {.owns_buffer = true, .name = "read"};
+    case OpKind::kWrite:
+      return {.owns_buffer = true, .name = "write"};
+    case OpKind::kRecv:
+      return {.owns_buffer = true, .socket_op = true, .name = "recv"};
+    case OpKind::kSend:
+      return {.owns_buffer = true, .socket_op = true, .name = "send"};
+    case OpKind::kSendMsg:
+      return {.owns_buffer = true, .socket_op = true, .name = "sendmsg"};
+    case OpKind::kRecvMsg:
+      return {.owns_buffer = true, .socket_op = true, .name = "recvmsg"};
+    case OpKind::kAccept:
+      return {.returns_fd = true, .socket_op = true, .name = "accept"};
+    case OpKind::kAcceptMulti:
+      return {.returns_fd = true, .multishot = true, .socket_op = true, .name = "accept"};
+    case OpKind::kConnect:
+      return {.socket_op = true, .name = "connect"};
+    case OpKind::kClose:
+      return {.name = "close"};
+    case OpKind::kPoll:
+      return {.name = "poll"};
+    case OpKind::kTimeout:
+      return {.name = "timeout"};
+    case OpKind::kOpenAt:
+      return {.returns_fd = true, .file_op = true, .name = "openat"};
+    case OpKind::kFsync:
+      return {.file_op = true, .name = "fsync"};
+    case OpKind::kStatx:
+      return {.file_op = true, .name = "statx"};
+  }
+  return {};
+}
+
+}  // namespace pollux::reactor
+
+#endif  // POLLUX_REACTOR_OP_TRAITS_H_

@@ -1,0 +1,1053 @@
+#include "reactor/uring/io_uring_backend.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "executor/internal/park_state.h"
+#include "future/assert.h"
+#include "reactor/errno_status.h"
+
+namespace pollux::reactor {
+
+using uring::AddrPayload;
+using uring::BarePayload;
+using uring::DataPayload;
+using uring::MsgPayload;
+using uring::MultiPayload;
+using uring::PathPayload;
+using uring::SlabId;
+using uring::Slot;
+using uring::SlotHeader;
+using uring::SlotState;
+using uring::TimeoutPayload;
+
+namespace {
+
+// user_data tags: generation 0 is never a live slot's (slab.h).
+constexpr uint64_t kCancelTag = 1;
+constexpr uint64_t kUnparkTag = 2;
+
+constexpr unsigned kSocketFlags = SOCK_CLOEXEC | SOCK_NONBLOCK;
+
+__kernel_timespec to_timespec(absl::Duration d) {
+  if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
+  __kernel_timespec ts;
+  ts.tv_sec = absl::ToInt64Seconds(d);
+  ts.tv_nsec = absl::ToInt64Nanoseconds(d - absl::Seconds(ts.tv_sec));
+  return ts;
+}
+
+// DESIGN §5: everything else that fails three times in a row is fatal.
+bool is_transient(int err) {
+  return err == EINTR || err == EAGAIN || err == EBUSY || err == ETIME;
+}
+
+// The ops that wait for writability when they must wait for readiness.
+bool waits_for_write(OpKind kind) {
+  return kind == OpKind::kWrite || kind == OpKind::kSend || kind == OpKind::kSendMsg ||
+         kind == OpKind::kConnect;
+}
+
+template <class P>
+constexpr SlabId slab_id_for() {
+  if constexpr (std::is_same_v<P, BarePayload>) return SlabId::kBare;
+  if constexpr (std::is_same_v<P, DataPayload>) return SlabId::kData;
+  if constexpr (std::is_same_v<P, MsgPayload>) return SlabId::kMsg;
+  if constexpr (std::is_same_v<P, AddrPayload>) return SlabId::kAddr;
+  if constexpr (std::is_same_v<P, MultiPayload>) return SlabId::kMulti;
+  if constexpr (std::is_same_v<P, TimeoutPayload>) return SlabId::kTimeout;
+  if constexpr (std::is_same_v<P, PathPayload>) return SlabId::kPath;
+}
+
+template <class S>
+using PayloadOf = std::decay_t<decltype(std::declval<S&>().p)>;
+
+// Closes the fds a multishot accept delivered and nobody took.
+void close_queued(MultiPayload& p) noexcept {
+  for (int32_t fd : p.results) {
+    if (fd >= 0) ::close(fd);
+  }
+  p.results.clear();
+}
+
+}  // namespace
+
+UringSyscalls& UringSyscalls::real() {
+  static UringSyscalls instance;
+  return instance;
+}
+
+// ---- Unparker ----
+
+class IoUringBackend::EventFdUnparker final : public Unparker {
+ public:
+  explicit EventFdUnparker(int efd) : efd_(efd) {}
+  ~EventFdUnparker() override { ::close(efd_); }
+
+  void unpark() noexcept override {
+    if (!state_.unpark()) return;  // the backend is running: it sees the work next tick
+    uint64_t one = 1;
+    ssize_t n = ::write(efd_, &one, sizeof(one));
+    (void)n;  // only fails if the counter would overflow: the read completes anyway
+    // relaxed: a statistic read by tests after joining.
+    writes_.fetch_add(1, std::memory_order_relaxed);
+  }
+  bool try_park() noexcept { return state_.try_park(); }
+  void unparked() noexcept { state_.unparked(); }
+  bool take_notified() noexcept { return state_.take_notified(); }
+  int fd() const noexcept { return efd_; }
+  uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
+
+ private:
+  pollux::detail::ParkState state_;
+  std::atomic<uint64_t> writes_{0};
+  int efd_;
+};
+
+// ---- Setup ----
+
+absl::StatusOr<std::unique_ptr<IoUringBackend>> IoUringBackend::create(IoUringOptions options) {
+  static constexpr unsigned kAttempts[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      IORING_SETUP_COOP_TASKRUN,
+      0,
+  };
+  io_uring ring;
+  int ret = -EINVAL;
+  unsigned used = 0;
+  for (unsigned flags : kAttempts) {
+    if (options.force_basic_setup && flags != 0) continue;
+    io_uring_params p;
+    std::memset(&p, 0, sizeof(p));
+    p.flags = flags | IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE;
+    p.cq_entries = options.cq_entries;
+    ret = io_uring_queue_init_params(options.sq_entries, &ring, &p);
+    if (ret == 0) {
+      used = p.flags;
+      if (!(p.features & IORING_FEAT_NODROP)) {
+        io_uring_queue_exit(&ring);
+        return absl::FailedPreconditionError(
+            "io_uring lacks IORING_FEAT_NODROP (kernel older than 5.5); pollux needs it so "
+            "that no completion is ever lost");
+      }
+      break;
+    }
+    if (ret != -EINVAL) break;  // a real error, not an unsupported flag
+  }
+  if (ret != 0) {
+    return errno_status(-ret, absl::StrCat("io_uring_queue_init (sq ", options.sq_entries,
+                                           ", cq ", options.cq_entries, ")"));
+  }
+  // Blocking on purpose: it is only ever read through the ring (DESIGN §5).
+  int efd = ::eventfd(0, EFD_CLOEXEC);
+  if (efd < 0) {
+    int err = errno;
+    io_uring_queue_exit(&ring);
+    return errno_status(err, "eventfd for the backend's unparker");
+  }
+  auto unparker = std::make_shared<EventFdUnparker>(efd);
+  return std::unique_ptr<IoUringBackend>(
+      new IoUringBackend(ring, used, options, std::move(unparker)));
+}
+
+IoUringBackend::IoUringBackend(io_uring ring, unsigned flags, IoUringOptions options,
+                               std::shared_ptr<EventFdUnparker> unparker)
+    : ring_(ring),
+      setup_flags_(flags),
+      options_(options),
+      sys_(options.syscalls != nullptr ? options.syscalls : &UringSyscalls::real()),
+      unparker_(std::move(unparker)) {}
+
+IoUringBackend::~IoUringBackend() {
+  shutdown();
+  io_uring_queue_exit(&ring_);
+}
+
+void IoUringBackend::shutdown() {
+  if (!enabled_ || drained_) return;
+  drained_ = true;
+  drain();
+}
+
+absl::Status IoUringBackend::enable_on_current_thread() {
+  if (enabled_) return absl::OkStatus();
+  int ret = io_uring_enable_rings(&ring_);
+  if (ret < 0) return errno_status(-ret, "enabling the io_uring on its thread");
+  enabled_ = true;
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Unparker> IoUringBackend::unparker() { return unparker_; }
+
+UringStats IoUringBackend::uring_stats() const noexcept {
+  UringStats s = stats_;
+  s.unpark_writes = unparker_->writes();
+  return s;
+}
+
+size_t IoUringBackend::live_ops() const noexcept {
+  return bare_.live() + data_.live() + msg_.live() + addr_.live() + multi_.live() +
+         timeout_.live() + path_.live();
+}
+
+// ---- Slots ----
+
+template <>
+IoUringBackend::SlabOf<BarePayload>& IoUringBackend::slab<BarePayload>() noexcept {
+  return bare_;
+}
+template <>
+IoUringBackend::SlabOf<DataPayload>& IoUringBackend::slab<DataPayload>() noexcept {
+  return data_;
+}
+template <>
+IoUringBackend::SlabOf<MsgPayload>& IoUringBackend::slab<MsgPayload>() noexcept {
+  return msg_;
+}
+template <>
+IoUringBackend::SlabOf<AddrPayload>& IoUringBackend::slab<AddrPayload>() noexcept {
+  return addr_;
+}
+template <>
+IoUringBackend::SlabOf<MultiPayload>& IoUringBackend::slab<MultiPayload>() noexcept {
+  return multi_;
+}
+template <>
+IoUringBackend::SlabOf<TimeoutPayload>& IoUringBackend::slab<TimeoutPayload>() noexcept {
+  return timeout_;
+}
+template <>
+IoUringBackend::SlabOf<PathPayload>& IoUringBackend::slab<PathPayload>() noexcept {
+  return path_;
+}
+
+template <class F>
+bool IoUringBackend::with_slot(uint64_t ud, F&& f) {
+  const uint32_t gen = uring::generation_of(ud);
+  const uint32_t index = uring::index_of(ud);
+  if (gen == 0) return false;
+  auto visit = [&](auto& slab) {
+    auto* s = slab.find(index, gen);
+    if (s == nullptr) return false;
+    f(*s, slab, index);
+    return true;
+  };
+  switch (uring::slab_id_of(ud)) {
+    case SlabId::kBare:
+      return visit(bare_);
+    case SlabId::kData:
+      return visit(data_);
+    case SlabId::kMsg:
+      return visit(msg_);
+    case SlabId::kAddr:
+      return visit(addr_);
+    case SlabId::kMulti:
+      return visit(multi_);
+    case SlabId::kTimeout:
+      return visit(timeout_);
+    case SlabId::kPath:
+      return visit(path_);
+  }
+  return false;
+}
+
+template <class F>
+void IoUringBackend::for_each_live_slot(F&& f) {
+  auto walk = [&](auto& slab) {
+    using P = PayloadOf<std::decay_t<decltype(slab.at(0))>>;
+    for (uint32_t i = 0; i < slab.capacity(); ++i) {
+      auto& s = slab.at(i);
+      if (s.live) f(s, slab, i, uring::encode(slab_id_for<P>(), i, s.generation));
+    }
+  };
+  walk(bare_);
+  walk(data_);
+  walk(msg_);
+  walk(addr_);
+  walk(multi_);
+  walk(timeout_);
+  walk(path_);
+}
+
+namespace {
+// Frees a slot whose kernel operation is over and whose result is taken.
+template <class S, class Slab>
+void free_slot(S& s, Slab& slab, uint32_t index) noexcept {
+  s.waker.reset();
+  s.p = PayloadOf<S>{};
+  s.sqe = nullptr;
+  s.prep_seq = 0;
+  slab.release(index);
+}
+}  // namespace
+
+// ---- Submission ----
+
+io_uring_sqe* IoUringBackend::get_sqe() {
+  POLLUX_DCHECK(enabled_, "io_uring backend used before enable_on_current_thread()");
+  io_uring_sqe* sqe = sys_->get_sqe(&ring_);
+  if (sqe == nullptr) {
+    // SQ full: flush it (one syscall) and try again.
+    ++stats_.sq_full_flushes;
+    ++stats_.kernel_entries;
+    note_enter_result(sys_->submit(&ring_), "io_uring_submit");
+    sqe = sys_->get_sqe(&ring_);
+  }
+  if (sqe != nullptr) ++sqes_prepared_;
+  return sqe;
+}
+
+template <class P, class Fill>
+OpId IoUringBackend::start(OpKind kind, Fill&& fill) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return OpId{};  // the kernel refuses submissions right now
+  SlabOf<P>& sl = slab<P>();
+  const uint32_t index = sl.allocate();
+  Slot<P>& s = sl.at(index);
+  s.state = SlotState::kInFlight;
+  s.kind = kind;
+  s.neutralized = false;
+  s.rearming = false;
+  s.awaiting_readiness = false;
+  s.poll_first = false;
+  s.res = 0;
+  fill(s.p);
+  const uint64_t ud = uring::encode(slab_id_for<P>(), index, s.generation);
+  prep(sqe, s, ud);
+  return OpId{ud};
+}
+
+template <class P>
+void IoUringBackend::prep(io_uring_sqe* sqe, Slot<P>& s, uint64_t ud) {
+  P& p = s.p;
+  if (s.awaiting_readiness) {
+    // A -EAGAIN retry: wait for readiness first (then prep the op again).
+    io_uring_prep_poll_add(sqe, p.fd, waits_for_write(s.kind) ? POLLOUT : POLLIN);
+  } else if constexpr (std::is_same_v<P, BarePayload>) {
+    switch (s.kind) {
+      case OpKind::kClose:
+        io_uring_prep_close(sqe, p.fd);
+        break;
+      case OpKind::kPoll:
+        io_uring_prep_poll_add(sqe, p.fd, p.arg);
+        break;
+      case OpKind::kFsync:
+        io_uring_prep_fsync(sqe, p.fd, p.arg != 0 ? IORING_FSYNC_DATASYNC : 0);
+        break;
+      default:
+        io_uring_prep_nop(sqe);
+        break;
+    }
+  } else if constexpr (std::is_same_v<P, DataPayload>) {
+    const size_t stop = std::min(p.end, p.buf.size());
+    const size_t from = std::min(p.begin, stop);
+    char* data = p.buf.data() + from;
+    const unsigned len = static_cast<unsigned>(std::min<size_t>(stop - from, 1u << 30));
+    switch (s.kind) {
+      case OpKind::kRead:
+        io_uring_prep_read(sqe, p.fd, data, len, p.offset);
+        break;
+      case OpKind::kWrite:
+        io_uring_prep_write(sqe, p.fd, data, len, p.offset);
+        break;
+      case OpKind::kRecv:
+        io_uring_prep_recv(sqe, p.fd, data, len, p.flags);
+        break;
+      default:
+        io_uring_prep_send(sqe, p.fd, data, len, p.flags);
+        break;
+    }
+    if (s.poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  } else if constexpr (std::is_same_v<P, MsgPayload>) {
+    p.msg = msghdr{};
+    if (s.kind == OpKind::kSendMsg) {
+      const size_t off = std::min(p.offset, p.buf.size());
+      p.iov = iovec{p.buf.data() + off, p.buf.size() - off};
+      if (p.addr_len > 0) {
+        p.msg.msg_name = &p.addr;
+        p.msg.msg_namelen = p.addr_len;
+      }
+    } else {
+      p.iov = iovec{p.buf.data(), p.buf.size()};
+      p.addr = sockaddr_storage{};
+      p.msg.msg_name = &p.addr;
+      p.msg.msg_namelen = sizeof(p.addr);
+    }
+    p.msg.msg_iov = &p.iov;
+    p.msg.msg_iovlen = 1;
+    if (s.kind == OpKind::kSendMsg) {
+      io_uring_prep_sendmsg(sqe, p.fd, &p.msg, static_cast<unsigned>(p.flags));
+    } else {
+      io_uring_prep_recvmsg(sqe, p.fd, &p.msg, static_cast<unsigned>(p.flags));
+    }
+    if (s.poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  } else if constexpr (std::is_same_v<P, AddrPayload>) {
+    // SAFETY: sockaddr_storage may be viewed as a sockaddr.
+    auto* addr = reinterpret_cast<sockaddr*>(&p.addr);
+    if (s.kind == OpKind::kAccept) {
+      p.addr_len = sizeof(p.addr);
+      io_uring_prep_accept(sqe, p.fd, addr, &p.addr_len, kSocketFlags);
+    } else {
+      io_uring_prep_connect(sqe, p.fd, addr, p.addr_len);
+    }
+  } else if constexpr (std::is_same_v<P, MultiPayload>) {
+    // No address: one buffer cannot hold the peer of every CQE.
+    io_uring_prep_multishot_accept(sqe, p.fd, nullptr, nullptr, kSocketFlags);
+  } else if constexpr (std::is_same_v<P, TimeoutPayload>) {
+    io_uring_prep_timeout(sqe, &p.ts, 0, 0);
+  } else if constexpr (std::is_same_v<P, PathPayload>) {
+    if (s.kind == OpKind::kOpenAt) {
+      io_uring_prep_openat(sqe, p.fd, p.path.c_str(), p.flags | O_CLOEXEC, p.mode);
+    } else {
+      p.stx = {};
+      io_uring_prep_statx(sqe, p.fd, p.path.c_str(), p.flags, p.mask, &p.stx);
+    }
+  }
+  io_uring_sqe_set_data64(sqe, ud);
+  s.sqe = sqe;
+  s.prep_seq = sqes_prepared_;
+  sys_->on_prep(sqe);
+}
+
+template <class P>
+bool IoUringBackend::resubmit(Slot<P>& s, uint64_t ud) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) {
+    // In no SQE until run_deferred finds one.
+    s.sqe = nullptr;
+    s.prep_seq = 0;
+    unsent_resubmits_.push_back(ud);
+    return false;
+  }
+  prep(sqe, s, ud);
+  return true;
+}
+
+// ---- Entry points ----
+
+OpId IoUringBackend::start_nop() {
+  return start<BarePayload>(OpKind::kNop, [](BarePayload&) {});
+}
+
+OpId IoUringBackend::start_read(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                                uint64_t offset) {
+  return start<DataPayload>(OpKind::kRead, [&](DataPayload& p) {
+    p.fd = fd;
+    p.buf = std::move(buf);
+    p.begin = begin;
+    p.end = end;
+    p.offset = offset;
+  });
+}
+
+OpId IoUringBackend::start_write(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                                 uint64_t offset) {
+  return start<DataPayload>(OpKind::kWrite, [&](DataPayload& p) {
+    p.fd = fd;
+    p.buf = std::move(buf);
+    p.begin = begin;
+    p.end = end;
+    p.offset = offset;
+  });
+}
+
+OpId IoUringBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                                int flags) {
+  return start<DataPayload>(OpKind::kRecv, [&](DataPayload& p) {
+    p.fd = fd;
+    p.buf = std::move(buf);
+    p.begin = begin;
+    p.end = end;
+    p.flags = flags;
+  });
+}
+
+OpId IoUringBackend::start_send(int fd, std::vector<char>& buf, size_t begin, size_t end,
+                                int flags) {
+  return start<DataPayload>(OpKind::kSend, [&](DataPayload& p) {
+    p.fd = fd;
+    p.buf = std::move(buf);
+    p.begin = begin;
+    p.end = end;
+    p.flags = flags | MSG_NOSIGNAL;
+  });
+}
+
+OpId IoUringBackend::start_sendmsg(int fd, std::vector<char>& buf, size_t offset,
+                                   const sockaddr_storage& to, socklen_t to_len, int flags) {
+  return start<MsgPayload>(OpKind::kSendMsg, [&](MsgPayload& p) {
+    p.fd = fd;
+    p.buf = std::move(buf);
+    p.offset = offset;
+    p.addr = to;
+    p.addr_len = to_len;
+    p.flags = flags | MSG_NOSIGNAL;
+  });
+}
+
+OpId IoUringBackend::start_recvmsg(int fd, std::vector<char>& buf, int flags) {
+  return start<MsgPayload>(OpKind::kRecvMsg, [&](MsgPayload& p) {
+    p.fd = fd;
+    p.buf = std::move(buf);
+    p.flags = flags;
+  });
+}
+
+OpId IoUringBackend::start_accept(int listen_fd) {
+  return start<AddrPayload>(OpKind::kAccept, [&](AddrPayload& p) { p.fd = listen_fd; });
+}
+
+OpId IoUringBackend::start_accept_multi(int listen_fd) {
+  return start<MultiPayload>(OpKind::kAcceptMulti, [&](MultiPayload& p) { p.fd = listen_fd; });
+}
+
+OpId IoUringBackend::start_connect(int fd, const sockaddr_storage& addr, socklen_t len) {
+  return start<AddrPayload>(OpKind::kConnect, [&](AddrPayload& p) {
+    p.fd = fd;
+    p.addr = addr;
+    p.addr_len = len;
+  });
+}
+
+OpId IoUringBackend::start_close(int fd) {
+  return start<BarePayload>(OpKind::kClose, [&](BarePayload& p) { p.fd = fd; });
+}
+
+OpId IoUringBackend::start_poll(int fd, uint32_t events) {
+  return start<BarePayload>(OpKind::kPoll, [&](BarePayload& p) {
+    p.fd = fd;
+    p.arg = events;
+  });
+}
+
+OpId IoUringBackend::start_timeout(absl::Duration d) {
+  return start<TimeoutPayload>(OpKind::kTimeout,
+                               [&](TimeoutPayload& p) { p.ts = to_timespec(d); });
+}
+
+OpId IoUringBackend::start_openat(int dirfd, std::string& path, int flags, mode_t mode) {
+  return start<PathPayload>(OpKind::kOpenAt, [&](PathPayload& p) {
+    p.fd = dirfd;
+    p.path = std::move(path);
+    p.flags = flags;
+    p.mode = mode;
+  });
+}
+
+OpId IoUringBackend::start_fsync(int fd, bool datasync) {
+  return start<BarePayload>(OpKind::kFsync, [&](BarePayload& p) {
+    p.fd = fd;
+    p.arg = datasync ? 1 : 0;
+  });
+}
+
+OpId IoUringBackend::start_statx(int dirfd, std::string& path, int flags, unsigned mask) {
+  return start<PathPayload>(OpKind::kStatx, [&](PathPayload& p) {
+    p.fd = dirfd;
+    p.path = std::move(path);
+    p.flags = flags;
+    p.mask = mask;
+  });
+}
+
+// ---- Driving and taking results ----
+
+bool IoUringBackend::ready(OpId id, const Waker& waker) {
+  bool done = false;
+  const bool found = with_slot(id.bits, [&](auto& s, auto&, uint32_t) {
+    if (s.state == SlotState::kCompleted) {
+      done = true;
+    } else if (!s.waker.will_wake(waker)) {
+      s.waker = waker;
+    }
+  });
+  POLLUX_DCHECK(found, "IoUringBackend::ready on a stale operation id");
+  return done;
+}
+
+MultiNext IoUringBackend::poll_multi(OpId id, const Waker& waker) {
+  Slot<MultiPayload>* s = multi_.find(uring::index_of(id.bits), uring::generation_of(id.bits));
+  POLLUX_CHECK(s != nullptr && uring::slab_id_of(id.bits) == SlabId::kMulti,
+               "IoUringBackend::poll_multi on an id that is not a live multishot op");
+  if (!s->p.results.empty()) return MultiNext{MultiNext::Kind::kItem, s->p.results.pop_front()};
+  if (s->state == SlotState::kCompleted) return MultiNext{MultiNext::Kind::kEnded, 0};
+  if (!s->waker.will_wake(waker)) s->waker = waker;
+  return MultiNext{MultiNext::Kind::kPending, 0};
+}
+
+size_t IoUringBackend::queued(OpId id) const {
+  if (uring::slab_id_of(id.bits) != SlabId::kMulti) return 0;
+  const uint32_t index = uring::index_of(id.bits);
+  if (index >= multi_.capacity()) return 0;
+  const Slot<MultiPayload>& s = multi_.at(index);
+  return s.live && s.generation == uring::generation_of(id.bits) ? s.p.results.size() : 0;
+}
+
+namespace {
+// The completed slot `id` names in `slab`, checked (a wrong id is a bug in
+// the futures, never a user error).
+template <class Slab>
+auto& completed_slot(Slab& slab, OpId id, SlabId expected) {
+  auto* s = slab.find(uring::index_of(id.bits), uring::generation_of(id.bits));
+  POLLUX_CHECK(s != nullptr && uring::slab_id_of(id.bits) == expected &&
+                   s->state == SlotState::kCompleted,
+               "taking the result of an operation that is not complete");
+  return *s;
+}
+}  // namespace
+
+int32_t IoUringBackend::take_result(OpId id) {
+  int32_t res = 0;
+  const bool found = with_slot(id.bits, [&](auto& s, auto& slab, uint32_t index) {
+    POLLUX_CHECK(s.state == SlotState::kCompleted,
+                 "taking the result of an operation that is not complete");
+    res = s.res;
+    free_slot(s, slab, index);
+  });
+  POLLUX_CHECK(found, "IoUringBackend::take_result on a stale operation id");
+  return res;
+}
+
+DataCompletion IoUringBackend::take_data(OpId id) {
+  Slot<DataPayload>& s = completed_slot(data_, id, SlabId::kData);
+  DataCompletion c{s.res, std::move(s.p.buf)};
+  free_slot(s, data_, uring::index_of(id.bits));
+  return c;
+}
+
+MsgCompletion IoUringBackend::take_msg(OpId id) {
+  Slot<MsgPayload>& s = completed_slot(msg_, id, SlabId::kMsg);
+  MsgCompletion c{s.res, std::move(s.p.buf), s.p.addr, s.p.msg.msg_namelen, s.p.msg.msg_flags};
+  free_slot(s, msg_, uring::index_of(id.bits));
+  return c;
+}
+
+AcceptCompletion IoUringBackend::take_accept(OpId id) {
+  Slot<AddrPayload>& s = completed_slot(addr_, id, SlabId::kAddr);
+  AcceptCompletion c{s.res, s.p.addr, s.p.addr_len};
+  free_slot(s, addr_, uring::index_of(id.bits));
+  return c;
+}
+
+PathCompletion IoUringBackend::take_path(OpId id) {
+  Slot<PathPayload>& s = completed_slot(path_, id, SlabId::kPath);
+  PathCompletion c{s.res, std::move(s.p.path), s.p.stx};
+  free_slot(s, path_, uring::index_of(id.bits));
+  return c;
+}
+
+void IoUringBackend::cancel(OpId id) noexcept {
+  const bool found = with_slot(id.bits, [&](auto& s, auto& slab, uint32_t index) {
+    using P = PayloadOf<std::decay_t<decltype(s)>>;
+    s.waker.reset();
+    if constexpr (std::is_same_v<P, MultiPayload>) {
+      // Delivered and never handed out: nobody owns them.
+      close_queued(s.p);
+    }
+    if (s.state == SlotState::kIgnored) return;
+    if (s.state == SlotState::kCompleted) {
+      // The result was never taken: an fd in it would leak.
+      if (op_traits(s.kind).returns_fd && !op_traits(s.kind).multishot && s.res >= 0) {
+        ::close(s.res);
+      }
+      free_slot(s, slab, index);
+      return;
+    }
+    if (s.sqe == nullptr) {
+      // Waiting to be prepared again (no SQE yet): the kernel holds nothing.
+      free_slot(s, slab, index);
+      return;
+    }
+    s.state = SlotState::kIgnored;
+    if (neutralize_unsubmitted(s, id.bits)) return;
+    // No SQE right now (the kernel refuses submissions): without a cancel a
+    // read that never gets data would hold its slot (and the kernel its
+    // buffer) forever, so retry at the next tick.
+    if (!queue_cancel(id.bits)) unsent_cancels_.push_back(id.bits);
+  });
+  POLLUX_DCHECK(found, "IoUringBackend::cancel on a stale operation id");
+  (void)found;
+}
+
+// Why an op dropped before the kernel consumed its SQE is turned into a NOP
+// rather than cancelled: the caller may close the op's fd as soon as the op
+// is dropped (a failed connect's socket, the last half of a split stream),
+// and a socket() made later in the same tick can get the same fd number.
+// The kernel only looks the fd up when it consumes the SQE at the end of the
+// tick, so the stale SQE would run on the new socket: a dropped send would
+// write into an unrelated connection, a dropped connect would connect it. A
+// NOP touches no fd; its CQE frees the slot like any final CQE.
+//
+// Whether the kernel consumed it: the backend numbers every SQE it prepares
+// (sqes_prepared_), and liburing's io_uring_sq_ready() says how many of
+// them the kernel has not consumed yet, so the first
+// sqes_prepared_ - io_uring_sq_ready() are consumed. (Only the kernel entry
+// on this thread consumes SQEs: no SQPOLL.)
+bool IoUringBackend::neutralize_unsubmitted(SlotHeader& s, uint64_t ud) {
+  if (s.sqe == nullptr || s.prep_seq == 0) return false;
+  const uint64_t consumed = sqes_prepared_ - io_uring_sq_ready(&ring_);
+  if (s.prep_seq <= consumed) return false;
+  POLLUX_DCHECK(s.sqe->user_data == ud, "an unconsumed SQE holds another op");
+  io_uring_prep_nop(s.sqe);  // clears flags, fd and addresses
+  io_uring_sqe_set_data64(s.sqe, ud);
+  s.neutralized = true;
+  return true;
+}
+
+bool IoUringBackend::queue_cancel(uint64_t ud) {
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return false;
+  io_uring_prep_cancel64(sqe, ud, 0);
+  io_uring_sqe_set_data64(sqe, kCancelTag);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  sys_->on_prep(sqe);
+  return true;
+}
+
+// Why accepts are re-armed. The kernel waits for connections on a listening
+// socket with an exclusive wait-queue entry per pending accept, and a new
+// connection wakes only the first entry. An accept that was cancelled can
+// still sit on the queue until its cancellation finishes; a connection that
+// arrives meanwhile wakes it, the wake-up is consumed by a request that no
+// longer accepts, and every other accept on that socket sleeps on with the
+// connection in the backlog (seen on 6.x kernels: the accept of the next
+// connect after a dropped accept hung forever). So when a dropped accept's
+// final CQE arrives, every other accept on the same socket is cancelled and
+// submitted again: a fresh accept first tries the backlog, and its wait
+// entry is then the only one. Dropped accepts are rare; the scan is cheap.
+void IoUringBackend::rearm_accepts_on(int listen_fd) {
+  auto rearm = [&](auto& slab, SlabId id, OpKind kind) {
+    for (uint32_t i = 0; i < slab.capacity(); ++i) {
+      auto& s = slab.at(i);
+      if (!s.live || s.kind != kind || s.state != SlotState::kInFlight || s.p.fd != listen_fd ||
+          s.rearming || s.awaiting_readiness || s.sqe == nullptr) {
+        continue;
+      }
+      s.rearming = true;
+      const uint64_t ud = uring::encode(id, i, s.generation);
+      if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
+    }
+  };
+  rearm(addr_, SlabId::kAddr, OpKind::kAccept);
+  rearm(multi_, SlabId::kMulti, OpKind::kAcceptMulti);
+}
+
+void IoUringBackend::run_deferred() {
+  if (!unsent_cancels_.empty()) {
+    std::vector<uint64_t> pending = std::move(unsent_cancels_);
+    unsent_cancels_.clear();
+    for (uint64_t ud : pending) {
+      // Completed (and freed) meanwhile: nothing left to cancel.
+      with_slot(ud, [&](auto& s, auto&, uint32_t) {
+        if (s.state != SlotState::kIgnored && !s.rearming) return;
+        if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
+      });
+    }
+  }
+  if (!unsent_resubmits_.empty()) {
+    std::vector<uint64_t> pending = std::move(unsent_resubmits_);
+    unsent_resubmits_.clear();
+    for (uint64_t ud : pending) {
+      with_slot(ud, [&](auto& s, auto&, uint32_t) {
+        if (s.sqe != nullptr) return;  // prepared already
+        resubmit(s, ud);               // queues itself again if there is still no SQE
+      });
+    }
+  }
+}
+
+void IoUringBackend::arm_unpark_read() {
+  if (unpark_read_armed_) return;
+  io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr) return;  // parks with a bounded wait instead
+  io_uring_prep_read(sqe, unparker_->fd(), unpark_buf_.get(), sizeof(uint64_t), 0);
+  io_uring_sqe_set_data64(sqe, kUnparkTag);
+  sys_->on_prep(sqe);
+  unpark_read_armed_ = true;
+}
+
+// ---- Ticks ----
+
+namespace {
+// The one read of liburing's private fields (DESIGN §5): liburing 2.3 has
+// no call that reports IORING_SQ_TASKRUN (task work waiting under
+// DEFER_TASKRUN/COOP_TASKRUN with TASKRUN_FLAG). The kernel writes this word;
+// a relaxed read is enough, the enter that follows synchronises.
+unsigned sq_flags_word(const io_uring& ring) { return IO_URING_READ_ONCE(*ring.sq.kflags); }
+}  // namespace
+
+void IoUringBackend::note_enter_result(int ret, const char* what) {
+  if (ret >= 0 || -ret == ETIME || -ret == EINTR) {
+    consecutive_enter_errors_ = 0;
+    return;
+  }
+  ++stats_.enter_errors;
+  if (is_transient(-ret)) {
+    consecutive_enter_errors_ = 0;
+    return;
+  }
+  if (++consecutive_enter_errors_ >= 3 && fatal_.ok()) {
+    fatal_ = errno_status(-ret, absl::StrCat(what, " failed 3 times in a row; the io_uring "
+                                                   "backend cannot make progress"));
+  }
+}
+
+// Overflow is counted where the kernel is entered, before the entry flushes
+// it: a tick enters at most once, so one overflow is counted once.
+void IoUringBackend::enter_and_wait(__kernel_timespec* timeout) {
+  io_uring_cqe* cqe = nullptr;
+  if (io_uring_cq_has_overflow(&ring_)) ++stats_.cq_overflows;
+  ++stats_.kernel_entries;
+  note_enter_result(sys_->submit_and_wait_timeout(&ring_, &cqe, 1, timeout),
+                    "io_uring_submit_and_wait_timeout");
+}
+
+void IoUringBackend::enter_if_needed() {
+  const unsigned flags = sq_flags_word(ring_);
+  if (flags & IORING_SQ_CQ_OVERFLOW) ++stats_.cq_overflows;
+  if (!has_pending_sqes() && !(flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) return;
+  ++stats_.kernel_entries;
+  note_enter_result(sys_->submit_and_get_events(&ring_), "io_uring_submit_and_get_events");
+}
+
+void IoUringBackend::poll_now() {
+  run_deferred();
+  enter_if_needed();
+  reap();
+}
+
+bool IoUringBackend::park(std::optional<absl::Duration> timeout) {
+  run_deferred();
+  const uint64_t completions_before = stats_.completions;
+  unpark_read_done_ = false;
+  if (timeout && *timeout <= absl::ZeroDuration()) {
+    // Look, never block (a paused clock's "anything left?").
+    const bool notified = unparker_->take_notified();
+    enter_if_needed();
+    reap();
+    return notified || unpark_read_done_ || stats_.completions != completions_before;
+  }
+  arm_unpark_read();
+  if (!unparker_->try_park()) {
+    poll_now();
+    return true;
+  }
+  __kernel_timespec ts{};
+  __kernel_timespec* tsp = nullptr;
+  absl::Duration wait = timeout ? *timeout : absl::InfiniteDuration();
+  // No eventfd read armed (no SQE): poll for unparks instead.
+  if (!unpark_read_armed_) wait = std::min(wait, absl::Milliseconds(1));
+  if (wait != absl::InfiniteDuration()) {
+    ts = to_timespec(wait);
+    tsp = &ts;
+  }
+  enter_and_wait(tsp);
+  unparker_->unparked();
+  reap();
+  return unpark_read_done_ || stats_.completions != completions_before;
+}
+
+size_t IoUringBackend::reap() {
+  size_t total = 0;
+  for (;;) {
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      if (sys_->on_cqe(cqe)) handle_cqe(*cqe);
+      ++seen;
+    }
+    if (seen == 0) return total;
+    io_uring_cq_advance(&ring_, seen);
+    total += seen;
+  }
+}
+
+void IoUringBackend::handle_cqe(const io_uring_cqe& cqe) {
+  const uint64_t ud = cqe.user_data;
+  if (ud == kCancelTag) return;  // only failed cancels arrive (-ENOENT/-EALREADY): harmless
+  if (ud == kUnparkTag) {
+    unpark_read_armed_ = false;
+    unpark_read_done_ = true;
+    return;
+  }
+  const bool live = with_slot(ud, [&](auto& s, auto& slab, uint32_t index) {
+    handle_slot_cqe(s, slab, index, ud, cqe.res, cqe.flags);
+  });
+  if (!live) ++stats_.stale_cqes;
+}
+
+template <class P>
+void IoUringBackend::handle_slot_cqe(Slot<P>& s, SlabOf<P>& slab, uint32_t index, uint64_t ud,
+                                     int32_t res, uint32_t flags) {
+  ++stats_.completions;
+  const bool final = !(flags & IORING_CQE_F_MORE);
+  const OpTraits traits = op_traits(s.kind);
+  if (s.state == SlotState::kIgnored) {
+    // Nobody wants this result. An fd it delivered would leak: close it.
+    const bool ran = !s.neutralized && !s.awaiting_readiness;
+    if (ran && traits.returns_fd && res >= 0) ::close(res);
+    if (final) {
+      const bool was_accept = ran && (s.kind == OpKind::kAccept || s.kind == OpKind::kAcceptMulti);
+      const int listen_fd = s.p.fd;
+      free_slot(s, slab, index);
+      if (was_accept) rearm_accepts_on(listen_fd);
+    }
+    return;
+  }
+  if (s.awaiting_readiness) {
+    // The readiness poll of a -EAGAIN retry has ended.
+    s.awaiting_readiness = false;
+    if constexpr (std::is_same_v<P, AddrPayload>) {
+      if (s.kind == OpKind::kConnect && s.p.connect_in_progress && res >= 0) {
+        // A non-blocking connect that reported EINPROGRESS: writability
+        // means it ended; SO_ERROR says how.
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (::getsockopt(s.p.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        s.res = -err;
+        s.state = SlotState::kCompleted;
+        std::move(s.waker).wake();
+        return;
+      }
+    }
+    if (res >= 0) {
+      resubmit(s, ud);
+      return;
+    }
+    // The poll itself failed: report that as the operation's error.
+  } else {
+    if (s.rearming && final) {
+      s.rearming = false;
+      if (res == -ECANCELED) {
+        // Our own cancel (rearm_accepts_on) ended it: submit it again,
+        // keeping its slot, generation and waker; its future never sees the
+        // difference. With no SQE it is prepared at the next tick.
+        resubmit(s, ud);
+        return;
+      }
+    }
+    if (retry_after_eagain(s, ud, res)) return;
+  }
+  if constexpr (std::is_same_v<P, MultiPayload>) {
+    if (res == -EAGAIN) {
+      ++stats_.eagain_retries;  // nothing was accepted: not a result
+    } else {
+      s.p.results.push_back(res);
+    }
+    if (final) s.state = SlotState::kCompleted;
+    s.waker.wake_by_ref();
+    return;
+  }
+  s.res = res;
+  s.state = SlotState::kCompleted;
+  std::move(s.waker).wake();
+}
+
+template <class P>
+bool IoUringBackend::retry_after_eagain(Slot<P>& s, uint64_t ud, int32_t res) {
+  if (res != -EAGAIN && !(s.kind == OpKind::kConnect && (res == -EINPROGRESS || res == -EALREADY))) {
+    return false;
+  }
+  switch (s.kind) {
+    case OpKind::kRecv:
+    case OpKind::kSend:
+    case OpKind::kSendMsg:
+    case OpKind::kRecvMsg:
+      s.poll_first = true;  // the kernel waits for readiness itself
+      break;
+    case OpKind::kConnect:
+      if constexpr (std::is_same_v<P, AddrPayload>) s.p.connect_in_progress = res != -EAGAIN;
+      s.awaiting_readiness = true;
+      break;
+    case OpKind::kAccept:
+    case OpKind::kRead:
+    case OpKind::kWrite:
+      s.awaiting_readiness = true;
+      break;
+    default:
+      return false;  // not a readiness wait (a multishot drops it; others report it)
+  }
+  ++stats_.eagain_retries;
+  resubmit(s, ud);
+  return true;
+}
+
+void IoUringBackend::drain() {
+  // Cancel everything still in flight and wait until the kernel has returned
+  // every operation's memory (ignored slots are freed by their final CQE).
+  for_each_live_slot([&](auto& s, auto&, uint32_t, uint64_t ud) {
+    if (s.state == SlotState::kInFlight) cancel(OpId{ud});
+  });
+  if (unpark_read_armed_) {
+    // Complete the armed eventfd read by giving it something to read: unlike
+    // a cancel, this needs no SQE.
+    uint64_t one = 1;
+    ssize_t n = ::write(unparker_->fd(), &one, sizeof(one));
+    (void)n;
+  }
+  const absl::Time start = absl::Now();
+  const absl::Time give_up = start + options_.drain_timeout;
+  for (;;) {
+    run_deferred();  // cancels that found no SQE earlier (or just now)
+    reap();
+    bool busy = unpark_read_armed_;
+    for_each_live_slot([&](auto& s, auto&, uint32_t, uint64_t) {
+      busy = busy || s.state != SlotState::kCompleted;
+    });
+    if (!busy && !has_pending_sqes()) break;
+    const absl::Time now = absl::Now();
+    // A backend whose kernel entry keeps failing cannot drain at all.
+    if (!fatal_.ok() || now >= give_up) break;
+    __kernel_timespec ts = to_timespec(std::min(absl::Milliseconds(10), give_up - now));
+    enter_and_wait(&ts);
+  }
+  // Completed results nobody took: close what they delivered, free them.
+  // Anything else is still the kernel's: its memory must outlive us.
+  uint64_t stuck = 0;
+  for_each_live_slot([&](auto& s, auto& slab, uint32_t index, uint64_t) {
+    if (s.state != SlotState::kCompleted) {
+      ++stuck;
+      return;
+    }
+    using P = PayloadOf<std::decay_t<decltype(s)>>;
+    if constexpr (std::is_same_v<P, MultiPayload>) {
+      close_queued(s.p);
+    } else if (op_traits(s.kind).returns_fd && s.res >= 0) {
+      ::close(s.res);
+    }
+    free_slot(s, slab, index);
+  });
+  if (stuck == 0 && !unpark_read_armed_) return;
+  stats_.leaked_ops += stuck;
+  bare_.leak();
+  data_.leak();
+  msg_.leak();
+  addr_.leak();
+  multi_.leak();
+  timeout_.leak();
+  path_.leak();
+  if (unpark_read_armed_) detail::keep_forever(unpark_buf_.release());
+  std::fprintf(stderr,
+               "pollux: %llu io_uring operation(s) were still in the kernel when shutdown gave "
+               "up after %s%s; their memory is kept for the rest of the process (never freed "
+               "under the kernel)\n",
+               static_cast<unsigned long long>(stuck),
+               absl::FormatDuration(absl::Now() - start).c_str(),
+               fatal_.ok() ? "" : " (the kernel entry was failing)");
+}
+
+}  // namespace pollux::reactor
