@@ -2,16 +2,15 @@
 
 namespace pollux {
 
-namespace {
-thread_local RuntimeContext tls_context;
-}  // namespace
+namespace detail {
+constinit thread_local RuntimeContext tls_runtime_context;
+}  // namespace detail
 
-RuntimeContext& RuntimeContext::current() noexcept { return tls_context; }
-
-RuntimeContext::Enter::Enter(const RuntimeContext& ctx) noexcept : prev_(tls_context) {
-  tls_context = ctx;
+RuntimeContext::Enter::Enter(const RuntimeContext& ctx) noexcept
+    : prev_(detail::tls_runtime_context) {
+  detail::tls_runtime_context = ctx;
 }
 
-RuntimeContext::Enter::~Enter() { tls_context = prev_; }
+RuntimeContext::Enter::~Enter() { detail::tls_runtime_context = prev_; }
 
 }  // namespace pollux

@@ -42,12 +42,20 @@ struct RuntimeContext {
   reactor::Backend* backend = nullptr;
   timer::TimerQueue* timers = nullptr;
 
-  // This thread's context (all null when nothing was entered).
+  // This thread's context (all null when nothing was entered). Inline: the
+  // harness reads it on every poll and wake.
   static RuntimeContext& current() noexcept;
 
   // Installs a context for its scope (see below).
   class Enter;
 };
+
+namespace detail {
+// constinit: constant-initialized, so reading it needs no TLS init wrapper.
+extern constinit thread_local RuntimeContext tls_runtime_context;
+}  // namespace detail
+
+inline RuntimeContext& RuntimeContext::current() noexcept { return detail::tls_runtime_context; }
 
 // Installs `ctx` as this thread's context for the guard's scope and
 // restores the previous one after.

@@ -97,7 +97,12 @@ class LocalExecutor {
   template <class F>
   [[nodiscard]] auto spawn_local(F&& f) {
     check_owner();
-    return detail::spawn_onto(scheduler_, std::forward<F>(f));
+    auto fut = detail::make_task_future(std::forward<F>(f));
+    using Fut = decltype(fut);
+    detail::Header* h = detail::Cell<Fut>::allocate(std::move(fut), scheduler_);
+    auto handle = detail::HandleFactory::make<output_t<Fut>>(h);
+    scheduler_->spawn_on_owner(core_, h);  // checked above: no second owner check
+    return handle;
   }
 
   // Runs `f` to completion on this thread, running spawned tasks meanwhile,

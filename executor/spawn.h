@@ -99,14 +99,13 @@ auto make_task_future(F&& f) {
 }
 
 // Allocates the task and hands it to `scheduler` (ScheduleKind::kSpawn),
-// which binds it and queues its first poll, or cancels it at once when it is
-// closed. From any thread.
+// which takes the cell's reference to it, binds it and queues its first
+// poll, or cancels it at once when it is closed. From any thread.
 template <class F>
 auto spawn_onto(Schedule* scheduler, F&& f) {
   auto fut = make_task_future(std::forward<F>(f));
   using Fut = decltype(fut);
   using Out = output_t<Fut>;
-  scheduler->take_task_ref();  // the cell's reference, given back by dealloc
   Header* h = Cell<Fut>::allocate(std::move(fut), scheduler);
   auto handle = HandleFactory::make<Out>(h);
   scheduler->schedule(h, ScheduleKind::kSpawn);

@@ -2,6 +2,7 @@
 
 #include "executor/context.h"
 #include "executor/internal/task.h"
+#include "executor/internal/thread_token.h"
 #include "future/assert.h"
 
 namespace pollux::detail {
@@ -9,7 +10,7 @@ namespace pollux::detail {
 LocalScheduler::LocalScheduler(std::shared_ptr<Unparker> unparker, LocalCore* core,
                                bool bind_now)
     : unparker_(std::move(unparker)),
-      owner_(bind_now ? std::this_thread::get_id() : std::thread::id()),
+      owner_(bind_now ? this_thread_token() : nullptr),
       core_(core) {}
 
 bool LocalScheduler::running_here() const noexcept {
@@ -17,12 +18,12 @@ bool LocalScheduler::running_here() const noexcept {
 }
 
 bool LocalScheduler::bind_owner() noexcept {
-  const std::thread::id self = std::this_thread::get_id();
+  const void* self = this_thread_token();
   // Every spawn checks the owner: once bound, a plain load answers it, no
   // locked instruction. acquire: pairs with the CAS below (the binding, and
   // everything the binder did before it, is visible to a later check).
   if (owner_.load(std::memory_order_acquire) == self) return true;
-  std::thread::id expected;
+  const void* expected = nullptr;
   // acq_rel: release publishes the binding to the acquire loads above.
   if (owner_.compare_exchange_strong(expected, self, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
@@ -38,7 +39,7 @@ LocalCore* LocalScheduler::owner_core() const noexcept {
   // relaxed: only "it is me" matters, and only this thread can have stored
   // its own id (bind_owner, or the constructor before the executor was
   // handed to anyone).
-  if (owner_.load(std::memory_order_relaxed) != std::this_thread::get_id()) return nullptr;
+  if (owner_.load(std::memory_order_relaxed) != this_thread_token()) return nullptr;
   return core_.get();
 }
 
@@ -52,8 +53,7 @@ void LocalScheduler::detach_core() noexcept {
   }
 }
 
-void LocalScheduler::take_task_ref() noexcept {
-  LocalCore* core = owner_core();
+void LocalScheduler::take_task_ref(LocalCore* core) noexcept {
   if (core == nullptr) {
     ref_inc();
     return;
@@ -75,6 +75,7 @@ void LocalScheduler::drop_task_ref() noexcept {
 
 void LocalScheduler::schedule(Header* task, ScheduleKind kind) noexcept {
   LocalCore* core = owner_core();
+  if (kind == ScheduleKind::kSpawn) take_task_ref(core);  // the cell's, until dealloc
   if (core == nullptr) {
     POLLUX_DCHECK(kind != ScheduleKind::kSelfWake, "a self-wake off the owner thread");
     push_remote(task, kind);

@@ -19,9 +19,10 @@
 //   and a task that woke itself is queued again still RUNNING (kSelfWake). A
 //   RUNNING task in the run queue at shutdown is owned by the queue:
 //   abandon_queued_task completes it.
-// - Task references: every cell holds one reference to this block. On the
-//   owner thread they come from and go back to LocalCore's bank, so spawn and
-//   free make no locked instruction; elsewhere they are atomic.
+// - Task references: every cell holds one reference to this block, taken by
+//   schedule(kSpawn). On the owner thread they come from and go back to
+//   LocalCore's bank, so spawn and free make no locked instruction;
+//   elsewhere they are atomic.
 //
 // Thread-safety: schedule, unpark, wake_root and the reference counting from
 // any thread; everything that takes a LocalCore, the owner thread only.
@@ -31,7 +32,6 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "executor/driver.h"
@@ -70,14 +70,21 @@ class LocalScheduler final : public Schedule {
   void schedule(Header* task, ScheduleKind kind) noexcept override;
   bool release(Header* task) noexcept override;
   void unpark() noexcept override { unparker_->unpark(); }
-  void take_task_ref() noexcept override;
   void drop_task_ref() noexcept override;
+
+  // A spawn on the owner thread by the executor itself (it has checked the
+  // thread): schedule(task, kSpawn) without looking for the owner again.
+  void spawn_on_owner(LocalCore& core, Header* task) noexcept {
+    take_task_ref(&core);
+    spawn_local(core, task);
+  }
 
   // --- Owner thread ---
   // Binds an unbound scheduler to the calling thread. True when the calling
   // thread is (now) the owner.
   bool bind_owner() noexcept;
-  // The owner's core when called on the owner thread, else null.
+  // The owner thread's core when called there (the executor still alive),
+  // else null.
   LocalCore* owner_core() const noexcept;
   // Moves every task woken from other threads to the run queue, adopting the
   // remotely spawned ones into OwnedTasks first.
@@ -116,6 +123,9 @@ class LocalScheduler final : public Schedule {
   ~LocalScheduler() override = default;
   // True while this scheduler's run loop is running on the calling thread.
   bool running_here() const noexcept;
+  // The reference a new cell holds: from the core's bank on the owner
+  // thread (`core`), else counted atomically.
+  void take_task_ref(LocalCore* core) noexcept;
   // Queues on the owner's run queue, or drops the entry when closed.
   void push_local(LocalCore& core, Header* task) noexcept;
   // Binds a new task and queues its first poll (owner thread).
@@ -130,7 +140,8 @@ class LocalScheduler final : public Schedule {
   TaskList inject_ ABSL_GUARDED_BY(inject_mu_);
   TaskList remote_spawns_ ABSL_GUARDED_BY(inject_mu_);
   std::shared_ptr<Unparker> unparker_;
-  Atomic<std::thread::id> owner_;
+  // this_thread_token() of the owner thread; null while unbound.
+  Atomic<const void*> owner_;
   // Written by the constructor and by detach_core() on the owner thread,
   // read only after checking that the caller is the owner (owner_core()).
   RaceCell<LocalCore*> core_;

@@ -12,9 +12,9 @@
 // inject) transfers that right with a release/acquire edge.
 //
 // Reference counting: a Schedule is itself reference-counted. Every task cell
-// holds one reference from allocate to free (take_task_ref/drop_task_ref),
-// so a waker that outlives its executor finds a closed scheduler, never
-// freed memory. Implementations may batch those references (LocalScheduler
+// holds one reference from its spawn to its free (schedule(kSpawn) takes it,
+// drop_task_ref gives it back), so a waker that outlives its executor finds
+// a closed scheduler, never freed memory. Implementations may batch those references (LocalScheduler
 // banks them on its owner thread: no locked instruction per spawn).
 //
 // Thread-safety: schedule() and unpark() from any thread; release() only
@@ -40,8 +40,9 @@ enum class ScheduleKind : uint8_t {
   // state transition now or at its next poll.
   kSelfWake,
   // A new task, RUNNING for its first poll (TaskState::queued_for_first_poll)
-  // and in no OwnedTasks yet: bind it, then queue it (or, if the scheduler is
-  // closed, cancel it at once).
+  // and in no OwnedTasks yet: take the cell's reference to the scheduler
+  // (given back by drop_task_ref when the cell is freed), bind it, then queue
+  // it (or, if the scheduler is closed, cancel it at once).
   kSpawn,
 };
 
@@ -60,8 +61,7 @@ class Schedule {
   // Makes the scheduler's parked thread(s) look at their queues again.
   virtual void unpark() noexcept = 0;
 
-  // The reference a new task cell holds (spawn), and its return (dealloc).
-  virtual void take_task_ref() noexcept = 0;
+  // A freed cell gives back the reference schedule(kSpawn) took for it.
   virtual void drop_task_ref() noexcept = 0;
 
   void ref_inc(size_t n = 1) noexcept {

@@ -119,9 +119,8 @@ class Cell {
   using Output = stored_output_t<F>;
   using Result = JoinResult<Output>;
 
-  // Allocates a cell owning `f`, holding a task reference to `scheduler`
-  // that the caller took (Schedule::take_task_ref). The caller then hands
-  // it to the scheduler (ScheduleKind::kSpawn).
+  // Allocates a cell owning `f` for `scheduler`. The caller then hands it to
+  // the scheduler (ScheduleKind::kSpawn), which takes the cell's reference.
   static Header* allocate(F&& f, Schedule* scheduler) {
     auto* cell = new Cell(std::move(f), scheduler);
     count_task_alloc();

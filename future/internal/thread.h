@@ -37,7 +37,9 @@ class Thread {
 
 class ThreadLifetimeAllocation {
  public:
-  ThreadLifetimeAllocation() noexcept = default;
+  // User-provided (not = default) so a scope object never reads as unused.
+  ThreadLifetimeAllocation() noexcept {}
+  ~ThreadLifetimeAllocation() {}
   ThreadLifetimeAllocation(const ThreadLifetimeAllocation&) = delete;
   ThreadLifetimeAllocation& operator=(const ThreadLifetimeAllocation&) = delete;
 };
