@@ -211,10 +211,11 @@ absl::Status LocalExecutor::run_to_completion(const RuntimeContext& base, F f,
     run_tick();
     if (has_runnable() || scheduler_->root_woken()) {
       driver_->poll_now();
-    } else {
-      driver_->park(std::nullopt);
+    } else if (!driver_->park(std::nullopt)) {
+      // An unbounded park that reports nothing happened: a spurious return,
+      // or a Park that has failed for good (then stop instead of spinning).
+      if (absl::Status s = driver_->status(); !s.ok()) return s;
     }
-    if (absl::Status s = driver_->status(); !s.ok()) return s;
   }
 }
 

@@ -10,13 +10,19 @@
 // The life of an operation, as its future drives it:
 //   OpId id = backend.start_recv(fd, buf, ...);   // invalid: cannot start
 //                                                 // this tick, try the next
-//   backend.ready(id, waker)  -> false            // waker kept (will_wake)
-//   ... the backend completes it and wakes the waker ...
-//   backend.ready(id, waker)  -> true
+//   id.core->state == OpState::kCompleted ?       // no: keep a clone of the
+//                                                 // task's waker in core->waker
+//   ... the backend completes it and wakes that waker ...
 //   DataCompletion c = backend.take_data(id);     // result + buffer; slot freed
 // or, if the future is dropped first, backend.cancel(id): the backend keeps
 // everything the kernel may still touch until the operation is really over,
 // and closes any fd it still delivers (op_traits().returns_fd).
+//
+// OpCore is the part of every backend's slot that the futures read and write
+// themselves (DESIGN §5: a future holds {backend, slot, generation}): its
+// state and its waker. Checking for completion and keeping the waker is then
+// no virtual call and no lookup; only starting, taking the result and
+// cancelling go through the backend.
 //
 // Buffers: a start_* that takes `std::vector<char>& buf` moves it into the
 // operation only when it returns a valid id; otherwise the caller keeps it.
@@ -48,12 +54,27 @@
 
 namespace pollux::reactor {
 
-// A started operation, as its future knows it. Opaque: the backend packs
-// its slab, slot index and generation in it, so a stale id never reaches a
-// reused slot.
+enum class OpState : uint8_t {
+  kInFlight,   // started; `waker` is woken when it completes
+  kCompleted,  // the result is in the slot, waiting to be taken
+  kIgnored,    // its future is gone; the backend waits for the kernel (backend-internal)
+};
+
+// The start of every backend's operation slot. Owned by the backend's
+// thread; the future that holds the slot reads `state` and writes `waker`.
+struct OpCore {
+  uint32_t generation = 1;  // bumped on every reuse (never 0 for a live slot)
+  OpState state = OpState::kInFlight;
+  Waker waker;
+};
+
+// A started operation, as its future knows it: its slot's core, and the
+// backend's encoding of {slab, index, generation} (so a stale id never
+// reaches a reused slot, which debug builds check).
 struct OpId {
+  OpCore* core = nullptr;
   uint64_t bits = 0;
-  bool valid() const noexcept { return bits != 0; }
+  bool valid() const noexcept { return core != nullptr; }
 };
 
 struct DataCompletion {
@@ -127,17 +148,14 @@ class Backend : public Park {
   virtual OpId start_fsync(int fd, bool datasync) = 0;
   virtual OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) = 0;
 
-  // ---- Driving ----
-  // True once the single-shot op `id` has completed; otherwise keeps a
-  // clone of `waker` (unless the kept one will_wake it) to wake then.
-  virtual bool ready(OpId id, const Waker& waker) = 0;
+  // ---- Driving (single-shot ops: through OpCore, see above) ----
   // The next result of a multishot op; on kPending `waker` is kept. After
   // kEnded the id is spent: release it with cancel().
   virtual MultiNext poll_multi(OpId id, const Waker& waker) = 0;
   // Results a multishot op has delivered and nobody has taken yet.
   virtual size_t queued(OpId id) const = 0;
 
-  // ---- Taking the result (after ready(); each frees the slot) ----
+  // ---- Taking the result (once kCompleted; each frees the slot) ----
   // nop, close, poll, timeout, connect, fsync.
   virtual int32_t take_result(OpId id) = 0;
   // read, write, recv, send.

@@ -51,43 +51,34 @@ struct OpTraits {
   const char* name = "";
 };
 
-constexpr OpTraits op_traits(OpKind kind) {
-  switch (kind) {
-    case OpKind::kNop:
-      return {.name = "nop"};
-    case OpKind::kRead:
-      return {.owns_buffer = true, .name = "read"};
-    case OpKind::kWrite:
-      return {.owns_buffer = true, .name = "write"};
-    case OpKind::kRecv:
-      return {.owns_buffer = true, .socket_op = true, .name = "recv"};
-    case OpKind::kSend:
-      return {.owns_buffer = true, .socket_op = true, .name = "send"};
-    case OpKind::kSendMsg:
-      return {.owns_buffer = true, .socket_op = true, .name = "sendmsg"};
-    case OpKind::kRecvMsg:
-      return {.owns_buffer = true, .socket_op = true, .name = "recvmsg"};
-    case OpKind::kAccept:
-      return {.returns_fd = true, .socket_op = true, .name = "accept"};
-    case OpKind::kAcceptMulti:
-      return {.returns_fd = true, .multishot = true, .socket_op = true, .name = "accept"};
-    case OpKind::kConnect:
-      return {.socket_op = true, .name = "connect"};
-    case OpKind::kClose:
-      return {.name = "close"};
-    case OpKind::kPoll:
-      return {.name = "poll"};
-    case OpKind::kTimeout:
-      return {.name = "timeout"};
-    case OpKind::kOpenAt:
-      return {.returns_fd = true, .file_op = true, .name = "openat"};
-    case OpKind::kFsync:
-      return {.file_op = true, .name = "fsync"};
-    case OpKind::kStatx:
-      return {.file_op = true, .name = "statx"};
-  }
-  return {};
+namespace detail {
+inline constexpr OpTraits kOpTraits[kOpKindCount] = {
+    /* kNop */ {.name = "nop"},
+    /* kRead */ {.owns_buffer = true, .name = "read"},
+    /* kWrite */ {.owns_buffer = true, .name = "write"},
+    /* kRecv */ {.owns_buffer = true, .socket_op = true, .name = "recv"},
+    /* kSend */ {.owns_buffer = true, .socket_op = true, .name = "send"},
+    /* kSendMsg */ {.owns_buffer = true, .socket_op = true, .name = "sendmsg"},
+    /* kRecvMsg */ {.owns_buffer = true, .socket_op = true, .name = "recvmsg"},
+    /* kAccept */ {.returns_fd = true, .socket_op = true, .name = "accept"},
+    /* kAcceptMulti */
+    {.returns_fd = true, .multishot = true, .socket_op = true, .name = "accept"},
+    /* kConnect */ {.socket_op = true, .name = "connect"},
+    /* kClose */ {.name = "close"},
+    /* kPoll */ {.name = "poll"},
+    /* kTimeout */ {.name = "timeout"},
+    /* kOpenAt */ {.returns_fd = true, .file_op = true, .name = "openat"},
+    /* kFsync */ {.file_op = true, .name = "fsync"},
+    /* kStatx */ {.file_op = true, .name = "statx"},
+};
+}  // namespace detail
+
+// A table lookup: backends read it on every completion.
+constexpr const OpTraits& op_traits(OpKind kind) {
+  return detail::kOpTraits[static_cast<int>(kind)];
 }
+static_assert(op_traits(OpKind::kAcceptMulti).multishot && op_traits(OpKind::kOpenAt).returns_fd,
+              "kOpTraits is indexed by OpKind: keep the two in the same order");
 
 }  // namespace pollux::reactor
 

@@ -129,7 +129,9 @@ class [[nodiscard]] Op {
     }
     POLLUX_DCHECK(current_backend() == backend_,
                   "an I/O operation was polled on a thread other than its backend's");
-    if (!backend_->ready(id_, cx.waker())) {
+    OpCore& core = *id_.core;
+    if (core.state != OpState::kCompleted) {
+      if (!core.waker.will_wake(cx.waker())) core.waker = cx.waker();
       cx.budget().refund();
       return Pending{};
     }

@@ -264,6 +264,7 @@ bool IoUringBackend::with_slot(uint64_t ud, F&& f) {
   return false;
 }
 
+
 template <class F>
 void IoUringBackend::for_each_live_slot(F&& f) {
   auto walk = [&](auto& slab) {
@@ -327,7 +328,7 @@ OpId IoUringBackend::start(OpKind kind, Fill&& fill) {
   fill(s.p);
   const uint64_t ud = uring::encode(slab_id_for<P>(), index, s.generation);
   prep(sqe, s, ud);
-  return OpId{ud};
+  return OpId{&s, ud};
 }
 
 template <class P>
@@ -565,23 +566,11 @@ OpId IoUringBackend::start_statx(int dirfd, std::string& path, int flags, unsign
 
 // ---- Driving and taking results ----
 
-bool IoUringBackend::ready(OpId id, const Waker& waker) {
-  bool done = false;
-  const bool found = with_slot(id.bits, [&](auto& s, auto&, uint32_t) {
-    if (s.state == SlotState::kCompleted) {
-      done = true;
-    } else if (!s.waker.will_wake(waker)) {
-      s.waker = waker;
-    }
-  });
-  POLLUX_DCHECK(found, "IoUringBackend::ready on a stale operation id");
-  return done;
-}
-
 MultiNext IoUringBackend::poll_multi(OpId id, const Waker& waker) {
-  Slot<MultiPayload>* s = multi_.find(uring::index_of(id.bits), uring::generation_of(id.bits));
-  POLLUX_CHECK(s != nullptr && uring::slab_id_of(id.bits) == SlabId::kMulti,
-               "IoUringBackend::poll_multi on an id that is not a live multishot op");
+  POLLUX_CHECK(id.valid() && uring::slab_id_of(id.bits) == SlabId::kMulti,
+               "IoUringBackend::poll_multi on an id that is not a multishot op");
+  // SAFETY: as in with_id.
+  auto* s = static_cast<Slot<MultiPayload>*>(id.core);
   if (!s->p.results.empty()) return MultiNext{MultiNext::Kind::kItem, s->p.results.pop_front()};
   if (s->state == SlotState::kCompleted) return MultiNext{MultiNext::Kind::kEnded, 0};
   if (!s->waker.will_wake(waker)) s->waker = waker;
@@ -589,68 +578,96 @@ MultiNext IoUringBackend::poll_multi(OpId id, const Waker& waker) {
 }
 
 size_t IoUringBackend::queued(OpId id) const {
-  if (uring::slab_id_of(id.bits) != SlabId::kMulti) return 0;
+  if (!id.valid() || uring::slab_id_of(id.bits) != SlabId::kMulti) return 0;
+  // SAFETY: as in with_id.
+  return static_cast<const Slot<MultiPayload>*>(id.core)->p.results.size();
+}
+
+template <class F>
+void IoUringBackend::with_id(OpId id, F&& f) {
   const uint32_t index = uring::index_of(id.bits);
-  if (index >= multi_.capacity()) return 0;
-  const Slot<MultiPayload>& s = multi_.at(index);
-  return s.live && s.generation == uring::generation_of(id.bits) ? s.p.results.size() : 0;
+  auto visit = [&](auto& slab) {
+    using S = std::decay_t<decltype(slab.at(0))>;
+    // SAFETY: the backend made `id` for a slot of this slab (start<P>), and
+    // every Slot<P> starts with its OpCore (Slot<P> : SlotHeader : OpCore).
+    S& s = static_cast<S&>(*id.core);
+    POLLUX_DCHECK(slab.find(index, uring::generation_of(id.bits)) == &s,
+                  "an operation id used after its slot was freed");
+    f(s, slab, index);
+  };
+  switch (uring::slab_id_of(id.bits)) {
+    case SlabId::kBare:
+      return visit(bare_);
+    case SlabId::kData:
+      return visit(data_);
+    case SlabId::kMsg:
+      return visit(msg_);
+    case SlabId::kAddr:
+      return visit(addr_);
+    case SlabId::kMulti:
+      return visit(multi_);
+    case SlabId::kTimeout:
+      return visit(timeout_);
+    case SlabId::kPath:
+      return visit(path_);
+  }
 }
 
 namespace {
-// The completed slot `id` names in `slab`, checked (a wrong id is a bug in
-// the futures, never a user error).
-template <class Slab>
-auto& completed_slot(Slab& slab, OpId id, SlabId expected) {
-  auto* s = slab.find(uring::index_of(id.bits), uring::generation_of(id.bits));
-  POLLUX_CHECK(s != nullptr && uring::slab_id_of(id.bits) == expected &&
-                   s->state == SlotState::kCompleted,
+// The completed slot `id` names, checked (a wrong id is a bug in the
+// futures, never a user error).
+template <class S>
+S& completed_slot(OpId id, SlabId expected) {
+  POLLUX_CHECK(id.valid() && uring::slab_id_of(id.bits) == expected &&
+                   id.core->state == SlotState::kCompleted,
                "taking the result of an operation that is not complete");
-  return *s;
+  // SAFETY: as in with_id: a slot of the slab `expected` names.
+  return static_cast<S&>(*id.core);
 }
 }  // namespace
 
 int32_t IoUringBackend::take_result(OpId id) {
+  POLLUX_CHECK(id.valid() && id.core->state == SlotState::kCompleted,
+               "taking the result of an operation that is not complete");
   int32_t res = 0;
-  const bool found = with_slot(id.bits, [&](auto& s, auto& slab, uint32_t index) {
-    POLLUX_CHECK(s.state == SlotState::kCompleted,
-                 "taking the result of an operation that is not complete");
+  with_id(id, [&](auto& s, auto& slab, uint32_t index) {
     res = s.res;
     free_slot(s, slab, index);
   });
-  POLLUX_CHECK(found, "IoUringBackend::take_result on a stale operation id");
   return res;
 }
 
 DataCompletion IoUringBackend::take_data(OpId id) {
-  Slot<DataPayload>& s = completed_slot(data_, id, SlabId::kData);
+  auto& s = completed_slot<Slot<DataPayload>>(id, SlabId::kData);
   DataCompletion c{s.res, std::move(s.p.buf)};
   free_slot(s, data_, uring::index_of(id.bits));
   return c;
 }
 
 MsgCompletion IoUringBackend::take_msg(OpId id) {
-  Slot<MsgPayload>& s = completed_slot(msg_, id, SlabId::kMsg);
+  auto& s = completed_slot<Slot<MsgPayload>>(id, SlabId::kMsg);
   MsgCompletion c{s.res, std::move(s.p.buf), s.p.addr, s.p.msg.msg_namelen, s.p.msg.msg_flags};
   free_slot(s, msg_, uring::index_of(id.bits));
   return c;
 }
 
 AcceptCompletion IoUringBackend::take_accept(OpId id) {
-  Slot<AddrPayload>& s = completed_slot(addr_, id, SlabId::kAddr);
+  auto& s = completed_slot<Slot<AddrPayload>>(id, SlabId::kAddr);
   AcceptCompletion c{s.res, s.p.addr, s.p.addr_len};
   free_slot(s, addr_, uring::index_of(id.bits));
   return c;
 }
 
 PathCompletion IoUringBackend::take_path(OpId id) {
-  Slot<PathPayload>& s = completed_slot(path_, id, SlabId::kPath);
+  auto& s = completed_slot<Slot<PathPayload>>(id, SlabId::kPath);
   PathCompletion c{s.res, std::move(s.p.path), s.p.stx};
   free_slot(s, path_, uring::index_of(id.bits));
   return c;
 }
 
 void IoUringBackend::cancel(OpId id) noexcept {
-  const bool found = with_slot(id.bits, [&](auto& s, auto& slab, uint32_t index) {
+  POLLUX_DCHECK(id.valid(), "IoUringBackend::cancel of an invalid id");
+  with_id(id, [&](auto& s, auto& slab, uint32_t index) {
     using P = PayloadOf<std::decay_t<decltype(s)>>;
     s.waker.reset();
     if constexpr (std::is_same_v<P, MultiPayload>) {
@@ -678,8 +695,6 @@ void IoUringBackend::cancel(OpId id) noexcept {
     // buffer) forever, so retry at the next tick.
     if (!queue_cancel(id.bits)) unsent_cancels_.push_back(id.bits);
   });
-  POLLUX_DCHECK(found, "IoUringBackend::cancel on a stale operation id");
-  (void)found;
 }
 
 // Why an op dropped before the kernel consumed its SQE is turned into a NOP
@@ -745,7 +760,7 @@ void IoUringBackend::rearm_accepts_on(int listen_fd) {
   rearm(multi_, SlabId::kMulti, OpKind::kAcceptMulti);
 }
 
-void IoUringBackend::run_deferred() {
+void IoUringBackend::run_deferred_slow() {
   if (!unsent_cancels_.empty()) {
     std::vector<uint64_t> pending = std::move(unsent_cancels_);
     unsent_cancels_.clear();
@@ -789,19 +804,15 @@ namespace {
 unsigned sq_flags_word(const io_uring& ring) { return IO_URING_READ_ONCE(*ring.sq.kflags); }
 }  // namespace
 
-void IoUringBackend::note_enter_result(int ret, const char* what) {
-  if (ret >= 0 || -ret == ETIME || -ret == EINTR) {
-    consecutive_enter_errors_ = 0;
-    return;
-  }
-  ++stats_.enter_errors;
-  if (is_transient(-ret)) {
+void IoUringBackend::note_enter_error(int err, const char* what) {
+  if (err != ETIME && err != EINTR) ++stats_.enter_errors;
+  if (is_transient(err)) {
     consecutive_enter_errors_ = 0;
     return;
   }
   if (++consecutive_enter_errors_ >= 3 && fatal_.ok()) {
-    fatal_ = errno_status(-ret, absl::StrCat(what, " failed 3 times in a row; the io_uring "
-                                                   "backend cannot make progress"));
+    fatal_ = errno_status(err, absl::StrCat(what, " failed 3 times in a row; the io_uring "
+                                                "backend cannot make progress"));
   }
 }
 
@@ -990,7 +1001,7 @@ void IoUringBackend::drain() {
   // Cancel everything still in flight and wait until the kernel has returned
   // every operation's memory (ignored slots are freed by their final CQE).
   for_each_live_slot([&](auto& s, auto&, uint32_t, uint64_t ud) {
-    if (s.state == SlotState::kInFlight) cancel(OpId{ud});
+    if (s.state == SlotState::kInFlight) cancel(OpId{&s, ud});
   });
   if (unpark_read_armed_) {
     // Complete the armed eventfd read by giving it something to read: unlike

@@ -109,7 +109,6 @@ class IoUringBackend final : public Backend {
   OpId start_fsync(int fd, bool datasync) override;
   OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) override;
 
-  bool ready(OpId id, const Waker& waker) override;
   MultiNext poll_multi(OpId id, const Waker& waker) override;
   size_t queued(OpId id) const override;
   int32_t take_result(OpId id) override;
@@ -151,6 +150,10 @@ class IoUringBackend final : public Backend {
   bool with_slot(uint64_t ud, F&& f);
   template <class F>
   void for_each_live_slot(F&& f);
+  // Calls f(slot, slab, index) with the typed slot of a live id (the
+  // future's: no lookup, debug-checked).
+  template <class F>
+  void with_id(OpId id, F&& f);
 
   // An SQE, flushing a full SQ once; null when the kernel refuses now.
   io_uring_sqe* get_sqe();
@@ -173,7 +176,14 @@ class IoUringBackend final : public Backend {
   void enter_if_needed();
   // Counts a kernel entry's result; the third non-transient error in a row
   // ends the backend (status()).
-  void note_enter_result(int ret, const char* what);
+  void note_enter_result(int ret, const char* what) {
+    if (ret >= 0) {
+      consecutive_enter_errors_ = 0;
+      return;
+    }
+    note_enter_error(-ret, what);
+  }
+  void note_enter_error(int err, const char* what);
   // Reaps the whole CQ; returns the CQEs handled.
   size_t reap();
   void handle_cqe(const io_uring_cqe& cqe);
@@ -190,7 +200,10 @@ class IoUringBackend final : public Backend {
   // Queues an ASYNC_CANCEL for the op with `ud`; false if no SQE.
   bool queue_cancel(uint64_t ud);
   // Work that found no SQE before: cancels, resubmissions.
-  void run_deferred();
+  void run_deferred() {
+    if (!unsent_cancels_.empty() || !unsent_resubmits_.empty()) run_deferred_slow();
+  }
+  void run_deferred_slow();
   // A dropped accept on `listen_fd` has ended: re-arm the other accepts on it.
   void rearm_accepts_on(int listen_fd);
   // Cancels every op in flight and waits (bounded) for the kernel.

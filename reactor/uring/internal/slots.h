@@ -28,20 +28,20 @@
 
 #include "future/waker.h"
 #include "reactor/internal/slab.h"
+#include "reactor/backend.h"
 #include "reactor/op_traits.h"
 
 struct io_uring_sqe;
 
 namespace pollux::reactor::uring {
 
-enum class SlotState : uint8_t { kInFlight, kCompleted, kIgnored };
+using SlotState = OpState;
 
-// What every slot has (56 bytes).
-struct SlotHeader {
-  uint32_t generation = 1;
+// What every slot has (56 bytes): the OpCore the futures see, then the
+// backend's own bookkeeping.
+struct SlotHeader : OpCore {
   uint32_t next_free = 0;
   bool live = false;
-  SlotState state = SlotState::kInFlight;
   OpKind kind = OpKind::kNop;
   // The op's SQE was rewritten into a NOP before the kernel saw it: its CQE
   // delivers nothing (no fd to close, no accept to re-arm).
@@ -62,7 +62,6 @@ struct SlotHeader {
   io_uring_sqe* sqe = nullptr;
   uint64_t prep_seq = 0;
   int32_t res = 0;
-  Waker waker;
 };
 
 // Every payload knows the fd its op acts on (-1: none), for re-preparation.
