@@ -15,13 +15,13 @@ int64_t live_tasks() noexcept;
 int64_t live_task_cells() noexcept { return detail::live_tasks(); }
 
 LocalExecutor::LocalExecutor()
-    : own_driver_(std::make_unique<ThreadParker>()),
-      driver_(own_driver_.get()),
-      scheduler_(new detail::LocalScheduler(driver_->unparker(), &core_, /*bind_now=*/true)) {}
+    : own_park_(std::make_unique<ThreadParker>()),
+      park_(own_park_.get()),
+      scheduler_(new detail::LocalScheduler(park_->unparker(), &core_, /*bind_now=*/true)) {}
 
-LocalExecutor::LocalExecutor(Park& driver, bool bind_lazily)
-    : driver_(&driver),
-      scheduler_(new detail::LocalScheduler(driver_->unparker(), &core_,
+LocalExecutor::LocalExecutor(Park& park, bool bind_lazily)
+    : park_(&park),
+      scheduler_(new detail::LocalScheduler(park_->unparker(), &core_,
                                             /*bind_now=*/!bind_lazily)) {}
 
 LocalExecutor::~LocalExecutor() {
@@ -93,7 +93,7 @@ size_t LocalExecutor::run_until_idle() {
   size_t polls = 0;
   for (;;) {
     if (!has_runnable()) {
-      driver_->poll_now();
+      park_->poll_now();
       if (!has_runnable()) return polls;
     }
     polls += run_tick();

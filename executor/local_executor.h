@@ -6,14 +6,14 @@
 //
 // Scheduling: a FIFO run queue with no atomics. Each tick polls at most 61
 // tasks (kTickPolls), then pulls in tasks woken from other threads (the
-// inject queue) and lets the driver deliver events: without blocking when
+// inject queue) and lets its Park deliver events: without blocking when
 // work remains, by parking when none does. The block_on root future is polled
 // at the start of a tick when it was woken. Each task poll starts with a
 // fresh coop Budget of 128.
 //
 // Wakes: a wake on the executor's thread pushes to the local queue (no lock,
 // no syscall); a wake from any other thread goes through the inject queue and
-// unparks the driver, which costs a syscall only if the owner was parked.
+// unparks the Park, which costs a syscall only if the owner was parked.
 // The scheduling decisions live in detail::LocalScheduler
 // (executor/internal/local_scheduler.h), the executor's side of the Schedule
 // interface the task harness acts through.
@@ -79,16 +79,16 @@ using try_output_t = typename detail::TryOutput<T>::type;
 
 class LocalExecutor {
  public:
-  // Task polls per tick before the executor looks at other threads' wakes and the driver.
+  // Task polls per tick before the executor looks at other threads' wakes and its Park.
   static constexpr int kTickPolls = 61;
 
   // An executor that parks on a condition variable (no I/O, no timers).
   LocalExecutor();
-  // An executor driven by `driver` (which must outlive it). With
+  // An executor that parks in `park` (which must outlive it). With
   // `bind_lazily`, the executor belongs to the first thread that runs or
   // spawns on it (a current_thread runtime built on one thread and run on
   // another); otherwise to the constructing thread.
-  explicit LocalExecutor(Park& driver, bool bind_lazily = false);
+  explicit LocalExecutor(Park& park, bool bind_lazily = false);
   ~LocalExecutor();
   LocalExecutor(const LocalExecutor&) = delete;
   LocalExecutor& operator=(const LocalExecutor&) = delete;
@@ -174,8 +174,8 @@ class LocalExecutor {
     return !core_.run_queue.empty() || scheduler_->has_injected();
   }
 
-  std::unique_ptr<Park> own_driver_;
-  Park* driver_;
+  std::unique_ptr<Park> own_park_;
+  Park* park_;
   detail::LocalCore core_;
   detail::LocalScheduler* scheduler_;
 };
@@ -210,11 +210,11 @@ absl::Status LocalExecutor::run_to_completion(const RuntimeContext& base, F f,
     }
     run_tick();
     if (has_runnable() || scheduler_->root_woken()) {
-      driver_->poll_now();
-    } else if (!driver_->park(std::nullopt)) {
+      park_->poll_now();
+    } else if (!park_->park(std::nullopt)) {
       // An unbounded park that reports nothing happened: a spurious return,
       // or a Park that has failed for good (then stop instead of spinning).
-      if (absl::Status s = driver_->status(); !s.ok()) return s;
+      if (absl::Status s = park_->status(); !s.ok()) return s;
     }
   }
 }

@@ -91,7 +91,7 @@ TEST(ThreadParkerTest, UnparksFromManyThreadsWhileParkedWakeItOnce) {
 }
 
 TEST(ThreadParkerTest, PollNonblockingNeverBlocksAndDoesNotEatAnUnpark) {
-  Watchdog dog(std::chrono::seconds(10), "poll_nonblocking");
+  Watchdog dog(std::chrono::seconds(10), "poll_now");
   ThreadParker parker;
   parker.poll_now();  // nothing pending: returns
   parker.unparker()->unpark();

@@ -174,7 +174,7 @@ Task<absl::Status> File::close() {
   // The op owns the fd from here: the File is closed whatever happens next.
   const int raw = fd_.get();
   absl::Status s = co_await reactor::close(std::move(fd_));
-  // An op that could not start (no io_uring driver on this thread: the only
+  // An op that could not start (no I/O backend on this thread: the only
   // failure without an errno) did not close the fd: close it here.
   if (!s.ok() && errno_of(s) == 0) ::close(raw);
   co_return with_path(s, absl::StrCat("close ", path_));

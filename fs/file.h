@@ -19,7 +19,7 @@
 // Using a closed (or moved-from) File is FailedPrecondition, naming the path.
 //
 // Thread-safety: a File is a move-only value used from one runtime thread at
-// a time; its futures run on the thread whose io_uring driver they started
+// a time; its futures run on the thread whose I/O backend they started
 // on. Outside a runtime with I/O enabled every operation fails with
 // FailedPrecondition.
 #ifndef POLLUX_FS_FILE_H_
@@ -120,7 +120,7 @@ class File {
   // not exist, kPermissionDenied, kAlreadyExists for create_new, ...,
   // InvalidArgument for bad options).
   // Cancellation: dropping the open may still open (or create) the file; the
-  // fd that arrives is closed by the driver, so it never leaks. A file
+  // fd that arrives is closed by the backend, so it never leaks. A file
   // created by O_CREAT stays.
   [[nodiscard]] static Task<absl::StatusOr<File>> open(std::string path, OpenOptions options);
   // Opens `path` read-only. Cancellation: as open().

@@ -34,7 +34,7 @@
 //
 // Thread-safety: a stream, listener or half is used from one thread at a
 // time, and its operation futures are polled and dropped on the thread of
-// the driver they were started on (as reactor ops). The two halves of a
+// the backend they were started on (as reactor ops). The two halves of a
 // split stream may be used by two tasks at once (one reading, one writing).
 // Several reads (or several writes) in flight at once on one socket are
 // allowed by the kernel but their order is not defined: don't.
@@ -231,7 +231,7 @@ class TcpListener {
 
   // Accepts one connection. Output: the stream and the peer's address.
   // Cancellation: dropping it before Ready cancels the accept; a connection
-  // the kernel accepted meanwhile is closed by the driver (the client sees
+  // the kernel accepted meanwhile is closed by the backend (the client sees
   // it closed). Safe to retry. Other accepts on the listener are not
   // disturbed: they still get the next connections.
   [[nodiscard]] AcceptFuture accept();

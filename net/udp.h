@@ -16,7 +16,7 @@
 // (kUnavailable), as the kernel reports the ICMP error.
 //
 // Thread-safety: used from one thread at a time; its futures are polled and
-// dropped on their driver's thread. The fd lives in shared state that every
+// dropped on their backend's thread. The fd lives in shared state that every
 // operation in flight also owns, so dropping the socket never closes the fd
 // under a pending operation.
 #ifndef POLLUX_NET_UDP_H_

@@ -8,7 +8,7 @@
 // still be submitted on it.
 //
 // Thread-safety: as the reactor's operations (polled and dropped on their
-// driver's thread). SocketState is immutable after construction, except for
+// backend's thread). SocketState is immutable after construction, except for
 // the fd's own kernel state.
 #ifndef POLLUX_NET_INTERNAL_SOCKET_H_
 #define POLLUX_NET_INTERNAL_SOCKET_H_
