@@ -4,6 +4,7 @@
 // passes after exploring more than one execution.
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 #include "future/internal/atomic.h"
 #include "future/internal/mutex.h"
@@ -467,6 +468,37 @@ TEST_F(CheckerTest, ANondeterministicModelIsReported) {
               }),
               ExitsWithFailure(), "nondeterministic model");
 }
+
+// ---- Value types: whatever is trivially copyable and at most 8 bytes ----
+
+void value_types() {
+  Atomic<std::thread::id> owner{std::thread::id()};
+  int slots[4] = {};
+  Atomic<int*> cursor{slots};
+  Atomic<uint64_t> bits{0};
+  Thread t([&] {
+    std::thread::id none;
+    if (owner.compare_exchange_strong(none, std::this_thread::get_id(), std::memory_order_acq_rel,
+                                      kAcquire)) {
+      MODEL_ASSERT(owner.load(kRelaxed) == std::this_thread::get_id());
+    }
+    cursor.fetch_add(2, kRelaxed);
+    bits.fetch_or(uint64_t{1} << 63, kRelaxed);
+  });
+  cursor.fetch_sub(1, kRelaxed);
+  bits.fetch_xor(1, kRelaxed);
+  t.join();
+  MODEL_ASSERT(cursor.load(kRelaxed) == slots + 1);
+  MODEL_ASSERT(bits.load(kRelaxed) == ((uint64_t{1} << 63) | 1));
+  MODEL_ASSERT(owner.load(kRelaxed) != std::thread::id());
+}
+
+TEST_F(CheckerTest, ThreadIdsPointersAndWideIntegersAreAtomicValues) {
+  POLLUX_MODEL_ONLY();
+  expect_explored(check(value_types, {.name = "value types"}));
+}
+
+TEST(InstrumentedPassThroughTest, ValueTypesOutsideACheck) { value_types(); }
 
 // ---- Outside an execution every type is the ordinary one ----
 

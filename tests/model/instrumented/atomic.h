@@ -3,7 +3,8 @@
 //
 // Same API as the normal shim: construction from a value; load, store,
 // exchange, compare_exchange_{strong,weak} (one or two orders),
-// fetch_{add,sub,or,and,xor}, each with an explicit std::memory_order (and
+// fetch_{add,sub,or,and,xor} (fetch_add/fetch_sub on pointers too), each
+// with an explicit std::memory_order (and
 // a defaulted source location, for the checker's report). T is trivially
 // copyable and at most 8 bytes.
 //
@@ -112,6 +113,20 @@ class Atomic {
     if (!model::internal::in_execution()) return value_.fetch_sub(arg, order);
     return rmw("fetch_sub", &subtract, to_bits(arg), order, Loc{file, line});
   }
+  T fetch_add(std::ptrdiff_t arg, std::memory_order order, const char* file = __builtin_FILE(),
+              int line = __builtin_LINE()) noexcept
+    requires std::is_pointer_v<T> && std::is_object_v<std::remove_pointer_t<T>>
+  {
+    if (!model::internal::in_execution()) return value_.fetch_add(arg, order);
+    return rmw("fetch_add", &advance, pointer_offset(arg), order, Loc{file, line});
+  }
+  T fetch_sub(std::ptrdiff_t arg, std::memory_order order, const char* file = __builtin_FILE(),
+              int line = __builtin_LINE()) noexcept
+    requires std::is_pointer_v<T> && std::is_object_v<std::remove_pointer_t<T>>
+  {
+    if (!model::internal::in_execution()) return value_.fetch_sub(arg, order);
+    return rmw("fetch_sub", &advance, pointer_offset(-arg), order, Loc{file, line});
+  }
   T fetch_or(T arg, std::memory_order order, const char* file = __builtin_FILE(),
              int line = __builtin_LINE()) noexcept
     requires std::is_integral_v<T>
@@ -158,6 +173,11 @@ class Atomic {
   }
 
   static uint64_t replace(uint64_t, uint64_t operand) { return operand; }
+  // Pointer arithmetic on the address bits (wrapping, as the hardware does).
+  static uint64_t pointer_offset(std::ptrdiff_t elements) noexcept {
+    return static_cast<uint64_t>(elements) * sizeof(std::remove_pointer_t<T>);
+  }
+  static uint64_t advance(uint64_t old, uint64_t bytes) { return old + bytes; }
   static uint64_t add(uint64_t old, uint64_t operand) {
     return to_bits(static_cast<T>(from_bits(old) + from_bits(operand)));
   }
