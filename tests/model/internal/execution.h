@@ -4,8 +4,8 @@
 // Execution (one model::check call), so model thread i is always pool
 // thread i and thread_locals behave as in production (they persist from
 // one execution to the next, as they would across a thread's tasks). Only
-// one model thread runs at a time: it holds the baton (a per-thread
-// semaphore), and hands it over at a scheduling point, when it blocks, or
+// one model thread runs at a time: it holds the baton (internal/baton.h),
+// and hands it over at a scheduling point, when it blocks, or
 // when it finishes.
 //
 // Scheduling: before each instrumented operation the running thread calls
@@ -22,12 +22,14 @@
 #ifndef POLLUX_TESTS_MODEL_INTERNAL_EXECUTION_H_
 #define POLLUX_TESTS_MODEL_INTERNAL_EXECUTION_H_
 
+#include <sched.h>
+
 #include <cstdint>
 #include <memory>
-#include <semaphore>
 #include <string>
 #include <thread>
 
+#include "tests/model/internal/baton.h"
 #include "tests/model/internal/exploration.h"
 #include "tests/model/internal/hooks.h"
 #include "tests/model/internal/memory_model.h"
@@ -122,7 +124,7 @@ class Execution {
 
  private:
   struct Worker {
-    std::binary_semaphore baton{0};
+    Baton baton;
     std::thread os_thread;
   };
 
@@ -139,7 +141,8 @@ class Execution {
   [[noreturn]] void report_deadlock();
 
   std::unique_ptr<Worker> workers_[kMaxThreads];
-  std::binary_semaphore done_{0};
+  cpu_set_t controller_cpus_;  // the controller's affinity before the check
+  Baton done_;
   bool stopping_ = false;
 
   ModelThread threads_[kMaxThreads];

@@ -4,7 +4,6 @@
 // clock), spawn -> the child's first operation, the child's last ->
 // join. A notify adds no edge of its own: the waiter re-acquires the
 // mutex, which orders it after the notifier's unlock.
-#include <algorithm>
 #include <string>
 
 #include "tests/model/internal/execution.h"
@@ -152,14 +151,18 @@ void condvar_notify(CondVarLink& link, const void* cv, bool all, SourceLoc loc) 
   CheckerScope scope;
   Execution& e = begin_operation();
   resolve(e, link, cv, loc);
+  // Its waiters, longest-waiting first.
   int waiters[kMaxThreads];
   int n = 0;
   for (int i = 0; i < e.thread_count(); ++i) {
     const ModelThread& t = e.thread(i);
-    if (t.status == ThreadStatus::kWaitingOnCondVar && t.waiting_for == cv) waiters[n++] = i;
+    if (t.status != ThreadStatus::kWaitingOnCondVar || t.waiting_for != cv) continue;
+    int at = n++;
+    for (; at > 0 && e.thread(waiters[at - 1]).wait_ticket > t.wait_ticket; --at) {
+      waiters[at] = waiters[at - 1];
+    }
+    waiters[at] = i;
   }
-  std::sort(waiters, waiters + n,
-            [&](int a, int b) { return e.thread(a).wait_ticket < e.thread(b).wait_ticket; });
   TraceEvent ev{.op = all ? "notify_all" : "notify_one",
                 .object_kind = ObjectKind::kCondVar,
                 .object = link.id,
