@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -40,21 +41,12 @@ void pause_allocation_tracking() noexcept { ++t_lifetime_depth; }
 void resume_allocation_tracking() noexcept { --t_lifetime_depth; }
 
 Execution::Execution() {
-  // One CPU for the pool and the controller: only one of them runs at a
-  // time, and a hand-off to a thread on the same CPU is a plain context
-  // switch, several times cheaper than waking one on another CPU (the
-  // hand-offs are most of the checker's cost). The other CPUs stay free for
-  // other tests.
   pthread_getaffinity_np(pthread_self(), sizeof controller_cpus_, &controller_cpus_);
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  const int cpu = sched_getcpu();
-  CPU_SET(cpu >= 0 ? cpu : 0, &one);
-  pthread_setaffinity_np(pthread_self(), sizeof one, &one);
   for (int i = 0; i < kMaxThreads; ++i) {
     workers_[i] = std::make_unique<Worker>();
     workers_[i]->os_thread = std::thread([this, i] { worker_main(i); });
   }
+  pin_to(sched_getcpu());
 }
 
 Execution::~Execution() {
@@ -67,6 +59,32 @@ Execution::~Execution() {
   if (g_current == this) g_current = nullptr;
 }
 
+// The pool and the controller run on one CPU: only one of them runs at a
+// time, and a hand-off to a thread on the same CPU is a plain context
+// switch, several times cheaper than waking one on another CPU (hand-offs
+// are most of the checker's cost).
+void Execution::pin_to(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  for (auto& w : workers_) pthread_setaffinity_np(w->os_thread.native_handle(), sizeof one, &one);
+  pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+  pool_cpu_ = cpu;
+}
+
+void Execution::place_pool() {
+  // Now and then, let the kernel place the controller freely: woken from a
+  // short sleep it lands on an idle CPU if ours is busy (another checker
+  // pinned there, say), and the pool follows.
+  constexpr uint64_t kExecutionsPerProbe = 512;
+  if (runs_ % kExecutionsPerProbe != 0) return;
+  pthread_setaffinity_np(pthread_self(), sizeof controller_cpus_, &controller_cpus_);
+  std::this_thread::sleep_for(std::chrono::microseconds(50));
+  const int cpu = sched_getcpu();
+  pin_to(cpu >= 0 ? cpu : pool_cpu_);
+}
+
 void Execution::worker_main(int id) {
   for (;;) {
     workers_[id]->baton.take();
@@ -76,6 +94,7 @@ void Execution::worker_main(int id) {
 }
 
 void Execution::run(ThreadBody main, const ExecutionLimits& limits, Exploration& exploration) {
+  place_pool();
   limits_ = limits;
   exploration_ = &exploration;
   exploration.begin_execution();

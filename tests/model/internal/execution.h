@@ -128,6 +128,10 @@ class Execution {
     std::thread os_thread;
   };
 
+  // Pins the pool and the controller to `cpu` (see execution.cc).
+  void pin_to(int cpu);
+  // Moves them to another CPU when theirs is busy (see execution.cc).
+  void place_pool();
   void worker_main(int id);
   // Runs the body of model thread `id` on the calling pool thread.
   void run_thread(int id);
@@ -142,6 +146,7 @@ class Execution {
 
   std::unique_ptr<Worker> workers_[kMaxThreads];
   cpu_set_t controller_cpus_;  // the controller's affinity before the check
+  int pool_cpu_ = -1;          // the CPU the pool and the controller are pinned to
   Baton done_;
   bool stopping_ = false;
 
