@@ -55,7 +55,7 @@ struct Options {
   // reported (a livelock, or a spin loop the model should not have).
   uint64_t max_steps = 20000;
   // Stop (Stats::complete false) after this many executions.
-  uint64_t max_executions = 2'000'000;
+  uint64_t max_executions = 20'000'000;
   // Printed in the summary line.
   const char* name = "model";
 };
