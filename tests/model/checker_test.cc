@@ -249,9 +249,12 @@ void counter_of_two(bool locked) {
   Mutex mu;
   RaceCell<int> counter(0);
   auto increment = [&] {
-    if (locked) mu.lock();
-    ++counter.get_mut();
-    if (locked) mu.unlock();
+    if (locked) {
+      MutexLock lock(mu);
+      ++counter.get_mut();
+    } else {
+      ++counter.get_mut();
+    }
   };
   Thread a(increment);
   Thread b(increment);

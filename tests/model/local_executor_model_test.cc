@@ -13,6 +13,7 @@
 // stage or join waker (RaceCells in the real task cell).
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "executor/join_handle.h"
 #include "executor/local_executor.h"
 #include "future/context.h"
@@ -55,9 +56,9 @@ class WakerSlot {
  private:
   detail::Mutex mu_;
   detail::CondVar cv_;
-  Waker waker_;          // guarded by mu_
-  bool stored_ = false;  // guarded by mu_
-  bool closed_ = false;  // guarded by mu_
+  Waker waker_ ABSL_GUARDED_BY(mu_);
+  bool stored_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Set when the task's future is destroyed (on the owner thread, where

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 
+#include "absl/base/thread_annotations.h"
 #include "executor/internal/park_state.h"
 #include "executor/thread_parker.h"
 #include "future/internal/atomic.h"
@@ -32,7 +33,7 @@ class ParkModelTest : public ::testing::Test {
 struct Sleeper {
   detail::Mutex mu;
   detail::CondVar cv;
-  bool token = false;  // guarded by mu
+  bool token ABSL_GUARDED_BY(mu) = false;
 
   void sleep() {
     detail::MutexLock lock(mu);

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
 #include "executor/internal/task_state.h"
 #include "future/internal/mutex.h"
 #include "future/internal/race_cell.h"
@@ -85,8 +86,8 @@ class RemoteQueue {
  private:
   detail::Mutex mu_;
   detail::CondVar cv_;
-  int entries_ = 0;  // guarded by mu_
-  int producers_left_;  // guarded by mu_
+  int entries_ ABSL_GUARDED_BY(mu_) = 0;
+  int producers_left_ ABSL_GUARDED_BY(mu_);
 };
 
 // The owner thread's side, as in task.cc: run_task, complete, shutdown.
@@ -217,7 +218,7 @@ struct HandoffCell {
   // What the join waker wakes: the handle's thread.
   detail::Mutex mu;
   detail::CondVar cv;
-  bool woken = false;  // guarded by mu
+  bool woken ABSL_GUARDED_BY(mu) = false;
 };
 
 template <class State>
