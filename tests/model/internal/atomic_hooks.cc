@@ -10,15 +10,6 @@ namespace pollux::model::internal {
 
 namespace {
 
-// The scheduling point and the operation's own tick of the thread's clock
-// (every operation gets a clock value of its own, see vector_clock.h).
-Execution& begin_operation() {
-  Execution& e = *current_execution();
-  e.scheduling_point();
-  e.running().memory.clock.tick(e.running_id());
-  return e;
-}
-
 TraceEvent event(const char* op, const AtomicHistory& h, std::memory_order order, uint64_t value,
                  SourceLoc loc) {
   return TraceEvent{.op = op,
@@ -43,7 +34,7 @@ void note_read_from(TraceEvent& ev, const AtomicHistory& h, size_t index) {
 uint64_t atomic_load(AtomicLink& link, const void* object, uint64_t latest,
                      std::memory_order order, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   const int me = e.running_id();
   ThreadMemory& m = e.running().memory;
   AtomicHistory& h = e.memory().resolve(link, object, latest, e.number(), e.trace(), loc);
@@ -65,7 +56,7 @@ uint64_t atomic_load(AtomicLink& link, const void* object, uint64_t latest,
 void atomic_store(AtomicLink& link, const void* object, uint64_t latest, uint64_t value,
                   std::memory_order order, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   AtomicHistory& h = e.memory().resolve(link, object, latest, e.number(), e.trace(), loc);
   MemoryModel::append(h, e.running_id(), e.running().memory, value, order, e.step(),
                       /*is_rmw=*/false);
@@ -76,7 +67,7 @@ RmwResult atomic_rmw(AtomicLink& link, const void* object, uint64_t latest, cons
                      RmwFunction apply, uint64_t operand, std::memory_order order,
                      SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   const int me = e.running_id();
   ThreadMemory& m = e.running().memory;
   AtomicHistory& h = e.memory().resolve(link, object, latest, e.number(), e.trace(), loc);
@@ -95,7 +86,7 @@ bool atomic_compare_exchange(AtomicLink& link, const void* object, uint64_t late
                              uint64_t& expected, uint64_t desired, std::memory_order success,
                              std::memory_order failure, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   const int me = e.running_id();
   ThreadMemory& m = e.running().memory;
   AtomicHistory& h = e.memory().resolve(link, object, latest, e.number(), e.trace(), loc);
@@ -121,7 +112,7 @@ bool atomic_compare_exchange(AtomicLink& link, const void* object, uint64_t late
 
 void atomic_fence(std::memory_order order, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   e.memory().fence(e.running().memory, order, e.step());
   e.record(TraceEvent{.op = "fence", .has_order = true, .order = order, .loc = loc});
 }

@@ -61,6 +61,10 @@ struct ModelThread {
   ThreadMemory memory;
 };
 
+class Execution;
+// The Execution of the model::check in progress, or null.
+[[nodiscard]] Execution* current_execution() noexcept;
+
 struct ExecutionLimits {
   int max_preemptions = 2;
   uint64_t max_steps = 0;
@@ -103,6 +107,16 @@ class Execution {
   // Before an operation of the running thread: may switch threads, then
   // numbers the operation (step()).
   void scheduling_point();
+  // The start of every operation on a shim object: the scheduling point,
+  // then the operation's own tick of its thread's clock (each operation has
+  // a clock value of its own, see vector_clock.h). Returns the current
+  // execution.
+  static Execution& begin_operation() {
+    Execution& e = *current_execution();
+    e.scheduling_point();
+    e.running().memory.clock.tick(e.running_id());
+    return e;
+  }
   // The running thread's status says why it cannot go on: runs other
   // threads until it is runnable again and scheduled (or, for a timed
   // wait, chosen to time out).
@@ -163,9 +177,6 @@ class Execution {
   Trace trace_;
   MemoryModel memory_;
 };
-
-// The Execution of the model::check in progress, or null.
-[[nodiscard]] Execution* current_execution() noexcept;
 
 // Marks checker code on this thread: allocations in its scope are the
 // checker's own bookkeeping, never tracked; frees are not checked.

@@ -14,13 +14,6 @@ namespace pollux::model::internal {
 
 namespace {
 
-Execution& begin_operation() {
-  Execution& e = *current_execution();
-  e.scheduling_point();
-  e.running().memory.clock.tick(e.running_id());
-  return e;
-}
-
 void resolve(Execution& e, MutexLink& link, const void* mutex, SourceLoc loc) {
   if (link.execution == e.number()) return;
   link.execution = e.number();
@@ -71,7 +64,7 @@ void release(Execution& e, MutexLink& link, const void* mutex) {
 
 void mutex_lock(MutexLink& link, const void* mutex, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   resolve(e, link, mutex, loc);
   if (link.owner == e.running_id()) {
     e.record(mutex_event("lock", link, loc));
@@ -85,7 +78,7 @@ void mutex_lock(MutexLink& link, const void* mutex, SourceLoc loc) {
 
 bool mutex_try_lock(MutexLink& link, const void* mutex, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   resolve(e, link, mutex, loc);
   if (link.owner >= 0) {
     e.record(mutex_event("try_lock", link, loc, "failed"));
@@ -98,7 +91,7 @@ bool mutex_try_lock(MutexLink& link, const void* mutex, SourceLoc loc) {
 
 void mutex_unlock(MutexLink& link, const void* mutex, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   resolve(e, link, mutex, loc);
   e.record(mutex_event("unlock", link, loc));
   if (link.owner != e.running_id()) {
@@ -112,7 +105,7 @@ void mutex_unlock(MutexLink& link, const void* mutex, SourceLoc loc) {
 bool condvar_wait(CondVarLink& cv_link, const void* cv, MutexLink& mutex_link, const void* mutex,
                   bool timed, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   resolve(e, cv_link, cv, loc);
   resolve(e, mutex_link, mutex, loc);
   const int me = e.running_id();
@@ -149,7 +142,7 @@ bool condvar_wait(CondVarLink& cv_link, const void* cv, MutexLink& mutex_link, c
 
 void condvar_notify(CondVarLink& link, const void* cv, bool all, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   resolve(e, link, cv, loc);
   // Its waiters, longest-waiting first.
   int waiters[kMaxThreads];
@@ -187,7 +180,7 @@ int thread_spawn(ThreadBody body, SourceLoc loc) {
 
 void thread_join(int id, SourceLoc loc) {
   CheckerScope scope;
-  Execution& e = begin_operation();
+  Execution& e = Execution::begin_operation();
   ModelThread& t = e.running();
   while (e.thread(id).status != ThreadStatus::kFinished) {
     t.status = ThreadStatus::kJoining;
