@@ -31,8 +31,11 @@ struct LiveTaskCounters {
 };
 
 LiveTaskCounters& live_task_counters() {
-  ThreadLifetimeAllocation lives_as_long_as_the_process;
-  static auto* counters = new LiveTaskCounters;  // never destroyed: threads exit after main
+  // Never destroyed: threads exit after main.
+  static auto* counters = [] {
+    ThreadLifetimeAllocation lives_forever;
+    return new LiveTaskCounters;
+  }();
   return *counters;
 }
 
@@ -41,7 +44,9 @@ thread_local std::atomic<int64_t>* t_live_tasks = nullptr;
 void add_live_tasks(int64_t d) noexcept {
   std::atomic<int64_t>* c = t_live_tasks;
   if (c == nullptr) {
-    ThreadLifetimeAllocation lives_as_long_as_the_process;
+    // The counter and its slot in the registry live as long as the process
+    // (see above): not a leak of whatever task made this thread's first cell.
+    ThreadLifetimeAllocation lives_forever;
     c = new std::atomic<int64_t>(0);
     LiveTaskCounters& all = live_task_counters();
     MutexLock lock(all.mu);
