@@ -4,8 +4,9 @@
 //   std::optional<int> unsent = std::move(tx).send(42);   // nullopt: sent
 //   std::optional<int> got = co_await std::move(rx);      // nullopt: sender gone
 //
-// One allocation for the pair (value, both wakers, one state word); sending
-// is synchronous and never waits.
+// One block for the pair (value, both wakers, one state word) from the
+// thread's small-block cache; sending is synchronous and never waits, and
+// each end's last step is one read-modify-write.
 //
 // - send(v) hands v back (std::optional holding it) when the receiver is
 //   gone or closed: nothing is lost; nullopt means it was sent.
@@ -25,13 +26,16 @@
 #ifndef POLLUX_SYNC_ONESHOT_H_
 #define POLLUX_SYNC_ONESHOT_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <utility>
 
 #include "future/assert.h"
 #include "future/future.h"
 #include "future/internal/atomic.h"
+#include "future/internal/frame_allocator.h"
 #include "future/internal/race_cell.h"
 
 namespace pollux::sync::oneshot {
@@ -49,23 +53,72 @@ namespace detail {
 //   rx_waker   the receiver's while RX_TASK_SET is clear, then read by the
 //              sender (to wake) until the receiver clears the bit again;
 //   tx_waker   likewise for the sender and TX_TASK_SET.
+// The word also says who still owns the block: TX_GONE and RX_GONE. Whoever
+// sets the second frees it. An end sets its GONE bit in the same
+// read-modify-write as its last message (VALUE_SENT, TX_DROPPED, CLOSED)
+// when it has nothing left to do, and in a second one only when it must
+// still wake the other end after that message: so the common paths make one
+// read-modify-write per end, and nothing touches the block after its GONE.
 inline constexpr uint32_t kRxTaskSet = 1;
 inline constexpr uint32_t kValueSent = 2;
-inline constexpr uint32_t kClosed = 4;  // the receiver closed or was dropped
+inline constexpr uint32_t kClosed = 4;  // the receiver closed (or is gone)
 inline constexpr uint32_t kTxTaskSet = 8;
-inline constexpr uint32_t kTxDropped = 16;  // the sender was dropped (sent or not)
+inline constexpr uint32_t kTxDropped = 16;  // no (further) value will come
+inline constexpr uint32_t kTxGone = 32;     // the sender let go of the block
+inline constexpr uint32_t kRxGone = 64;     // the receiver let go of the block
 
 template <class T>
 struct Inner {
   pollux::detail::Atomic<uint32_t> state{0};
-  pollux::detail::Atomic<uint32_t> refs{2};
   pollux::detail::RaceCell<std::optional<T>> value;
   pollux::detail::RaceCell<Waker> rx_waker;
   pollux::detail::RaceCell<Waker> tx_waker;
 
-  void release() noexcept {
-    // acq_rel: the last owner sees every write of the other end.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  // From the thread's small-block cache (a channel is made per use).
+  static Inner* make() {
+    if constexpr (alignof(Inner) <= alignof(std::max_align_t)) {
+      return new (pollux::detail::frame_alloc(sizeof(Inner))) Inner();
+    } else {
+      return new Inner();
+    }
+  }
+  static void destroy(Inner* in) noexcept {
+    if constexpr (alignof(Inner) <= alignof(std::max_align_t)) {
+      in->~Inner();
+      pollux::detail::frame_free(in, sizeof(Inner));
+    } else {
+      delete in;
+    }
+  }
+  // Sets `bits` (which include this end's GONE bit) and frees the block
+  // when the other end is gone too. Returns the state before.
+  // acq_rel: release publishes this end's writes (the value, a close); the
+  // acquire lets the last one see the other end's before freeing.
+  uint32_t finish(uint32_t bits, uint32_t other_gone) noexcept {
+    const uint32_t prev = state.fetch_or(bits, std::memory_order_acq_rel);
+    if (prev & other_gone) destroy(this);
+    return prev;
+  }
+  // Sets `msg` (the end's last message). If `needs_wake(state)` then holds,
+  // the caller must wake the other end and then finish(GONE); otherwise
+  // `gone` was set with it (and the block freed when the other is gone).
+  // Returns the state before; `*wake` says which case it was.
+  template <class NeedsWake>
+  uint32_t send_last(uint32_t msg, uint32_t gone, uint32_t other_gone, NeedsWake needs_wake,
+                     bool* wake) noexcept {
+    // acquire: the other end's waker (its TASK_SET) and a close.
+    uint32_t cur = state.load(std::memory_order_acquire);
+    for (;;) {
+      *wake = needs_wake(cur);
+      const uint32_t next = cur | msg | (*wake ? 0 : gone);
+      // acq_rel: release publishes our last writes (the value); acquire as above.
+      if (state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        break;
+      }
+    }
+    if (!*wake && (cur & other_gone)) destroy(this);
+    return cur;
   }
 };
 
@@ -78,38 +131,53 @@ class [[nodiscard]] Sender {
   Sender& operator=(Sender&&) = delete;
   ~Sender() {
     if (inner_ == nullptr) return;
-    // acq_rel: release publishes nothing new (no value) but pairs with the
-    // receiver's acquire; acquire sees a registered rx waker.
-    const uint32_t prev = inner_->state.fetch_or(detail::kTxDropped, std::memory_order_acq_rel);
-    if ((prev & detail::kRxTaskSet) && !(prev & (detail::kValueSent | detail::kClosed))) {
-      inner_->rx_waker.get().wake_by_ref();  // tell it: nothing will come
+    detail::Inner<T>* in = inner_;
+    bool wake;
+    in->send_last(
+        detail::kTxDropped, detail::kTxGone, detail::kRxGone,
+        [](uint32_t s) {
+          return (s & detail::kRxTaskSet) && !(s & (detail::kValueSent | detail::kClosed));
+        },
+        &wake);
+    if (wake) {
+      // Tell it nothing will come (it sees TX_DROPPED when woken); RX_TASK_SET
+      // keeps the receiver off its waker, and the block lives until TX_GONE.
+      in->rx_waker.get().wake_by_ref();
+      in->finish(detail::kTxGone, detail::kRxGone);
     }
-    inner_->release();
   }
 
   // Sends `value`; hands it back when the receiver is gone (see the header).
   [[nodiscard]] std::optional<T> send(T value) && {
     detail::Inner<T>* in = std::exchange(inner_, nullptr);
-    // acquire: pairs with the receiver's close (its CLOSED is current).
-    if (in->state.load(std::memory_order_acquire) & detail::kClosed) {
-      finish_unsent(in);
-      return std::optional<T>(std::move(value));
-    }
     in->value.get_mut().emplace(std::move(value));  // ours until VALUE_SENT
-    // acq_rel: release publishes the value to the receiver; acquire sees its
-    // waker (RX_TASK_SET) and a close that raced with us.
-    const uint32_t prev =
-        in->state.fetch_or(detail::kValueSent | detail::kTxDropped, std::memory_order_acq_rel);
-    if (prev & detail::kClosed) {
-      // The receiver closed while we wrote: it saw no VALUE_SENT before its
-      // close, so it never touches the value (Receiver::close), which is
-      // still ours to give back.
-      std::optional<T> back = take_back_after_close(in);
-      in->release();
-      return back;
+    // acquire: the receiver's waker (RX_TASK_SET) and a close that came first.
+    uint32_t cur = in->state.load(std::memory_order_acquire);
+    bool wake;
+    for (;;) {
+      if (cur & detail::kClosed) {
+        // The receiver closed before seeing any VALUE_SENT, so it never
+        // touches the value (Receiver::close): it is ours to give back.
+        std::optional<T> back = std::move(in->value.get_mut());
+        in->value.get_mut().reset();
+        in->finish(detail::kTxDropped | detail::kTxGone, detail::kRxGone);
+        return back;
+      }
+      // One read-modify-write when nobody waits: publish and let go.
+      wake = cur & detail::kRxTaskSet;
+      const uint32_t next =
+          cur | detail::kValueSent | detail::kTxDropped | (wake ? 0 : detail::kTxGone);
+      // acq_rel: release publishes the value; acquire as the load above.
+      if (in->state.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+        break;
+      }
     }
-    if (prev & detail::kRxTaskSet) in->rx_waker.get().wake_by_ref();
-    in->release();
+    // (Without CLOSED the receiver cannot be gone: RX_GONE comes with CLOSED.)
+    if (wake) {
+      in->rx_waker.get().wake_by_ref();
+      in->finish(detail::kTxGone, detail::kRxGone);
+    }
     return std::nullopt;
   }
 
@@ -164,19 +232,6 @@ class [[nodiscard]] Sender {
   friend std::pair<Sender<U>, Receiver<U>> channel();
   explicit Sender(detail::Inner<T>* in) noexcept : inner_(in) {}
 
-  static void finish_unsent(detail::Inner<T>* in) noexcept {
-    in->state.fetch_or(detail::kTxDropped, std::memory_order_acq_rel);
-    in->release();
-  }
-  // After a CLOSED seen by our VALUE_SENT fetch_or: the receiver closed
-  // before it could see the value, so nobody else reads it (a receiver
-  // that closes takes a value only if VALUE_SENT was set before its close).
-  static std::optional<T> take_back_after_close(detail::Inner<T>* in) noexcept {
-    std::optional<T> back = std::move(in->value.get_mut());
-    in->value.get_mut().reset();
-    return back;
-  }
-
   detail::Inner<T>* inner_;
 };
 
@@ -190,12 +245,15 @@ class [[nodiscard]] Receiver {
   ~Receiver() {
     if (inner_ == nullptr) return;
     close();
+    detail::Inner<T>* in = std::exchange(inner_, nullptr);
     // A value sent before our close is ours to destroy (here, on this
-    // thread); one sent after it was taken back by the sender.
+    // thread); one sent after it is the sender's (it took it back).
     // acquire: pairs with the sender's release of VALUE_SENT.
-    const uint32_t s = inner_->state.load(std::memory_order_acquire);
-    if ((s & detail::kValueSent) && !closed_before_value_) inner_->value.get_mut().reset();
-    inner_->release();
+    if ((in->state.load(std::memory_order_acquire) & detail::kValueSent) &&
+        !closed_before_value_) {
+      in->value.get_mut().reset();
+    }
+    in->finish(detail::kRxGone, detail::kTxGone);
   }
 
   // Refuses later sends (they get their value back); a value already sent
@@ -272,14 +330,10 @@ class [[nodiscard]] Receiver {
     inner_->value.get_mut().reset();
     return v;
   }
-  // After Ready: let go of the channel (as a drop does, with nothing left).
+  // After Ready: let go of the channel (as a drop does, with nothing left:
+  // the value was taken, or none will come).
   void finish() noexcept {
-    detail::Inner<T>* in = std::exchange(inner_, nullptr);
-    if (!closed_) {
-      // acq_rel: as in close(); a sender still there sees the end.
-      in->state.fetch_or(detail::kClosed, std::memory_order_acq_rel);
-    }
-    in->release();
+    std::exchange(inner_, nullptr)->finish(detail::kClosed | detail::kRxGone, detail::kTxGone);
   }
 
   detail::Inner<T>* inner_;
@@ -290,7 +344,7 @@ class [[nodiscard]] Receiver {
 // A connected pair (one allocation).
 template <class T>
 [[nodiscard]] std::pair<Sender<T>, Receiver<T>> channel() {
-  auto* in = new detail::Inner<T>();
+  auto* in = detail::Inner<T>::make();
   return {Sender<T>(in), Receiver<T>(in)};
 }
 

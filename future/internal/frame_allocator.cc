@@ -4,6 +4,13 @@
 #include <cstdint>
 #include <new>
 
+// Sanitizers must see every free (a reuse would hide a use-after-free), and
+// the model checker counts what an execution leaves allocated: both get the
+// plain allocator.
+#if defined(POLLUX_SANITIZER) || defined(POLLUX_MODEL)
+#define POLLUX_FRAME_CACHE_OFF 1
+#endif
+
 namespace pollux::detail {
 namespace {
 
@@ -23,7 +30,7 @@ constexpr std::size_t class_capacity(std::size_t index) noexcept {
   return std::max(kFrameCacheMinBlocks, kFrameCacheBytesPerClass / class_bytes(index));
 }
 
-#ifndef POLLUX_SANITIZER
+#ifndef POLLUX_FRAME_CACHE_OFF
 
 constexpr std::size_t kClasses = kMaxPooledFrame / kFrameGranule;
 
@@ -58,11 +65,11 @@ ThreadCache::~ThreadCache() {
   cache_dead = true;
 }
 
-#endif  // POLLUX_SANITIZER
+#endif  // POLLUX_FRAME_CACHE_OFF
 
 }  // namespace
 
-#ifdef POLLUX_SANITIZER
+#ifdef POLLUX_FRAME_CACHE_OFF
 
 void* frame_alloc(std::size_t size) { return ::operator new(size); }
 void frame_free(void* p, std::size_t) noexcept { ::operator delete(p); }
@@ -112,7 +119,7 @@ std::size_t frame_cache_count(std::size_t size) noexcept {
   return cache.count[class_index(size)];
 }
 
-#endif  // POLLUX_SANITIZER
+#endif  // POLLUX_FRAME_CACHE_OFF
 
 std::size_t frame_cache_capacity(std::size_t size) noexcept {
   return class_capacity(class_index(size));

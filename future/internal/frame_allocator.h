@@ -16,7 +16,10 @@
 //
 // Under a sanitizer build (POLLUX_SANITIZER, set by --config=asan/tsan/ubsan)
 // the lists are bypassed entirely, so AddressSanitizer sees a use of a freed
-// frame as a heap-use-after-free instead of a silent reuse.
+// frame as a heap-use-after-free instead of a silent reuse; so they are under
+// the model checker (POLLUX_MODEL), which counts what an execution leaves.
+//
+// sync/ uses it too, for its small per-use blocks (a oneshot channel).
 //
 // Thread-safety: each thread has its own lists and touches only those; no
 // locks and no atomics.
