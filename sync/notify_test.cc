@@ -15,6 +15,7 @@
 #include "future/task.h"
 #include "future/testing/probe_futures.h"
 #include "gtest/gtest.h"
+#include "runtime/runtime.h"
 #include "tests/watchdog.h"
 
 namespace pollux::sync {
@@ -132,23 +133,26 @@ TEST(NotifyTest, MovingAWaitingNotifiedIsACheckedError) {
       "moved after it started waiting");
 }
 
-// Two threads, each running its own executor, hand a token back and forth
-// through two Notify objects (a ping-pong): no wake-up is ever lost.
-TEST(NotifyTest, PingPongBetweenTwoExecutorThreads) {
+// Two threads, each running its own current-thread runtime, hand a token
+// back and forth through two Notify objects (a ping-pong): no wake-up is
+// ever lost.
+TEST(NotifyTest, PingPongBetweenTwoRuntimesThreads) {
   constexpr int kRounds = 20'000;
   pollux::testing::Watchdog dog(std::chrono::seconds(60), "notify ping-pong");
   Notify ping, pong;
   std::thread other([&] {
-    LocalExecutor ex;
-    ex.block_on([&]() -> Task<void> {
+    absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().build();
+    ASSERT_TRUE(rt.ok()) << rt.status();
+    rt->block_on([&]() -> Task<void> {
       for (int i = 0; i < kRounds; ++i) {
         co_await ping.notified();
         pong.notify_one();
       }
     }());
   });
-  LocalExecutor ex;
-  ex.block_on([&]() -> Task<void> {
+  absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().build();
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  rt->block_on([&]() -> Task<void> {
     for (int i = 0; i < kRounds; ++i) {
       ping.notify_one();
       co_await pong.notified();
