@@ -27,6 +27,10 @@
 #
 # Env: REPS (3), DURATION (5), WARMUP (1), CONNS (50), SIZE (64), DEPTH (1),
 # MODES ("echo http"), SERVERS ("raw pollux"), SERVER_CPU (0), CLIENT_CPU (1).
+# SERVERS may also name "base": pollux's servers built elsewhere (an older
+# commit's worktree), found in BASE_BIN_DIR (its bazel-bin/examples), to
+# measure a change against the commit before it: SERVERS="base pollux".
+# The ratio rows are the second server over the first.
 # Exits non-zero when any run failed (loadgen errors, server died, no port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +51,11 @@ for server in $SERVERS; do
   case $server in
     raw) targets+=(//bench:raw_echo_server //bench:raw_http_server) ;;
     pollux) targets+=(//examples:echo_server //examples:http_hello) ;;
-    *) echo "compare.sh: unknown server '$server' in SERVERS (raw, pollux)" >&2; exit 2 ;;
+    base)
+      if [[ ! -x ${BASE_BIN_DIR:-}/echo_server ]]; then
+        echo "compare.sh: SERVERS has 'base' but BASE_BIN_DIR/echo_server is missing" >&2; exit 2
+      fi ;;
+    *) echo "compare.sh: unknown server '$server' in SERVERS (raw, pollux, base)" >&2; exit 2 ;;
   esac
 done
 ./bazelw build -c opt "${targets[@]}"
@@ -65,6 +73,10 @@ for t in "${targets[@]}"; do
   rel=${t#//}
   cp "$bin_dir/${rel%%:*}/${rel##*:}" "$work/"
 done
+if [[ " $SERVERS " == *" base "* ]]; then
+  cp "$BASE_BIN_DIR/echo_server" "$work/base_echo_server"
+  cp "$BASE_BIN_DIR/http_hello" "$work/base_http_hello"
+fi
 
 server_binary() {  # server mode -> binary path
   case $1:$2 in
@@ -72,11 +84,13 @@ server_binary() {  # server mode -> binary path
     raw:http) echo "$work/raw_http_server" ;;
     pollux:echo) echo "$work/echo_server" ;;
     pollux:http) echo "$work/http_hello" ;;
+    base:echo) echo "$work/base_echo_server" ;;
+    base:http) echo "$work/base_http_hello" ;;
   esac
 }
 
-cpu_ticks() {  # pid -> utime+stime in clock ticks (fields 14, 15; comm may hold spaces)
-  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+cpu_ticks() {  # pid -> "utime stime" in clock ticks (fields 14, 15; comm may hold spaces)
+  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
 }
 
 now_ns() { date +%s%N; }
@@ -108,8 +122,8 @@ run_one() {  # mode server rep
     return
   fi
 
-  local ticks0 t0 ticks1 t1 rc=0
-  ticks0=$(cpu_ticks "$server_pid")
+  local ticks0 t0 ticks1 t1 rc=0 u0 s0 u1 s1
+  read -r u0 s0 < <(cpu_ticks "$server_pid")
   t0=$(now_ns)
   "$work/loadgen" --port="$port" --mode="$mode" --conns="$CONNS" --size="$SIZE" --depth="$DEPTH" \
     --duration="$DURATION" --warmup="$WARMUP" --cpu="$CLIENT_CPU" >"$work/loadgen.out" \
@@ -118,8 +132,9 @@ run_one() {  # mode server rep
   if ! ticks1=$(cpu_ticks "$server_pid" 2>/dev/null); then
     echo "FAILED: $server $mode server died during the run" >&2
     rc=1
-    ticks1=$ticks0
+    ticks1="$u0 $s0"
   fi
+  read -r u1 s1 <<<"$ticks1"
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=
@@ -133,7 +148,7 @@ run_one() {  # mode server rep
   fi
   [[ -z $result ]] && return
   echo "$mode $server rep $rep: ${result#RESULT }"
-  echo "$mode $server $((ticks1 - ticks0)) $((t1 - t0)) ${result#RESULT }" >>"$results"
+  echo "$mode $server $((u1 - u0)) $((s1 - s0)) $((t1 - t0)) ${result#RESULT }" >>"$results"
 }
 
 for mode in $MODES; do
@@ -153,15 +168,19 @@ import statistics, sys
 path, ticks_per_sec, modes, servers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
 runs = {}
 for line in open(path):
-    mode, server, ticks, wall_ns, *kv = line.split()
+    mode, server, uticks, sticks, wall_ns, *kv = line.split()
     r = dict(f.split("=", 1) for f in kv)
-    cpu_s = int(ticks) / ticks_per_sec
+    user_s, sys_s = int(uticks) / ticks_per_sec, int(sticks) / ticks_per_sec
+    cpu_s = user_s + sys_s
     total = int(r["total_msgs"])
+    per = lambda secs: secs * 1e6 / total if total else float("nan")
     runs.setdefault((mode, server), []).append({
         "rate": float(r["msgs_per_sec"]),
         "p50": float(r["p50_us"]),
         "p99": float(r["p99_us"]),
-        "cpu_us": cpu_s * 1e6 / total if total else float("nan"),
+        "cpu_us": per(cpu_s),
+        "user_us": per(user_s),
+        "sys_us": per(sys_s),
         "busy": 100 * cpu_s / (int(wall_ns) / 1e9),
         "client_busy": 100 * float(r["client_cpu_secs"]) / float(r["total_secs"]),
         "errors": int(r["errors"]),
@@ -170,9 +189,9 @@ for line in open(path):
 def med(rows, key):
     return statistics.median(row[key] for row in rows)
 
-print("| mode | server | msgs/s | p50 us | p99 us | server cpu us/msg | server busy % "
-      "| loadgen busy % | errors |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| mode | server | msgs/s | p50 us | p99 us | server cpu us/msg | user us/msg "
+      "| sys us/msg | server busy % | loadgen busy % | errors |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for mode in modes:
     for server in servers:
         rows = runs.get((mode, server))
@@ -180,20 +199,28 @@ for mode in modes:
             print(f"| {mode} | {server} | (no successful run) | | | | | | |")
             continue
         print(f"| {mode} | {server} | {med(rows, 'rate'):.0f} | {med(rows, 'p50'):.1f} | "
-              f"{med(rows, 'p99'):.1f} | {med(rows, 'cpu_us'):.2f} | {med(rows, 'busy'):.0f} | "
+              f"{med(rows, 'p99'):.1f} | {med(rows, 'cpu_us'):.2f} | {med(rows, 'user_us'):.3f} | "
+              f"{med(rows, 'sys_us'):.2f} | {med(rows, 'busy'):.0f} | "
               f"{med(rows, 'client_busy'):.0f} | {sum(r['errors'] for r in rows)} |")
-    raw, pollux = runs.get((mode, "raw")), runs.get((mode, "pollux"))
-    if raw and pollux:
-        print(f"| {mode} | pollux/raw | {med(pollux, 'rate') / med(raw, 'rate'):.2f}x | | | "
-              f"{med(pollux, 'cpu_us') / med(raw, 'cpu_us'):.2f}x | | | |")
-        # Each repetition's pollux run against the raw run just before it:
+    if len(servers) < 2:
+        continue
+    first, second = servers[0], servers[1]
+    a, b = runs.get((mode, first)), runs.get((mode, second))
+    if a and b:
+        name = f"{second}/{first}"
+        print(f"| {mode} | {name} | {med(b, 'rate') / med(a, 'rate'):.2f}x | | | "
+              f"{med(b, 'cpu_us') / med(a, 'cpu_us'):.2f}x | "
+              f"{med(b, 'user_us') / med(a, 'user_us'):.2f}x | "
+              f"{med(b, 'sys_us') / med(a, 'sys_us'):.2f}x | | | |")
+        # Each repetition's second run against the first run just before it:
         # the machine's speed drifts between repetitions (up to 2x here), and
         # a pair of adjacent runs shares the drift, so the median of the
         # paired ratios is the steadier figure.
-        if len(raw) == len(pollux):
-            rate = statistics.median(p["rate"] / r["rate"] for r, p in zip(raw, pollux))
-            cpu = statistics.median(p["cpu_us"] / r["cpu_us"] for r, p in zip(raw, pollux))
-            print(f"| {mode} | pollux/raw, paired | {rate:.2f}x | | | {cpu:.2f}x | | | |")
+        if len(a) == len(b):
+            paired = lambda k: statistics.median(y[k] / x[k] for x, y in zip(a, b))
+            print(f"| {mode} | {name}, paired | {paired('rate'):.2f}x | | | "
+                  f"{paired('cpu_us'):.2f}x | {paired('user_us'):.2f}x | "
+                  f"{paired('sys_us'):.2f}x | | | |")
 EOF
 
 if [[ $failed -ne 0 ]]; then
