@@ -3,7 +3,10 @@
 //   current scheduler   the executor whose tasks this thread is polling
 //                       (null outside block_on / a worker loop)
 //   current task        the task being polled right now (null between polls
-//                       and while a block_on root future is polled)
+//                       and while a block_on root future is polled), and its
+//                       pin count (TaskPin below)
+//   worker index        which worker (multi_thread) or core (thread_per_core)
+//                       of the current scheduler this thread is; 0 elsewhere
 //   backend             the I/O backend of this thread (reactor/)
 //   timers              the timer queue of this thread (timer/)
 //
@@ -19,6 +22,10 @@
 // Thread-safety: each thread has its own; nothing here is shared.
 #ifndef POLLUX_EXECUTOR_CONTEXT_H_
 #define POLLUX_EXECUTOR_CONTEXT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <utility>
 
 namespace pollux {
 
@@ -36,9 +43,12 @@ class TimerQueue;
 struct RuntimeContext {
   detail::Schedule* scheduler = nullptr;
   detail::Header* task = nullptr;
+  // The current task's pin count (Header::pins), null when `task` is.
+  std::atomic<uint32_t>* task_pins = nullptr;
   // The polled task woke itself (yield_now, an exhausted budget): the
   // harness queues it again once the poll returns (ScheduleKind::kSelfWake).
   bool task_woke_itself = false;
+  uint32_t worker_index = 0;
   reactor::Backend* backend = nullptr;
   timer::TimerQueue* timers = nullptr;
 
@@ -68,6 +78,95 @@ class [[nodiscard]] RuntimeContext::Enter {
 
  private:
   RuntimeContext prev_;
+};
+
+// TaskPin: held by whatever keeps worker-owned state for the task being
+// polled (an I/O op's slot, an armed timer entry, a readiness wait), for as
+// long as it keeps it. While a task holds a pin, a multi_thread runtime
+// never moves it off its home worker (DESIGN §4, "Pinning"): only that
+// worker's thread may touch the ring or wheel the state lives in.
+//
+// A pin is taken through the RuntimeContext's current-task pointer, not
+// through cx.waker() (under join_all that is not the task's own waker), and
+// only during a poll on the home worker; it is given back by the same
+// holder, on the same thread (the state it guards can only be released
+// there). Outside a task (a block_on root future, a bare executor's
+// thread) there is nothing to pin and a TaskPin is empty. The count has one
+// writer at a time (the home worker's thread) and is changed with a relaxed
+// load and store, no read-modify-write. Other threads read it only after
+// the task's state word ordered the poll that raised it (a waker that won
+// NOTIFIED on an idle task); a kept pin given back outside a poll can race
+// such a read, and a stale "pinned" only sends the task home once more.
+//
+// Two kinds. current(): for a future that lives inside the task's own
+// future (an op, a Sleep); the task checks when it finishes that every such
+// pin is back, so one held from outside is an abort, never a write into a
+// freed cell. current_keeping_task(): for state that may legitimately
+// outlive the task that armed it (an AcceptStream owned by a parent and
+// polled by a child); it holds a reference to the task, so the count it
+// gives back is never freed memory.
+namespace detail {
+// Task references for current_keeping_task (task.cc).
+void pin_ref_inc(Header* task) noexcept;
+void pin_ref_dec(Header* task) noexcept;
+// Header::pins counts current() pins in the low half and kept-task pins in
+// the high half; a task with either is pinned.
+inline constexpr uint32_t kPinUnit = 1;
+inline constexpr uint32_t kKeptPinUnit = uint32_t{1} << 16;
+inline constexpr uint32_t kOwnPinsMask = kKeptPinUnit - 1;
+}  // namespace detail
+
+class [[nodiscard]] TaskPin {
+ public:
+  TaskPin() = default;
+  // Pins the task being polled on this thread, if any (see above).
+  static TaskPin current() noexcept {
+    std::atomic<uint32_t>* pins = RuntimeContext::current().task_pins;
+    if (pins != nullptr) add(pins, detail::kPinUnit);
+    return TaskPin(pins, nullptr);
+  }
+  // Pins it and holds a reference to it (see above).
+  static TaskPin current_keeping_task() noexcept {
+    const RuntimeContext& ctx = RuntimeContext::current();
+    if (ctx.task_pins == nullptr) return TaskPin();
+    add(ctx.task_pins, detail::kKeptPinUnit);
+    detail::pin_ref_inc(ctx.task);
+    return TaskPin(ctx.task_pins, ctx.task);
+  }
+  TaskPin(TaskPin&& o) noexcept
+      : pins_(std::exchange(o.pins_, nullptr)), kept_(std::exchange(o.kept_, nullptr)) {}
+  TaskPin& operator=(TaskPin&& o) noexcept {
+    if (this != &o) {
+      reset();
+      pins_ = std::exchange(o.pins_, nullptr);
+      kept_ = std::exchange(o.kept_, nullptr);
+    }
+    return *this;
+  }
+  ~TaskPin() { reset(); }
+
+  // Gives the pin back (no-op when empty).
+  void reset() noexcept {
+    if (pins_ == nullptr) return;
+    if (kept_ == nullptr) {
+      add(std::exchange(pins_, nullptr), -detail::kPinUnit);
+      return;
+    }
+    add(std::exchange(pins_, nullptr), -detail::kKeptPinUnit);
+    detail::pin_ref_dec(std::exchange(kept_, nullptr));  // may free the cell: last
+  }
+  bool holds() const noexcept { return pins_ != nullptr; }
+
+ private:
+  TaskPin(std::atomic<uint32_t>* pins, detail::Header* kept) noexcept
+      : pins_(pins), kept_(kept) {}
+  static void add(std::atomic<uint32_t>* pins, uint32_t delta) noexcept {
+    // relaxed load and store: one writer (see above); unsigned wrap-around
+    // makes -unit a decrement.
+    pins->store(pins->load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+  std::atomic<uint32_t>* pins_ = nullptr;
+  detail::Header* kept_ = nullptr;
 };
 
 }  // namespace pollux

@@ -71,6 +71,7 @@ void LocalExecutor::check_can_block(const char* what) const {
 RuntimeContext LocalExecutor::running_context(const RuntimeContext& base) const noexcept {
   RuntimeContext ctx;
   ctx.scheduler = scheduler_;
+  ctx.worker_index = base.worker_index;
   ctx.backend = base.backend;
   ctx.timers = base.timers;
   return ctx;

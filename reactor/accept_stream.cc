@@ -9,8 +9,8 @@ namespace pollux::reactor {
 
 AcceptStream::~AcceptStream() {
   if (!id_.valid()) return;
-  POLLUX_DCHECK(current_backend() == backend_,
-                "an AcceptStream was dropped on a thread other than its backend's");
+  POLLUX_CHECK(current_backend() == backend_,
+               "an AcceptStream was dropped on a thread other than its backend's");
   // The backend closes what it delivered and nobody took, and whatever the
   // kernel still delivers before the cancel lands.
   backend_->cancel(id_);
@@ -34,8 +34,8 @@ Poll<absl::StatusOr<OwnedFd>> AcceptStream::poll_next(Context& cx) {
           "built with Runtime::Builder().enable_io()"));
     }
   }
-  POLLUX_DCHECK(current_backend() == backend_,
-                "an AcceptStream was polled on a thread other than its backend's");
+  POLLUX_CHECK(current_backend() == backend_,
+               "an AcceptStream was polled on a thread other than its backend's");
   // At most twice: a multishot that ended with nothing left is armed again.
   for (int round = 0; round < 2; ++round) {
     if (!id_.valid()) {
@@ -44,6 +44,7 @@ Poll<absl::StatusOr<OwnedFd>> AcceptStream::poll_next(Context& cx) {
         cx.waker().wake_by_ref();  // no room this tick: try again next tick
         return Pending{};
       }
+      pin_ = TaskPin::current_keeping_task();  // the multishot lives in this worker's backend
     }
     const MultiNext next = backend_->poll_multi(id_, cx.waker());
     switch (next.kind) {
@@ -58,6 +59,7 @@ Poll<absl::StatusOr<OwnedFd>> AcceptStream::poll_next(Context& cx) {
       case MultiNext::Kind::kEnded:
         // The kernel ended the multishot and everything it sent was handed out.
         backend_->cancel(std::exchange(id_, OpId{}));
+        pin_.reset();
         break;
     }
   }

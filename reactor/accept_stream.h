@@ -20,13 +20,17 @@
 // ever leaks.
 //
 // Thread-safety: the stream and its futures belong to the thread of the
-// backend it was first polled on. The stream must outlive its next() futures.
+// backend it was first polled on (checked). The stream must outlive its
+// next() futures. While armed it pins the task that armed it to that
+// worker (TaskPin). It may outlive that task (a parent owns the stream, a
+// child accepts); on multi_thread, poll it from tasks of one worker.
 #ifndef POLLUX_REACTOR_ACCEPT_STREAM_H_
 #define POLLUX_REACTOR_ACCEPT_STREAM_H_
 
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "executor/context.h"
 #include "future/future.h"
 #include "reactor/backend.h"
 #include "reactor/owned_fd.h"
@@ -64,6 +68,9 @@ class AcceptStream {
   int listen_fd_;
   Backend* backend_ = nullptr;
   OpId id_;
+  // Held while the multishot is armed (its backend's worker owns the op).
+  // It keeps the arming task's cell alive: the stream may outlive it.
+  TaskPin pin_;
 };
 
 }  // namespace pollux::reactor

@@ -44,6 +44,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "executor/context.h"
 #include "future/assert.h"
 #include "future/future.h"
 #include "reactor/backend.h"
@@ -103,8 +104,8 @@ class [[nodiscard]] Op {
   Op& operator=(Op&&) = delete;
   ~Op() {
     if (!id_.valid()) return;
-    POLLUX_DCHECK(current_backend() == backend_,
-                  "an I/O operation was dropped on a thread other than its backend's");
+    POLLUX_CHECK(current_backend() == backend_,
+                 "an I/O operation was dropped on a thread other than its backend's");
     backend_->cancel(id_);
   }
 
@@ -126,9 +127,10 @@ class [[nodiscard]] Op {
         cx.waker().wake_by_ref();
         return Pending{};
       }
+      pin_ = TaskPin::current();  // the slot is this worker's until finish()
     }
-    POLLUX_DCHECK(current_backend() == backend_,
-                  "an I/O operation was polled on a thread other than its backend's");
+    POLLUX_CHECK(current_backend() == backend_,
+                 "an I/O operation was polled on a thread other than its backend's");
     OpCore& core = *id_.core;
     if (core.state != OpState::kCompleted) {
       if (!core.waker.will_wake(cx.waker())) core.waker = cx.waker();
@@ -136,6 +138,7 @@ class [[nodiscard]] Op {
       return Pending{};
     }
     Output out = spec_.finish(*backend_, std::exchange(id_, OpId{}));
+    pin_.reset();
     done_ = true;
     return Ready<Output>(std::move(out));
   }
@@ -144,6 +147,8 @@ class [[nodiscard]] Op {
   Spec spec_;
   Backend* backend_ = nullptr;
   OpId id_;
+  // Held while id_ is valid: the slot lives in this worker's backend.
+  TaskPin pin_;
   bool done_ = false;
 };
 

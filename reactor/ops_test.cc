@@ -30,6 +30,7 @@
 #include "future/ready.h"
 #include "future/select.h"
 #include "future/task.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "reactor/errno_status.h"
 #include "reactor/owned_fd.h"
@@ -106,6 +107,45 @@ class OpsTest : public ::testing::Test {
 TEST_F(OpsTest, NopCompletes) {
   EXPECT_TRUE(rt_.block_on(reactor::nop()).ok());
   EXPECT_GE(rt_.io_backend()->stats().completions, 1u);
+}
+
+// The pin count of the task polling this future (RuntimeContext::task_pins).
+struct ReadPins {
+  using Output = uint32_t;
+  Poll<uint32_t> poll(Context&) {
+    return Ready(RuntimeContext::current().task_pins->load(std::memory_order_relaxed));
+  }
+};
+
+// Polls `*op` once from inside the task, then reports the task's pins.
+template <class Op>
+struct PollOnceThenPins {
+  using Output = uint32_t;
+  Op* op;
+  Poll<uint32_t> poll(Context& cx) {
+    (void)op->poll(cx);
+    return ReadPins{}.poll(cx);
+  }
+};
+
+TEST_F(OpsTest, AnOpInFlightPinsItsTaskUntilItsResultIsTakenOrItIsDropped) {
+  Pipe p = Pipe::make();
+  std::vector<uint32_t> seen;
+  rt_.block_on(rt_.spawn([&]() -> Task<void> {
+    seen.push_back(co_await ReadPins{});
+    {
+      auto dropped = reactor::read(p.r.get(), std::vector<char>(8));
+      seen.push_back(co_await PollOnceThenPins<decltype(dropped)>{&dropped});
+    }
+    seen.push_back(co_await ReadPins{});
+    auto read = reactor::read(p.r.get(), std::vector<char>(8));
+    seen.push_back(co_await PollOnceThenPins<decltype(read)>{&read});
+    EXPECT_EQ(::write(p.w.get(), "x", 1), 1);
+    IoResult r = co_await read;
+    EXPECT_EQ(str(r), "x");
+    seen.push_back(co_await ReadPins{});
+  }));
+  EXPECT_THAT(seen, ::testing::ElementsAre(0u, 1u, 0u, 1u, 0u));
 }
 
 TEST_F(OpsTest, ReadIsWokenByAWriteFromAnotherThread) {

@@ -25,14 +25,14 @@ Sleep::~Sleep() {
   // Only a registered entry touches queue_: a queue destroyed first has
   // already unregistered it.
   if (entry_.is_registered()) {
-    POLLUX_DCHECK(queue_->is_owner_thread(),
+    POLLUX_CHECK(queue_->is_owner_thread(),
                   "a registered Sleep was dropped on a thread other than its TimerQueue's");
     queue_->cancel(&entry_);
   }
 }
 
 Poll<void> Sleep::poll(Context& cx) {
-  POLLUX_DCHECK(state_ != State::kDone, "Sleep polled after it returned Ready (reset() re-arms it)");
+  POLLUX_CHECK(state_ != State::kDone, "Sleep polled after it returned Ready (reset() re-arms it)");
   if (!cx.budget().try_take()) {
     cx.waker().wake_by_ref();
     return Pending{};
@@ -47,6 +47,7 @@ Poll<void> Sleep::poll(Context& cx) {
       return Ready{};
     }
     queue_ = q;
+    pin_ = TaskPin::current();  // the entry lives in this worker's wheel from now on
     entry_.set_waker(cx.waker());
     if (deadline_ == Instant::max()) {
       state_ = State::kNever;  // kept for reset(); nothing can fire
@@ -55,14 +56,15 @@ Poll<void> Sleep::poll(Context& cx) {
       state_ = State::kRegistered;
     }
   } else if (state_ == State::kNever) {
-    POLLUX_DCHECK(timer::current_timer_queue() == queue_,
+    POLLUX_CHECK(timer::current_timer_queue() == queue_,
                   "a Sleep was polled on a thread other than its TimerQueue's");
     entry_.set_waker(cx.waker());
   } else {
-    POLLUX_DCHECK(timer::current_timer_queue() == queue_,
+    POLLUX_CHECK(timer::current_timer_queue() == queue_,
                   "a registered Sleep was polled on a thread other than its TimerQueue's");
     if (entry_.has_fired()) {
       state_ = State::kDone;
+      pin_.reset();
       return Ready{};
     }
     entry_.set_waker(cx.waker());
@@ -78,17 +80,18 @@ void Sleep::reset(Instant deadline) noexcept {
       break;
     case State::kRegistered:
       if (entry_.is_registered()) {
-        POLLUX_DCHECK(queue_->is_owner_thread(),
+        POLLUX_CHECK(queue_->is_owner_thread(),
                       "a registered Sleep was reset on a thread other than its TimerQueue's");
         queue_->cancel(&entry_);
         queue_->insert(&entry_, deadline);  // a past deadline fires at the next tick
       } else {
         state_ = State::kIdle;  // fired: re-evaluated on the next poll
+        pin_.reset();
       }
       break;
     case State::kNever:
       if (deadline != Instant::max()) {
-        POLLUX_DCHECK(queue_->is_owner_thread(),
+        POLLUX_CHECK(queue_->is_owner_thread(),
                       "a Sleep was reset on a thread other than its TimerQueue's");
         queue_->insert(&entry_, deadline);  // keeps the waker of the last poll
         state_ = State::kRegistered;

@@ -36,9 +36,9 @@
 //
 // Thread-safety
 //   A Sleep is polled, reset and dropped on the thread whose TimerQueue it
-//   registered with (debug builds check it). Under work stealing this will
-//   move to the {driver, slot, generation} scheme of DESIGN.md section 5;
-//   until then, a task holding a registered Sleep must not migrate. The
+//   registered with (checked in every build). While registered it pins its
+//   task (TaskPin, executor/context.h), so a multi_thread runtime keeps the
+//   task on the worker whose wheel holds the entry. The
 //   TimerQueue must outlive polls of the Sleep; dropping a Sleep after its
 //   queue is gone is safe (the queue unregistered it).
 //
@@ -55,6 +55,7 @@
 #include <type_traits>
 
 #include "absl/time/time.h"
+#include "executor/context.h"
 #include "future/future.h"
 #include "timer/instant.h"
 #include "timer/timer_queue.h"
@@ -107,6 +108,9 @@ class [[nodiscard]] Sleep {
   timer::TimerQueue* queue_ = nullptr;  // set in kRegistered and kNever
   State state_ = State::kIdle;
   timer::TimerQueue::Entry entry_;
+  // Held in kRegistered and kNever: the entry (or the queue reset() would
+  // insert into) belongs to one worker's wheel (DESIGN §4, "Pinning").
+  TaskPin pin_;
 };
 static_assert(std::is_standard_layout_v<Sleep>);
 

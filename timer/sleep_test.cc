@@ -16,6 +16,7 @@
 #include "executor/local_executor.h"
 #include "executor/yield_now.h"
 #include "future/map.h"
+#include "future/task.h"
 #include "future/testing/counted.h"
 #include "future/testing/counting_waker.h"
 #include "timer/instant.h"
@@ -242,8 +243,7 @@ TEST(SleepDeathTest, MovingARegisteredSleepIsCaught) {
       "a Sleep was moved after a Pending poll registered its timer");
 }
 
-#ifndef NDEBUG
-TEST(SleepDeathTest, DroppingARegisteredSleepOnAnotherThreadIsCaughtInDebugBuilds) {
+TEST(SleepDeathTest, DroppingARegisteredSleepOnAnotherThreadIsCaught) {
   EXPECT_DEATH(
       {
         timer::TimerQueue q;
@@ -254,7 +254,6 @@ TEST(SleepDeathTest, DroppingARegisteredSleepOnAnotherThreadIsCaughtInDebugBuild
       },
       "dropped on a thread other than its TimerQueue's");
 }
-#endif
 
 // ---------------------------------------------------------------- under an executor
 
@@ -391,6 +390,62 @@ TEST(SleepExecutorTest, PausedSleepCompletesWhileBusyTasksAdvanceTheClock) {
   EXPECT_LT(woke, deadline + absl::Milliseconds(2));
   EXPECT_LT(polls, Busy::kLimit);
   EXPECT_EQ(rt.drv.blocking_parks(), 0u) << "the executor never went idle";
+}
+
+// The pin count of the task polling this future (RuntimeContext::task_pins).
+struct ReadPins {
+  using Output = uint32_t;
+  Poll<uint32_t> poll(Context&) {
+    return Ready(RuntimeContext::current().task_pins->load(std::memory_order_relaxed));
+  }
+};
+
+// Polls `*s` once from inside the task, then reports the task's pins.
+struct PollSleepOnceThenPins {
+  using Output = uint32_t;
+  Sleep* s;
+  Poll<uint32_t> poll(Context& cx) {
+    (void)s->poll(cx);
+    return ReadPins{}.poll(cx);
+  }
+};
+
+TEST(SleepExecutorTest, ARegisteredSleepPinsItsTaskUntilItCompletesOrIsDropped) {
+  Runtime rt;
+  rt.q().pause();
+  std::vector<uint32_t> seen;
+  JoinHandle<void> h = rt.ex.spawn_local([&]() -> Task<void> {
+    seen.push_back(co_await ReadPins{});
+    {
+      Sleep dropped = sleep(absl::Seconds(5));
+      seen.push_back(co_await PollSleepOnceThenPins{&dropped});
+    }
+    seen.push_back(co_await ReadPins{});
+    Sleep s = sleep(absl::Milliseconds(3));
+    seen.push_back(co_await PollSleepOnceThenPins{&s});
+    co_await s;  // fires: the pin goes with the entry
+    seen.push_back(co_await ReadPins{});
+    s.reset(timer::now() + absl::Milliseconds(2));
+    co_await s;
+    seen.push_back(co_await ReadPins{});
+  });
+  rt.ex.block_on(std::move(h));
+  EXPECT_THAT(seen, ::testing::ElementsAre(0u, 1u, 0u, 1u, 0u, 0u));
+}
+
+TEST(SleepDeathTest, ASleepPolledByATaskThatFinishesBeforeItIsCaught) {
+  // The Sleep lives outside the task that polled it: when the task ends,
+  // the Sleep still holds a pin into the task's cell. That is an abort with
+  // a message, never a later write into freed memory.
+  EXPECT_DEATH(
+      {
+        Runtime rt;
+        Sleep outside = sleep(absl::Seconds(5));
+        rt.ex.block_on(rt.ex.spawn_local([&]() -> Task<void> {
+          (void)co_await PollSleepOnceThenPins{&outside};
+        }));
+      },
+      "a task finished while an I/O operation, AcceptStream or Sleep it polled still holds");
 }
 
 TEST(SleepExecutorTest, RealClockSleepIsNeverEarly) {

@@ -66,6 +66,13 @@ enum class Owned : bool { kNo, kYes };
 // the scheduler's OwnedTasks (when it was ever bound to one), and releases
 // `extra_refs` more references (the queue entry's, when called from a poll).
 void complete(Header* h, uint64_t extra_refs, Owned owned = Owned::kYes) noexcept {
+  // The future is gone, and with it every TaskPin it held. One left is held
+  // by an op or timer that lives outside the task's future and would later
+  // write into this freed cell: stop here instead.
+  // relaxed: written only by this thread (the polling one).
+  POLLUX_CHECK((h->pins.load(std::memory_order_relaxed) & kOwnPinsMask) == 0,
+               "a task finished while an I/O operation, AcceptStream or Sleep it polled still "
+               "holds worker-owned state; own such futures inside the task that polls them");
   const TaskState::Snapshot prev = h->state.transition_to_complete();
   if (!prev.has_join_interest()) {
     // Nobody will read the result: drop it here, on the polling thread.
@@ -133,11 +140,14 @@ int64_t live_tasks() noexcept {
   return sum;
 }
 
+void pin_ref_inc(Header* task) noexcept { task->state.ref_inc(); }
+void pin_ref_dec(Header* task) noexcept { drop_reference(task); }
+
 void drop_reference(Header* h) noexcept {
   if (h->state.ref_dec()) dealloc(h);
 }
 
-void run_task(Header* h, Budget& budget) {
+void run_task(Header* h, Budget& budget, bool continue_budget) {
   RuntimeContext& ctx = RuntimeContext::current();
   // A RUNNING task in a run queue is owned by that queue entry (DESIGN §4):
   // a new task queued for its first poll, or one that woke itself during its
@@ -164,15 +174,17 @@ void run_task(Header* h, Budget& budget) {
   // The Context borrows a non-owning waker: the poll holds the queue entry's
   // reference, which outlives the poll, so no refcount traffic here.
   Waker borrowed = Waker::from_raw(h, &kTaskWakerVTable);
-  budget.reset();
+  if (!continue_budget) budget.reset();
   bool finished;
   ctx.task = h;
+  ctx.task_pins = &h->pins;
   ctx.task_woke_itself = false;
   {
     Context cx(borrowed, budget);
     finished = h->vtable->poll(h, cx);  // never throws: the cell catches
   }
   ctx.task = nullptr;
+  ctx.task_pins = nullptr;
   borrowed.release();
   if (finished) {
     complete(h, 1);

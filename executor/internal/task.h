@@ -63,12 +63,23 @@ struct Header {
   const TaskVTable* vtable;
   Header* queue_next = nullptr;  // intrusive link for whichever run queue holds the task
   Schedule* scheduler;           // one reference held for the cell's whole life
+  // The TaskPins (executor/context.h) held for the task: I/O op slots,
+  // armed timer entries. While nonzero the task stays on `home`. Written
+  // only on `home` (see TaskPin for the ordering).
+  std::atomic<uint32_t> pins{0};
+  // The multi_thread worker that polls it: set at the start of a poll made
+  // with no pins, by the polling worker. Unused by single-thread executors.
+  uint32_t home = 0;
 };
 static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
 
 struct Trailer {
   Header* owned_prev = nullptr;
   Header* owned_next = nullptr;
+  // multi_thread: the OwnedTasks shard holding the task, and its id
+  // (the spawning worker's index in the high bits, DESIGN §4).
+  uint32_t owned_shard = 0;
+  uint64_t id = 0;
   // Written by the JoinHandle while JOIN_WAKER is clear, read by the task
   // side once it saw JOIN_WAKER set (see task_state.h).
   RaceCell<Waker> join_waker;
@@ -86,8 +97,10 @@ inline Trailer* trailer_of(Header* h) noexcept {
 extern const WakerVTable kTaskWakerVTable;
 
 // Runs one poll of a task popped from a run queue (consumes the entry's
-// reference), on the thread whose RuntimeContext names its scheduler.
-void run_task(Header* h, Budget& budget);
+// reference), on the thread whose RuntimeContext names its scheduler. The
+// budget is reset to Budget::kDefault first, unless `continue_budget` (a
+// task run from a multi_thread worker's LIFO slot continues its waker's).
+void run_task(Header* h, Budget& budget, bool continue_budget = false);
 // Drops an idle task's future during executor shutdown (owner thread).
 void shutdown_task(Header* h);
 // Takes a task off a run queue at shutdown, before shutdown_task walks the
