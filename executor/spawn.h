@@ -98,15 +98,29 @@ auto make_task_future(F&& f) {
   return Fut(std::forward<F>(f));
 }
 
+enum class Placement : bool {
+  kAnywhere,
+  // Pinned to the spawning thread's worker for its whole life (spawn_local
+  // on multi_thread): a pin that is never given back (TaskPin's kept half,
+  // so the end-of-task check does not count it).
+  kThisThread,
+};
+
 // Allocates the task and hands it to `scheduler` (ScheduleKind::kSpawn),
 // which takes the cell's reference to it, binds it and queues its first
-// poll, or cancels it at once when it is closed. From any thread.
+// poll, or cancels it at once when it is closed. From any thread
+// (kThisThread: from one of the scheduler's own threads).
 template <class F>
-auto spawn_onto(Schedule* scheduler, F&& f) {
+auto spawn_onto(Schedule* scheduler, F&& f, Placement placement = Placement::kAnywhere) {
   auto fut = make_task_future(std::forward<F>(f));
   using Fut = decltype(fut);
   using Out = output_t<Fut>;
   Header* h = Cell<Fut>::allocate(std::move(fut), scheduler);
+  if (placement == Placement::kThisThread) {
+    // relaxed: the cell is not shared yet; schedule() publishes it.
+    h->pins.store(kKeptPinUnit, std::memory_order_relaxed);
+    h->home = RuntimeContext::current().worker_index;
+  }
   auto handle = HandleFactory::make<Out>(h);
   scheduler->schedule(h, ScheduleKind::kSpawn);
   return handle;
@@ -133,14 +147,15 @@ template <class F>
       std::forward<F>(f));
 }
 
-// Spawns onto this thread's executor; the task never leaves this thread.
+// Spawns onto this thread's executor; the task never leaves this thread
+// (on multi_thread it is pinned to this worker and never stolen).
 template <class F>
 [[nodiscard]] auto spawn_local(F&& f) {
   return detail::spawn_onto(
       detail::current_scheduler_for(
           "spawn_local() called on a thread with no running executor; call it from inside a "
           "task or block_on, or use LocalExecutor::spawn_local"),
-      std::forward<F>(f));
+      std::forward<F>(f), detail::Placement::kThisThread);
 }
 
 }  // namespace pollux

@@ -131,7 +131,7 @@ struct PollOnceThenPins {
 TEST_F(OpsTest, AnOpInFlightPinsItsTaskUntilItsResultIsTakenOrItIsDropped) {
   Pipe p = Pipe::make();
   std::vector<uint32_t> seen;
-  rt_.block_on(rt_.spawn([&]() -> Task<void> {
+  JoinResult<Unit> done = rt_.block_on(rt_.spawn([&]() -> Task<void> {
     seen.push_back(co_await ReadPins{});
     {
       auto dropped = reactor::read(p.r.get(), std::vector<char>(8));
@@ -145,6 +145,7 @@ TEST_F(OpsTest, AnOpInFlightPinsItsTaskUntilItsResultIsTakenOrItIsDropped) {
     EXPECT_EQ(str(r), "x");
     seen.push_back(co_await ReadPins{});
   }));
+  EXPECT_TRUE(done.ok());
   EXPECT_THAT(seen, ::testing::ElementsAre(0u, 1u, 0u, 1u, 0u));
 }
 

@@ -1,73 +1,192 @@
 #include "runtime/runtime.h"
 
+#include <sched.h>
+
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "executor/multi_thread/scheduler.h"
 #include "executor/thread_parker.h"
 #include "reactor/uring/io_uring_backend.h"
+#include "runtime/internal/thread_per_core.h"
 #include "timer/time_driver.h"
 
 namespace pollux {
 
 namespace detail {
 
-// What a Runtime owns, in destruction order from the bottom up: the
-// executor goes first (its tasks' futures may cancel ops and timers of the
-// driver), then the driver.
-struct RuntimeInner {
+SpawnTarget::SpawnTarget(std::vector<Schedule*> schedulers) : schedulers_(std::move(schedulers)) {
+  for (Schedule* s : schedulers_) s->ref_inc();
+}
+
+SpawnTarget::~SpawnTarget() {
+  for (Schedule* s : schedulers_) s->ref_dec();
+}
+
+Schedule* SpawnTarget::at(size_t i) const {
+  POLLUX_CHECK(i < schedulers_.size(),
+               "spawn_on(core, f) with a core index the runtime does not have");
+  return schedulers_[i];
+}
+
+namespace {
+
+constexpr char kPauseForbidden[] =
+    "timer::pause() works on a current_thread runtime only (DESIGN §5: with one timer wheel "
+    "per worker, an idle worker's paused clock would jump while another does real I/O); run "
+    "paused-clock tests on Runtime::Builder().current_thread()";
+
+// What one thread of a runtime parks in: its I/O backend (or a plain
+// parker), under its timer driver when time is enabled.
+struct Drivers {
   std::unique_ptr<reactor::IoUringBackend> io;
-  std::unique_ptr<ThreadParker> parker;       // when there is no I/O
-  std::unique_ptr<timer::TimeDriver> time;    // when time is enabled, over io or parker
-  timer::TimerQueue* timers = nullptr;
-  std::unique_ptr<LocalExecutor> executor;
-  // Runtime thread only, after the executor bound it.
-  bool bound = false;
-  bool ring_enabled = false;
+  std::unique_ptr<ThreadParker> parker;    // when there is no I/O
+  std::unique_ptr<timer::TimeDriver> time;  // when time is enabled, over io or parker
+  Park* park = nullptr;
 
   RuntimeContext context() const noexcept {
     RuntimeContext ctx;
     ctx.backend = io.get();
-    ctx.timers = timers;
+    ctx.timers = time ? &time->queue() : nullptr;
     return ctx;
   }
+  // On the thread that will run it: own the wheel, enable the ring.
+  absl::Status bind_to_current_thread() {
+    if (time) time->queue().bind_to_current_thread();
+    return io ? io->enable_on_current_thread() : absl::OkStatus();
+  }
+};
+
+// The CPUs this process may run on, in order.
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+}  // namespace
+
+// What a Runtime owns. Destruction: the executor(s) first (their tasks'
+// futures may cancel ops and timers of the drivers), then the drivers.
+struct RuntimeInner {
+  using Flavour = Runtime::Builder::Flavour;
+  Flavour flavour = Flavour::kCurrentThread;
+  std::vector<std::unique_ptr<Drivers>> drivers;  // one per worker (core)
+  std::shared_ptr<const SpawnTarget> target;
+  // current_thread:
+  std::unique_ptr<LocalExecutor> executor;
+  bool bound = false;          // runtime thread only, after the executor bound it
+  // multi_thread (one reference held):
+  MultiThreadScheduler* multi = nullptr;
+  // thread_per_core:
+  std::unique_ptr<ThreadPerCore> cores;
+
+  static absl::StatusOr<std::unique_ptr<RuntimeInner>> build(const Runtime::Builder& b);
 
   ~RuntimeInner() {
     if (executor) {
       // Futures dropped at shutdown may cancel I/O ops and timers: they find
       // their driver through this thread's context.
-      RuntimeContext::Enter entered(context());
+      RuntimeContext::Enter entered(drivers[0]->context());
       executor.reset();
     }
-    // The backend drains the ring (every op's memory back from the kernel,
-    // or kept) and closes it; the eventfd goes with its last unparker.
-    time.reset();
-    io.reset();
-    parker.reset();
+    if (multi != nullptr) {
+      multi->shutdown();
+      multi->join();
+      multi->ref_dec();
+    }
+    cores.reset();  // stops and joins every core
+    // Each backend drained its ring (on its thread, for the multi-thread
+    // flavours) and closes it now; each eventfd goes with its last unparker.
+    drivers.clear();
   }
 };
+
+absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime::Builder& b) {
+  auto inner = std::make_unique<RuntimeInner>();
+  inner->flavour = b.flavour_;
+  const bool many = b.flavour_ != Flavour::kCurrentThread;
+  size_t n = 1;
+  std::vector<int> cpus;
+  if (many) {
+    cpus = allowed_cpus();
+    n = b.threads_ != 0 ? b.threads_ : std::max<size_t>(cpus.size(), 1);
+    if (n > 1024) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Runtime::Builder: ", n, " worker threads; at most 1024 (one per CPU is the norm)"));
+    }
+    if (b.pin_workers_ && cpus.size() < n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Runtime::Builder::worker_cpu_affinity: ", n, " workers but the process may run on ",
+          cpus.size(), " CPUs; ask for fewer workers or drop the affinity"));
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    auto d = std::make_unique<Drivers>();
+    if (b.io_) {
+      reactor::IoUringOptions opts = b.uring_;
+      // Every ring of the runtime shares the first one's kernel workers.
+      if (i > 0) opts.attach_wq_fd = inner->drivers[0]->io->ring_fd();
+      absl::StatusOr<std::unique_ptr<reactor::IoUringBackend>> io =
+          reactor::IoUringBackend::create(opts);
+      if (!io.ok()) return io.status();
+      d->io = std::move(*io);
+      d->park = d->io.get();
+    } else {
+      d->parker = std::make_unique<ThreadParker>();
+      d->park = d->parker.get();
+    }
+    if (b.time_) {
+      d->time = std::make_unique<timer::TimeDriver>(*d->park);
+      if (many) d->time->queue().forbid_pause(kPauseForbidden);
+      d->park = d->time.get();
+    }
+    inner->drivers.push_back(std::move(d));
+  }
+  if (!many) {
+    inner->executor =
+        std::make_unique<LocalExecutor>(*inner->drivers[0]->park, /*bind_lazily=*/true);
+    inner->target = std::make_shared<SpawnTarget>(
+        std::vector<Schedule*>{inner->executor->scheduler()});
+    return inner;
+  }
+  std::vector<WorkerConfig> configs;
+  for (size_t i = 0; i < n; ++i) {
+    Drivers* d = inner->drivers[i].get();
+    WorkerConfig c;
+    c.park = d->park;
+    c.base = d->context();
+    c.on_start = [d] { return d->bind_to_current_thread(); };
+    c.on_stop = [d] {
+      if (d->io) d->io->shutdown();
+    };
+    if (b.pin_workers_) c.cpu = cpus[i];
+    configs.push_back(std::move(c));
+  }
+  if (b.flavour_ == Flavour::kMultiThread) {
+    inner->multi = MultiThreadScheduler::start(std::move(configs));
+    inner->target = std::make_shared<SpawnTarget>(std::vector<Schedule*>{inner->multi});
+  } else {
+    inner->cores = std::make_unique<ThreadPerCore>(std::move(configs));
+    std::vector<Schedule*> schedulers;
+    for (size_t i = 0; i < n; ++i) schedulers.push_back(inner->cores->scheduler(i));
+    inner->target = std::make_shared<SpawnTarget>(std::move(schedulers));
+  }
+  return inner;
+}
 
 }  // namespace detail
 
 absl::StatusOr<Runtime> Runtime::Builder::build() {
-  if (multi_thread_) {
-    return absl::UnimplementedError("only the current_thread runtime flavour exists so far");
-  }
-  auto inner = std::make_unique<detail::RuntimeInner>();
-  Park* park;
-  if (io_) {
-    absl::StatusOr<std::unique_ptr<reactor::IoUringBackend>> b =
-        reactor::IoUringBackend::create(uring_);
-    if (!b.ok()) return b.status();
-    inner->io = std::move(*b);
-    park = inner->io.get();
-  } else {
-    inner->parker = std::make_unique<ThreadParker>();
-    park = inner->parker.get();
-  }
-  if (time_) {
-    inner->time = std::make_unique<timer::TimeDriver>(*park);
-    inner->timers = &inner->time->queue();
-    park = inner->time.get();
-  }
-  inner->executor = std::make_unique<LocalExecutor>(*park, /*bind_lazily=*/true);
-  return Runtime(std::move(inner));
+  absl::StatusOr<std::unique_ptr<detail::RuntimeInner>> inner = detail::RuntimeInner::build(*this);
+  if (!inner.ok()) return inner.status();
+  return Runtime(std::move(*inner));
 }
 
 Runtime::Runtime(std::unique_ptr<detail::RuntimeInner> inner) : inner_(std::move(inner)) {}
@@ -78,8 +197,10 @@ Runtime::~Runtime() = default;
 absl::Status Runtime::enter_check() {
   if (RuntimeContext::current().scheduler != nullptr) {
     return absl::FailedPreconditionError(
-        "Runtime::block_on called from inside a task; co_await the future instead");
+        "Runtime::block_on called from inside a task (or on a runtime's worker thread); it "
+        "would block that thread: co_await the future instead");
   }
+  if (!is_current_thread()) return absl::OkStatus();
   // The executor's owner binding is one compare-exchange: of two threads
   // racing their first block_on, exactly one becomes the runtime thread.
   if (!inner_->executor->try_bind_to_current_thread()) {
@@ -89,22 +210,43 @@ absl::Status Runtime::enter_check() {
         "threads");
   }
   if (!inner_->bound) {
-    // The runtime thread owns the timer wheel from now on.
-    if (inner_->timers != nullptr) inner_->timers->bind_to_current_thread();
+    // The runtime thread owns the timer wheel and the ring from now on.
+    if (absl::Status s = inner_->drivers[0]->bind_to_current_thread(); !s.ok()) return s;
     inner_->bound = true;
-  }
-  if (inner_->io && !inner_->ring_enabled) {
-    absl::Status s = inner_->io->enable_on_current_thread();
-    if (!s.ok()) return s;
-    inner_->ring_enabled = true;
   }
   return absl::OkStatus();
 }
 
+absl::Status Runtime::finished_early_status() const {
+  absl::Status s = inner_->multi != nullptr   ? inner_->multi->status()
+                   : inner_->cores != nullptr ? inner_->cores->status()
+                                              : absl::OkStatus();
+  if (!s.ok()) return s;
+  return absl::CancelledError(
+      "the runtime shut down before the block_on future finished (destroyed from another "
+      "thread)");
+}
+
+bool Runtime::is_current_thread() const noexcept { return inner_->executor != nullptr; }
 LocalExecutor& Runtime::executor() const noexcept { return *inner_->executor; }
-RuntimeContext Runtime::context() const noexcept { return inner_->context(); }
-Handle Runtime::handle() const { return Handle(inner_->executor->scheduler()); }
-reactor::Backend* Runtime::io_backend() const noexcept { return inner_->io.get(); }
-timer::TimerQueue* Runtime::timer_queue() const noexcept { return inner_->timers; }
+RuntimeContext Runtime::context() const noexcept { return inner_->drivers[0]->context(); }
+const detail::SpawnTarget& Runtime::spawn_target() const noexcept { return *inner_->target; }
+Handle Runtime::handle() const { return Handle(inner_->target); }
+size_t Runtime::worker_count() const noexcept { return inner_->drivers.size(); }
+
+reactor::Backend* Runtime::io_backend(size_t worker) const noexcept {
+  return worker < inner_->drivers.size() ? inner_->drivers[worker]->io.get() : nullptr;
+}
+
+timer::TimerQueue* Runtime::timer_queue(size_t worker) const noexcept {
+  if (worker >= inner_->drivers.size() || !inner_->drivers[worker]->time) return nullptr;
+  return &inner_->drivers[worker]->time->queue();
+}
+
+std::optional<size_t> this_core() noexcept {
+  const RuntimeContext& ctx = RuntimeContext::current();
+  if (ctx.scheduler == nullptr) return std::nullopt;
+  return ctx.worker_index;
+}
 
 }  // namespace pollux

@@ -7,10 +7,26 @@
 //   if (!rt.ok()) { ... }          // e.g. io_uring unavailable: the reason says so
 //   int v = rt->block_on(main_task());
 //
-// Flavours: current_thread() (the only one so far): one thread runs every
-// task. It binds to the first thread that calls block_on (or spawns on it);
-// block_on from any other thread is FailedPrecondition from try_block_on and
-// a check failure with the same message from block_on.
+// Flavours (DESIGN §4):
+//   current_thread()     one thread runs every task. It binds to the first
+//                        thread that calls block_on (or spawns on it);
+//                        block_on from any other thread is FailedPrecondition
+//                        from try_block_on and a check failure with the same
+//                        message from block_on. The paused test clock
+//                        (timer::pause) exists on this flavour only.
+//   multi_thread(n)      n workers with work stealing; each owns a backend
+//                        (ring) and a timer wheel and parks in it. A task that
+//                        holds worker-owned state (an op in flight, an armed
+//                        timer) is pinned to its worker until it lets go
+//                        (TaskPin, executor/context.h); any other may be stolen.
+//   thread_per_core(n)   n threads, each a single-thread executor with its own
+//                        backend and wheel, no stealing: a task stays on the
+//                        core it was spawned onto. spawn_on(core, f) picks
+//                        one; Handle::spawn goes round robin.
+// On the two multi-thread flavours block_on may be called from any thread that
+// is not one of the runtime's: it spawns the future and parks the caller
+// until it finishes (the caller has no ring). worker_cpu_affinity() pins
+// worker (core) i to the i-th CPU the process may run on.
 //
 // Inside block_on the runtime's RuntimeContext (executor/context.h) is this
 // thread's: pollux::spawn, timer::sleep and the reactor's operations find
@@ -18,26 +34,36 @@
 // Outside, they fail with a clear message (sleep, spawn) or status (I/O).
 //
 // Shutdown (~Runtime): every unfinished task's future is dropped on the
-// runtime thread (their JoinHandles yield Cancelled), then the backend
+// thread that polls it (current_thread: the runtime thread; multi_thread:
+// its home worker, in the order of executor/multi_thread/scheduler.h;
+// thread_per_core: its core), and their JoinHandles yield Cancelled; then each backend
 // cancels every in-flight operation and waits (at most 10 s) for the kernel
 // to hand back its memory, keeping what it does not, then closes the ring.
 // The backend's eventfd is closed when the last thing that can wake the
 // executor (a JoinHandle, a cloned Waker, a Handle) is gone, so a late wake
-// never writes to a reused fd. Destroy the runtime on its thread.
+// never writes to a reused fd. Destroy a current_thread runtime on its
+// thread, and the others on any thread that is not one of theirs.
 //
-// Thread-safety: a Runtime is used from its thread; handle() gives a Handle
-// that spawns onto it from any thread.
+// Thread-safety: a current_thread Runtime is used from its thread; the
+// other flavours' block_on and spawn from any thread not theirs; handle()
+// gives a Handle that spawns onto the runtime from any thread.
 #ifndef POLLUX_RUNTIME_RUNTIME_H_
 #define POLLUX_RUNTIME_RUNTIME_H_
 
+#include <atomic>
+#include <cstddef>
 #include <memory>
+#include <optional>
 #include <type_traits>
+#include <vector>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "executor/context.h"
 #include "executor/internal/schedule.h"
+#include "executor/join_handle.h"
+#include "executor/join_result.h"
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
 #include "future/future.h"
@@ -51,6 +77,31 @@ class Runtime;
 
 namespace detail {
 struct RuntimeInner;
+
+// What Runtime::spawn and Handle::spawn hand tasks to: the runtime's one
+// scheduler, or the cores of a thread_per_core runtime in turn. Holds a
+// reference to each, so it may outlive the runtime (spawns are then
+// cancelled at once).
+class SpawnTarget {
+ public:
+  explicit SpawnTarget(std::vector<Schedule*> schedulers);
+  ~SpawnTarget();
+  SpawnTarget(const SpawnTarget&) = delete;
+  SpawnTarget& operator=(const SpawnTarget&) = delete;
+
+  Schedule* next() const noexcept {
+    if (schedulers_.size() == 1) return schedulers_[0];
+    // relaxed: only a round-robin counter.
+    return schedulers_[next_.fetch_add(1, std::memory_order_relaxed) % schedulers_.size()];
+  }
+  // Core `i` (checked: i < size()).
+  Schedule* at(size_t i) const;
+  size_t size() const noexcept { return schedulers_.size(); }
+
+ private:
+  std::vector<Schedule*> schedulers_;
+  mutable std::atomic<size_t> next_{0};
+};
 }  // namespace detail
 
 // Spawns onto a runtime from any thread. Cheap to copy; outliving the
@@ -58,24 +109,29 @@ struct RuntimeInner;
 class Handle {
  public:
   // Spawns `f` (a Future or a callable returning one) onto the runtime; the
-  // runtime thread adopts it at its next tick (on the runtime thread itself
-  // it is queued at once, with no syscall).
+  // runtime adopts it at its next tick (on one of its own threads it is
+  // queued at once, with no syscall). thread_per_core: the cores in turn.
   template <class F>
   [[nodiscard]] auto spawn(F&& f) const {
-    return detail::spawn_onto(scheduler_.get(), std::forward<F>(f));
+    return detail::spawn_onto(target_->next(), std::forward<F>(f));
+  }
+  // Spawns onto core `core` of a thread_per_core runtime (checked: core <
+  // cores). On the other flavours there is one "core", 0.
+  template <class F>
+  [[nodiscard]] auto spawn_on(size_t core, F&& f) const {
+    return detail::spawn_onto(target_->at(core), std::forward<F>(f));
   }
 
  private:
   friend class Runtime;
-  struct SchedulerRef {
-    void operator()(detail::Schedule* s) const noexcept { s->ref_dec(); }
-  };
-  // The deleter must be named here: `scheduler_(s)` alone would build a
-  // shared_ptr with the default deleter (delete s) and ignore the one in
-  // the member's default initializer.
-  explicit Handle(detail::Schedule* s) : scheduler_(s, SchedulerRef{}) { s->ref_inc(); }
-  std::shared_ptr<detail::Schedule> scheduler_{nullptr, SchedulerRef{}};
+  explicit Handle(std::shared_ptr<const detail::SpawnTarget> t) : target_(std::move(t)) {}
+  std::shared_ptr<const detail::SpawnTarget> target_;
 };
+
+// The index of the worker (multi_thread) or core (thread_per_core) this
+// thread is, 0 on a current_thread runtime's thread, nullopt on a thread
+// that runs no runtime.
+std::optional<size_t> this_core() noexcept;
 
 class Runtime {
  public:
@@ -83,7 +139,27 @@ class Runtime {
    public:
     // One thread runs every task (see the class comment).
     Builder& current_thread() {
-      multi_thread_ = false;
+      flavour_ = Flavour::kCurrentThread;
+      return *this;
+    }
+    // `workers` threads with work stealing (0: one per CPU the process may
+    // run on).
+    Builder& multi_thread(size_t workers = 0) {
+      flavour_ = Flavour::kMultiThread;
+      threads_ = workers;
+      return *this;
+    }
+    // `cores` single-thread executors, no stealing (0: one per CPU).
+    Builder& thread_per_core(size_t cores = 0) {
+      flavour_ = Flavour::kThreadPerCore;
+      threads_ = cores;
+      return *this;
+    }
+    // Pins worker (core) i to the i-th CPU of the process's affinity mask
+    // (the two multi-thread flavours; build() fails when there are fewer
+    // CPUs than threads).
+    Builder& worker_cpu_affinity(bool pin = true) {
+      pin_workers_ = pin;
       return *this;
     }
     // io_uring operations (reactor/, net/, fs/).
@@ -107,7 +183,11 @@ class Runtime {
     absl::StatusOr<Runtime> build();
 
    private:
-    bool multi_thread_ = false;
+    enum class Flavour { kCurrentThread, kMultiThread, kThreadPerCore };
+    friend struct detail::RuntimeInner;
+    Flavour flavour_ = Flavour::kCurrentThread;
+    size_t threads_ = 0;
+    bool pin_workers_ = false;
     bool io_ = false;
     bool time_ = false;
     reactor::IoUringOptions uring_;
@@ -117,14 +197,25 @@ class Runtime {
   Runtime& operator=(Runtime&&) noexcept;
   ~Runtime();
 
-  // Runs `f` to completion on this thread, with spawned tasks, I/O and
-  // timers, and returns its output. Aborts with a message when called from
-  // another thread than the runtime's or from inside a task.
+  // Runs `f` to completion and returns its output. current_thread: on this
+  // thread, with spawned tasks, I/O and timers; aborts with a message when
+  // called from another thread than the runtime's. multi_thread and
+  // thread_per_core: as a task on the runtime, the caller parked until it
+  // finishes. From inside a task of any runtime: an abort with a message (it
+  // would block a worker; co_await the future instead). A panic in `f` is
+  // rethrown here.
   template <Future F>
   output_t<F> block_on(F f) {
     absl::Status s = enter_check();
     POLLUX_CHECK(s.ok(), s.message().data());
-    return executor().block_on_in(context(), std::move(f));
+    if (is_current_thread()) return executor().block_on_in(context(), std::move(f));
+    JoinResult<stored_output_t<F>> r = wait_here(spawn(std::move(f)));
+    if (!r.ok()) {
+      r.rethrow();
+      detail::check_failed("Runtime::block_on", finished_early_status().ToString().c_str(),
+                           __FILE__, __LINE__);
+    }
+    if constexpr (!std::is_void_v<output_t<F>>) return std::move(r).value();
   }
   // Like block_on, but returns a status instead of aborting: a wrong thread
   // or re-entry is FailedPrecondition, a ring that cannot be enabled on this
@@ -133,26 +224,46 @@ class Runtime {
   // For a future whose output is a Status or StatusOr, that error is folded
   // into it (try_output_t, executor/local_executor.h):
   //   absl::Status s = rt.try_block_on(reactor::nop());   // nop's, or the runtime's
+  // A panic in `f` is rethrown.
   template <Future F>
   try_output_t<output_t<F>> try_block_on(F f) {
     absl::Status s = enter_check();
     if (!s.ok()) return s;
-    return executor().try_block_on_in(context(), std::move(f));
+    if (is_current_thread()) return executor().try_block_on_in(context(), std::move(f));
+    JoinResult<stored_output_t<F>> r = wait_here(spawn(std::move(f)));
+    if (!r.ok()) {
+      r.rethrow();
+      return finished_early_status();
+    }
+    if constexpr (std::is_void_v<output_t<F>>) {
+      return Unit{};
+    } else {
+      return std::move(r).value();
+    }
   }
 
-  // Spawns onto this runtime from any thread. On the runtime thread it
-  // makes no syscall; from elsewhere the task goes through the remote queue.
+  // Spawns onto this runtime from any thread (thread_per_core: the cores in
+  // turn). On one of the runtime's threads it makes no syscall; from
+  // elsewhere the task goes through the remote queue.
   template <class F>
   [[nodiscard]] auto spawn(F&& f) {
-    return detail::spawn_onto(executor().scheduler(), std::forward<F>(f));
+    return detail::spawn_onto(spawn_target().next(), std::forward<F>(f));
   }
+  // Spawns onto core `core` (thread_per_core; see Handle::spawn_on).
+  template <class F>
+  [[nodiscard]] auto spawn_on(size_t core, F&& f) {
+    return detail::spawn_onto(spawn_target().at(core), std::forward<F>(f));
+  }
+  // Worker (core) threads: 1 on current_thread.
+  size_t worker_count() const noexcept;
 
   Handle handle() const;
 
-  // The I/O backend, or null when I/O is not enabled.
-  reactor::Backend* io_backend() const noexcept;
-  // The timer queue, or null when time is not enabled.
-  timer::TimerQueue* timer_queue() const noexcept;
+  // The I/O backend, or null when I/O is not enabled (multi-thread
+  // flavours: worker `worker`'s).
+  reactor::Backend* io_backend(size_t worker = 0) const noexcept;
+  // The timer queue, or null when time is not enabled (likewise).
+  timer::TimerQueue* timer_queue(size_t worker = 0) const noexcept;
 
  private:
   explicit Runtime(std::unique_ptr<detail::RuntimeInner> inner);
@@ -164,6 +275,17 @@ class Runtime {
   LocalExecutor& executor() const noexcept;
   // The backend and timers block_on makes current.
   RuntimeContext context() const noexcept;
+  bool is_current_thread() const noexcept;
+  const detail::SpawnTarget& spawn_target() const noexcept;
+  // Parks this thread (which runs no runtime) until `h` is ready.
+  template <class T>
+  static output_t<JoinHandle<T>> wait_here(JoinHandle<T> h) {
+    LocalExecutor waiter;
+    return waiter.block_on(std::move(h));
+  }
+  // Why a block_on future was cancelled: the error that stopped the
+  // runtime, or Cancelled (it was shut down meanwhile).
+  absl::Status finished_early_status() const;
 
   std::unique_ptr<detail::RuntimeInner> inner_;
 };

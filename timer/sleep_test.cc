@@ -429,7 +429,7 @@ TEST(SleepExecutorTest, ARegisteredSleepPinsItsTaskUntilItCompletesOrIsDropped) 
     co_await s;
     seen.push_back(co_await ReadPins{});
   });
-  rt.ex.block_on(std::move(h));
+  EXPECT_TRUE(rt.ex.block_on(std::move(h)).ok());
   EXPECT_THAT(seen, ::testing::ElementsAre(0u, 1u, 0u, 1u, 0u, 0u));
 }
 
@@ -441,7 +441,7 @@ TEST(SleepDeathTest, ASleepPolledByATaskThatFinishesBeforeItIsCaught) {
       {
         Runtime rt;
         Sleep outside = sleep(absl::Seconds(5));
-        rt.ex.block_on(rt.ex.spawn_local([&]() -> Task<void> {
+        (void)rt.ex.block_on(rt.ex.spawn_local([&]() -> Task<void> {
           (void)co_await PollSleepOnceThenPins{&outside};
         }));
       },

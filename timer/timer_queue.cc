@@ -1,5 +1,7 @@
 #include "timer/timer_queue.h"
 
+#include <string>
+
 #include <utility>
 
 #include "executor/context.h"
@@ -55,9 +57,16 @@ std::optional<Instant> TimerQueue::next_deadline() const noexcept {
 }
 
 void TimerQueue::pause() noexcept {
-  if (paused_) return;
+  const absl::Status s = try_pause();
+  POLLUX_CHECK(s.ok(), std::string(s.message()).c_str());
+}
+
+absl::Status TimerQueue::try_pause() noexcept {
+  if (pause_forbidden_ != nullptr) return absl::FailedPreconditionError(pause_forbidden_);
+  if (paused_) return absl::OkStatus();
   update_now();
   paused_ = true;
+  return absl::OkStatus();
 }
 
 void TimerQueue::resume() noexcept {
@@ -149,12 +158,15 @@ Instant now() noexcept {
   return q != nullptr ? q->clock_now() : Instant::now();
 }
 
-void pause() {
-  checked_current(
-      "timer::pause() needs a TimerQueue on this thread (a runtime with time enabled, or a "
-      "TimeDriver entered with TimeDriver::enter())")
-      .pause();
-}
+namespace {
+constexpr char kPauseNeedsAQueue[] =
+    "timer::pause() needs a TimerQueue on this thread (a runtime with time enabled, or a "
+    "TimeDriver entered with TimeDriver::enter())";
+}  // namespace
+
+absl::Status try_pause() { return checked_current(kPauseNeedsAQueue).try_pause(); }
+
+void pause() { checked_current(kPauseNeedsAQueue).pause(); }
 
 void resume() {
   checked_current(

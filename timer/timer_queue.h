@@ -55,6 +55,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "executor/context.h"
 #include "future/assert.h"
@@ -145,7 +146,15 @@ class TimerQueue {
 
   bool is_paused() const noexcept { return paused_; }
   // Freezes the clock at a fresh reading. No-op when already paused.
+  // Aborts with try_pause()'s message where that fails.
   void pause() noexcept;
+  // As pause(); FailedPrecondition, with the clock untouched, on a queue
+  // whose runtime forbids it (forbid_pause).
+  absl::Status try_pause() noexcept;
+  // The runtime has more than one wheel (multi_thread, thread_per_core): one
+  // worker's paused clock would jump while another does real I/O (DESIGN
+  // §5), so pause() refuses with `reason`.
+  void forbid_pause(const char* reason) noexcept { pause_forbidden_ = reason; }
   // Lets the clock run again at real speed from the paused time. No-op when
   // not paused.
   void resume() noexcept;
@@ -192,6 +201,7 @@ class TimerQueue {
   Instant now_;
   absl::Duration offset_ = absl::ZeroDuration();  // queue time - Instant::now() when running
   bool paused_ = false;
+  const char* pause_forbidden_ = nullptr;
   std::thread::id owner_;
 };
 
@@ -222,8 +232,12 @@ Instant now() noexcept;
 // The test clock of the current thread's TimerQueue, like tokio::time's.
 // Each checks (always on) that the thread has a TimerQueue.
 //
-// Freezes the clock; no-op when already paused.
+// Freezes the clock; no-op when already paused. Aborts with try_pause()'s
+// message where that fails.
 void pause();
+// As pause(), but FailedPrecondition on a multi_thread or thread_per_core
+// runtime (the test clock is current_thread only, DESIGN §5).
+absl::Status try_pause();
 // Lets the clock run again from the paused time; no-op when not paused.
 void resume();
 // Moves the paused clock forward by `d` >= 0 (checked: paused). Timers now

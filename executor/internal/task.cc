@@ -224,6 +224,11 @@ void shutdown_task(Header* h) {
   if (h->state.transition_to_shutdown()) cancel_and_complete(h, 0);
 }
 
+void shutdown_unlisted_task(Header* h) {
+  if (h->state.transition_to_shutdown()) cancel_and_complete(h, 0, Owned::kNo);
+  drop_reference(h);  // the list's
+}
+
 void cancel_unowned_task(Header* h) noexcept {
   // Never polled, so still RUNNING from its creation (only this thread may
   // drop its future). The queue entry's reference is released here, and the

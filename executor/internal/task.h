@@ -103,6 +103,9 @@ extern const WakerVTable kTaskWakerVTable;
 void run_task(Header* h, Budget& budget, bool continue_budget = false);
 // Drops an idle task's future during executor shutdown (owner thread).
 void shutdown_task(Header* h);
+// As shutdown_task, for a task the caller has already taken out of its
+// OwnedTasks: also releases the list's reference, which the caller now held.
+void shutdown_unlisted_task(Header* h);
 // Takes a task off a run queue at shutdown, before shutdown_task walks the
 // owned tasks: one that is queued still RUNNING (its first poll, or a
 // self-wake) is owned by the queue entry, so it is cancelled and completed

@@ -134,6 +134,10 @@ absl::StatusOr<std::unique_ptr<IoUringBackend>> IoUringBackend::create(IoUringOp
     std::memset(&p, 0, sizeof(p));
     p.flags = flags | IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE;
     p.cq_entries = options.cq_entries;
+    if (options.attach_wq_fd >= 0) {
+      p.flags |= IORING_SETUP_ATTACH_WQ;
+      p.wq_fd = static_cast<unsigned>(options.attach_wq_fd);
+    }
     ret = io_uring_queue_init_params(options.sq_entries, &ring, &p);
     if (ret == 0) {
       used = p.flags;

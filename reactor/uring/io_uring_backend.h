@@ -124,6 +124,10 @@ class IoUringBackend final : public Backend {
 
   // ---- io_uring specifics ----
   unsigned setup_flags() const noexcept { return setup_flags_; }
+  // The ring's fd, for IoUringOptions::attach_wq_fd of sibling rings.
+  // (liburing 2.3 has no accessor; ring_fd is the documented public member
+  // io_uring_queue_init fills in, not one of the private ring pointers.)
+  int ring_fd() const noexcept { return ring_.ring_fd; }
   UringStats uring_stats() const noexcept;
   // Cancels every operation in flight and waits (at most
   // IoUringOptions::drain_timeout) for the kernel to give their memory back,

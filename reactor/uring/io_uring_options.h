@@ -21,6 +21,10 @@ struct IoUringOptions {
   // cancelled operations; what is still in the kernel then is leaked on
   // purpose (never freed under the kernel) and counted (DESIGN §9: 10 s).
   absl::Duration drain_timeout = absl::Seconds(10);
+  // Share the kernel worker threads (io-wq) of the ring with this fd
+  // (IORING_SETUP_ATTACH_WQ): the rings of one multi-worker runtime do.
+  // -1: a ring of its own.
+  int attach_wq_fd = -1;
 };
 
 }  // namespace pollux::reactor
