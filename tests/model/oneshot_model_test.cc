@@ -1,8 +1,10 @@
 // Models of sync::oneshot (sync/oneshot.h) on the real code: send racing
 // the receiver's poll, its drop after one poll, and its close() then
-// try_recv(); and a sender dropped unsent racing the receiver's poll. In the
-// drop and close cases the sender first polls closed() once, so its waker
-// is registered for the receiver's close to wake. Checked every time: the
+// try_recv(); and a sender dropped unsent racing the receiver's poll. The
+// drop and close cases run twice: with a plain sender, and with one that
+// first polls closed() once, so its waker is registered for the receiver's
+// close to wake (that costs the plain case's interleavings preemptions, so
+// both are kept). Checked every time: the
 // value is received, handed back to the sender, or destroyed with the
 // channel exactly once (Tracked), never two of these, and an awaited send
 // is always received; the cells of the value and of both wakers are
@@ -36,14 +38,14 @@ class OneshotModelTest : public ::testing::Test {};
 
 enum class RxAction { kAwait, kPollThenDrop, kPollThenClose };
 
-void send_racing_receiver(RxAction action) {
+void send_racing_receiver(RxAction action, bool sender_polls_closed) {
   Tracked::reset();
   Parker p0, p1;  // before the channel: a waker left in it is dropped with it
   auto [tx_, rx_] = sync::oneshot::channel<Tracked>();
   sync::oneshot::Receiver<Tracked> rx = std::move(rx_);
   bool handed_back = false;
-  detail::Thread sender([&p1, &handed_back, action, tx = std::move(tx_)]() mutable {
-    if (action != RxAction::kAwait) {
+  detail::Thread sender([&p1, &handed_back, sender_polls_closed, tx = std::move(tx_)]() mutable {
+    if (sender_polls_closed) {
       // Registers the sender's waker (TX_TASK_SET), for a close to wake.
       auto closed = tx.closed();
       (void)poll_once(closed, p1);
@@ -92,7 +94,7 @@ void send_racing_receiver(RxAction action) {
 
 TEST_F(OneshotModelTest, SendRacingTheReceiversPoll) {
   POLLUX_MODEL_ONLY();
-  const Stats s = check([] { send_racing_receiver(RxAction::kAwait); },
+  const Stats s = check([] { send_racing_receiver(RxAction::kAwait, false); },
                         {.name = "oneshot send vs receiver poll"});
   EXPECT_TRUE(s.complete);
   EXPECT_GT(s.executions, 1u);
@@ -100,18 +102,24 @@ TEST_F(OneshotModelTest, SendRacingTheReceiversPoll) {
 
 TEST_F(OneshotModelTest, SendRacingTheReceiversDrop) {
   POLLUX_MODEL_ONLY();
-  const Stats s = check([] { send_racing_receiver(RxAction::kPollThenDrop); },
-                        {.name = "oneshot send vs receiver drop"});
-  EXPECT_TRUE(s.complete);
-  EXPECT_GT(s.executions, 1u);
+  for (const bool polls_closed : {false, true}) {
+    const Stats s = check([=] { send_racing_receiver(RxAction::kPollThenDrop, polls_closed); },
+                          {.name = polls_closed ? "oneshot send (after closed()) vs receiver drop"
+                                                : "oneshot send vs receiver drop"});
+    EXPECT_TRUE(s.complete);
+    EXPECT_GT(s.executions, 1u);
+  }
 }
 
 TEST_F(OneshotModelTest, SendRacingTheReceiversClose) {
   POLLUX_MODEL_ONLY();
-  const Stats s = check([] { send_racing_receiver(RxAction::kPollThenClose); },
-                        {.name = "oneshot send vs receiver close"});
-  EXPECT_TRUE(s.complete);
-  EXPECT_GT(s.executions, 1u);
+  for (const bool polls_closed : {false, true}) {
+    const Stats s = check([=] { send_racing_receiver(RxAction::kPollThenClose, polls_closed); },
+                          {.name = polls_closed ? "oneshot send (after closed()) vs receiver close"
+                                                : "oneshot send vs receiver close"});
+    EXPECT_TRUE(s.complete);
+    EXPECT_GT(s.executions, 1u);
+  }
 }
 
 void sender_dropped_racing_receiver() {
