@@ -6,8 +6,8 @@
 // close to wake (that costs the plain case's interleavings preemptions, so
 // both are kept). Checked every time: the
 // value is received, handed back to the sender, or destroyed with the
-// channel exactly once (Tracked), never two of these, and an awaited send
-// is always received; the cells of the value and of both wakers are
+// channel exactly once (Tracked), never two of these; an awaited send is
+// always received, and past a close it is received or handed back; the cells of the value and of both wakers are
 // RaceCells (an access the state word does not order is a reported race);
 // the shared state is freed once and never leaked; nobody waits forever.
 //
@@ -89,6 +89,9 @@ void send_racing_receiver(RxAction action, bool sender_polls_closed) {
   sender.join();
   MODEL_ASSERT(!(received && handed_back));  // never both
   if (action == RxAction::kAwait) MODEL_ASSERT(received);
+  // A closed receiver that keeps the channel: a value sent before the close
+  // is there for try_recv, one sent after it came back. Never neither.
+  if (action == RxAction::kPollThenClose) MODEL_ASSERT(received || handed_back);
   MODEL_ASSERT(Tracked::destroyed(1) == 1);  // received, handed back or dropped: once
 }
 

@@ -1,5 +1,5 @@
-// What the models of sync/ share (tests/model/*sync*, notify_, semaphore_,
-// atomic_waker_, oneshot_, mpsc_model_test.cc): a parker a model thread
+// What the models of sync/ share (tests/model/notify_, semaphore_,
+// atomic_waker_, oneshot_ and mpsc_model_test.cc): a parker a model thread
 // sleeps on, wakers the checker can see, block_on, and a value type whose
 // every copy is accounted for.
 //
