@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "future/internal/thread.h"
+
 namespace pollux::sync {
 
 void AtomicWaker::register_waker(const Waker& w) noexcept {
@@ -22,8 +24,17 @@ void AtomicWaker::register_waker(const Waker& w) noexcept {
     // A take() ran while we registered (the state is REGISTERING|WAKING): it
     // left the slot to us, so wake the waker we just stored ourselves.
     Waker mine = std::move(waker_.get_mut());
-    // release: hands the (now empty) slot back to everyone.
-    state_.store(kWaiting, std::memory_order_release);
+    // An exchange, not a store. acq_rel: release hands the (now empty) slot
+    // back to everyone; acquire pairs with the fetch_or of *every* take()
+    // that found the slot busy, also those after the failed CAS above,
+    // which read only the first. Each of them woke nobody and relies on our
+    // wake: the task that polls again must see what its producer published
+    // before that take(). A store would acquire none of them, and the
+    // future's re-check could miss the last producer's work for good (the
+    // model checker found that lost wake-up with two producers;
+    // tests/model/atomic_waker_model_test.cc). The futures crate swaps here
+    // for the same reason.
+    state_.exchange(kWaiting, std::memory_order_acq_rel);
     std::move(mine).wake();
     return;
   }
@@ -31,6 +42,12 @@ void AtomicWaker::register_waker(const Waker& w) noexcept {
     // A take() holds the slot and is waking the previous waker: that may not
     // be this task's, so wake ours too (a spurious wake at worst).
     w.wake_by_ref();
+    // The task will be polled again and register again, which only works
+    // once that take() has let go of the slot: this is a spin-wait on it,
+    // across polls (the futures crate's spin_loop hint). Under the model
+    // checker it yields to the taker, which would otherwise never be
+    // scheduled while the task re-polls without end.
+    pollux::detail::spin_loop_hint();
   }
   // expected == kRegistering: another registration at the same time is a
   // misuse (one task registers); ignoring it loses nothing of ours.

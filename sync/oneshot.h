@@ -240,7 +240,13 @@ class [[nodiscard]] Receiver {
  public:
   using Output = std::optional<T>;
 
-  Receiver(Receiver&& o) noexcept : inner_(std::exchange(o.inner_, nullptr)) {}
+  // Moves the close too: a receiver closed before a value came must stay
+  // closed-before-value, or its destructor (and try_recv) would take a value
+  // that the sender, seeing CLOSED, is handing back at the same time.
+  Receiver(Receiver&& o) noexcept
+      : inner_(std::exchange(o.inner_, nullptr)),
+        closed_(o.closed_),
+        closed_before_value_(o.closed_before_value_) {}
   Receiver& operator=(Receiver&&) = delete;
   ~Receiver() {
     if (inner_ == nullptr) return;

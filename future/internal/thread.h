@@ -1,10 +1,16 @@
-// detail::Thread and detail::ThreadLifetimeAllocation.
+// detail::Thread, detail::spin_loop_hint and detail::ThreadLifetimeAllocation.
 //
 // Thread is std::thread normally (construct with a callable, join()); under
 // `--config=model` (POLLUX_MODEL) it is a thread of the model checker
 // (tests/model/): starting and joining it are scheduling points with the
 // happens-before edges std::thread gives. Cross-thread tests and models
 // start threads through it so that one scenario runs both ways.
+//
+// spin_loop_hint() goes where a thread waits for another one's progress by
+// trying again (a spin, or a future that wakes itself to be polled again at
+// once): the pause instruction normally; under --config=model a yield that
+// lets the other model threads run (a spin is otherwise an endless loop to
+// a checker that does not model fair scheduling).
 //
 // ThreadLifetimeAllocation marks, for its scope, allocations that are meant
 // to live as long as their thread or the process (a per-thread counter that
@@ -34,6 +40,16 @@ class Thread {
  private:
   std::thread thread_;
 };
+
+// In a wait for another thread's progress (a spin, or a poll that will be
+// repeated at once): the CPU's pause hint; under --config=model a yield to
+// the other model threads, so the checker lets them make that progress
+// instead of spinning into its step bound (loom's yield_now).
+inline void spin_loop_hint() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 class ThreadLifetimeAllocation {
  public:

@@ -22,6 +22,13 @@
 // whichever list it is in (notify_waiters moves nodes to a list on its own
 // stack) knowing only its neighbours. O(1) push, pop and removal.
 //
+// Under --config=model a node's links and state are RaceCells (LockGuarded
+// below), so the model checker reports any access to them that the
+// primitive's lock does not order: a notifier touching a node its future's
+// destructor no longer protects, a destructor reading `state` unlocked. The
+// waker is not one (its clones are checked by the models' wakers instead).
+// Everywhere else they are the plain fields.
+//
 // Thread-safety: every operation under the owning primitive's lock.
 #ifndef POLLUX_SYNC_INTERNAL_WAITERS_H_
 #define POLLUX_SYNC_INTERNAL_WAITERS_H_
@@ -33,16 +40,52 @@
 #include "future/assert.h"
 #include "future/waker.h"
 
+#if defined(POLLUX_MODEL)
+#include <type_traits>
+
+#include "future/internal/race_cell.h"
+#endif
+
 namespace pollux::sync::detail {
 
 enum class WaitState : uint8_t { kIdle, kWaiting, kNotified };
 
+#if defined(POLLUX_MODEL)
+// A field the primitive's lock guards, as a RaceCell the model checker
+// watches: reading it is a read access, assigning it a write access. It
+// converts to and from T, so the code that uses the fields is the same in
+// both builds.
+template <class T>
+class LockGuarded {
+ public:
+  LockGuarded(T v) noexcept : cell_(v) {}  // NOLINT: as the plain field
+  LockGuarded(const LockGuarded&) = delete;
+  LockGuarded& operator=(const LockGuarded& o) noexcept { return *this = static_cast<T>(o); }
+  LockGuarded& operator=(T v) noexcept {
+    cell_.get_mut() = v;
+    return *this;
+  }
+  operator T() const noexcept { return cell_.get(); }  // NOLINT: as the plain field
+  T operator->() const noexcept
+    requires std::is_pointer_v<T>
+  {
+    return cell_.get();
+  }
+
+ private:
+  pollux::detail::RaceCell<T> cell_;
+};
+#else
+template <class T>
+using LockGuarded = T;
+#endif
+
 // The links and state of one waiting future. Embedded (as a base or member)
 // in the future; the primitive's lock guards all of it.
 struct WaiterNode {
-  WaiterNode* prev = nullptr;
-  WaiterNode* next = nullptr;
-  WaitState state = WaitState::kIdle;
+  LockGuarded<WaiterNode*> prev{nullptr};
+  LockGuarded<WaiterNode*> next{nullptr};
+  LockGuarded<WaitState> state{WaitState::kIdle};
   Waker waker;
 
   WaiterNode() = default;
@@ -77,12 +120,12 @@ class WaiterList {
     head_.prev = n;
   }
   Node* front() const noexcept {
-    return empty() ? nullptr : static_cast<Node*>(head_.next);
+    return empty() ? nullptr : static_cast<Node*>(static_cast<WaiterNode*>(head_.next));
   }
   Node* pop_front() noexcept {
     if (empty()) return nullptr;
     // SAFETY: every node but the sentinel was pushed as a Node.
-    Node* n = static_cast<Node*>(head_.next);
+    Node* n = static_cast<Node*>(static_cast<WaiterNode*>(head_.next));
     n->unlink();
     return n;
   }

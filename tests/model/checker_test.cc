@@ -416,6 +416,23 @@ TEST_F(CheckerTest, ASpinLoopExceedsTheStepBound) {
               ExitsWithFailure(), "step bound exceeded");
 }
 
+TEST_F(CheckerTest, ASpinLoopThatYieldsSeesTheOtherThreadsProgress) {
+  POLLUX_MODEL_ONLY();
+  // spin_loop_hint() switches to the thread that sets the flag (free, not
+  // a preemption), so every execution ends; two spinners, so the yield has
+  // a choice of whom to run.
+  expect_explored(check(
+      [] {
+        Atomic<int> flag{0};
+        Thread a([&] { flag.fetch_add(1, kRelease); });
+        Thread b([&] { flag.fetch_add(1, kRelease); });
+        while (flag.load(kAcquire) != 2) detail::spin_loop_hint();
+        a.join();
+        b.join();
+      },
+      {.max_steps = 1000, .name = "spin with yield"}));
+}
+
 // ---- Exploration order and thread reuse ----
 
 std::atomic<int> g_runs{0};

@@ -7,6 +7,9 @@
 // before what follows). Destroying it unjoined is reported. Made anywhere
 // else it is a std::thread.
 //
+// spin_loop_hint(): a yield to the other model threads (a free switch to one
+// of them, if any can run), so a spin-wait sees their progress.
+//
 // ThreadLifetimeAllocation: allocations made in its scope are meant to live
 // as long as their thread or the process, and are not reported as leaks.
 #ifndef POLLUX_TESTS_MODEL_INSTRUMENTED_THREAD_H_
@@ -62,6 +65,13 @@ class Thread {
   std::thread thread_;
   int model_id_ = -1;  // the model thread, while joinable
 };
+
+// A spin-wait's hint: on a model thread a yield to the other model threads
+// (hooks.h's thread_yield); elsewhere nothing.
+inline void spin_loop_hint(const char* file = __builtin_FILE(),
+                           int line = __builtin_LINE()) noexcept {
+  if (model::internal::in_execution()) model::internal::thread_yield({file, line});
+}
 
 class ThreadLifetimeAllocation {
  public:

@@ -173,6 +173,32 @@ void Execution::scheduling_point() {
   ++step_;
 }
 
+void Execution::yield_point(SourceLoc loc) {
+  if (step_ + 1 > limits_.max_steps) {
+    report_failure(FailureKind::kStepBound,
+                   "the execution exceeded max_steps = " + std::to_string(limits_.max_steps) +
+                       " scheduling points (a livelock, a spin loop that never sees progress, "
+                       "or a model too large for the bound)");
+  }
+  const int me = running_;
+  int others[kMaxThreads];
+  int n = 0;
+  for (int i = 0; i < thread_count_; ++i) {
+    if (i != me && threads_[i].status == ThreadStatus::kRunnable) others[n++] = i;
+  }
+  record(TraceEvent{.op = "yield", .note = n == 0 ? "nobody else can run" : nullptr, .loc = loc});
+  if (n > 0) {
+    // Not a preemption: the yielding thread asked for it, and its going on
+    // would only repeat the wait.
+    const int next = others[n == 1 ? 0 : choose(ChoiceKind::kSchedule, static_cast<uint32_t>(n))];
+    switch_to(next, "yield");
+  }
+  // Time has passed for this thread: what was stored meanwhile is visible
+  // now (memory_model.h).
+  running().memory.yield_visible_step = step_;
+  ++step_;
+}
+
 void Execution::block() {
   const int next = pick_next(/*current_runnable=*/false);
   if (next < 0) report_deadlock();

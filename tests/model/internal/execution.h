@@ -107,6 +107,9 @@ class Execution {
   // Before an operation of the running thread: may switch threads, then
   // numbers the operation (step()).
   void scheduling_point();
+  // A spin-wait's yield (hooks.h's thread_yield): a free switch to another
+  // runnable thread, if any, then numbers the operation.
+  void yield_point(SourceLoc loc);
   // The start of every operation on a shim object: the scheduling point,
   // then the operation's own tick of its thread's clock (each operation has
   // a clock value of its own, see vector_clock.h). Returns the current

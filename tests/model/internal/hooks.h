@@ -110,6 +110,13 @@ struct ThreadBody {
 void thread_join(int id, SourceLoc loc);
 // Reports a model thread handle destroyed while still joinable.
 [[noreturn]] void thread_not_joined(int id);
+// A spin-wait's hint (detail::spin_loop_hint): switches to another runnable
+// thread (which one is a choice, as at any scheduling point) without
+// counting a preemption, and goes on only when no other thread can run.
+// So a wait that needs another thread's progress, and yields each time
+// round, gets it instead of running into the step bound (loom's
+// yield_now). The running thread going on at once is not explored.
+void thread_yield(SourceLoc loc);
 
 // ---- RaceCell accesses ----
 

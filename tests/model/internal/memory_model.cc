@@ -28,6 +28,7 @@ size_t MemoryModel::oldest_readable(const AtomicHistory& h, const ThreadMemory& 
     if (reader.clock.has_seen(s.thread, s.thread_clock)) return i;
     if (reader.sc_fence_view.has_seen(s.thread, s.thread_clock)) return i;
     if (s.seq_cst && s.step < reader.last_sc_fence_step) return i;
+    if (s.step <= reader.yield_visible_step) return i;
     if (seq_cst_load && (s.seq_cst || sc_fences_.has_seen(s.thread, s.thread_clock))) return i;
     for (int u = 0; u < kMaxThreads; ++u) {
       if (s.readers[u] != 0 && reader.clock.has_seen(u, s.readers[u])) return i;

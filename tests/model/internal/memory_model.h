@@ -15,7 +15,12 @@
 //   fences share one total order S: the execution order);
 // - after a seq_cst fence of its own thread: not older than the newest
 //   seq_cst store before that fence in S, nor than a store that happens
-//   before that fence or before an earlier seq_cst fence of any thread.
+//   before that fence or before an earlier seq_cst fence of any thread;
+// - after a spin-wait's yield (hooks.h's thread_yield): not older than the
+//   newest store made before the thread came back from it. The standard
+//   only says stores become visible "within a reasonable amount of time";
+//   without this a spin loop could read one stale value for ever, which
+//   no machine does. It adds no happens-before edge.
 // Read-modify-writes (and compare-exchanges, even failing ones: an
 // approximation) read the newest store.
 //
@@ -47,6 +52,9 @@ struct ThreadMemory {
   bool has_release_fence = false;
   VectorClock sc_fence_view;    // the seq_cst-fence clock at this thread's last seq_cst fence
   uint64_t last_sc_fence_step = 0;
+  // The step at which this thread last came back from a spin-wait's yield:
+  // every store made by then is visible to it (see oldest_readable).
+  uint64_t yield_visible_step = 0;
 
   void reset() noexcept { *this = ThreadMemory(); }
 };

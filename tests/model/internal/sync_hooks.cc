@@ -197,6 +197,11 @@ void thread_join(int id, SourceLoc loc) {
                       .other_thread = static_cast<int8_t>(id), .loc = loc});
 }
 
+void thread_yield(SourceLoc loc) {
+  CheckerScope scope;
+  current_execution()->yield_point(loc);
+}
+
 void thread_not_joined(int id) {
   report_failure(FailureKind::kMisuse, "the detail::Thread of model thread T" +
                                            std::to_string(id) +
