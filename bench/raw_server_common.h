@@ -60,8 +60,10 @@ namespace pollux::bench {
 // Initialises `ring` with `entries` SQEs, trying SINGLE_ISSUER|DEFER_TASKRUN
 // first (what pollux's driver uses), then COOP_TASKRUN, then no flags.
 // With `attach_wq_fd` >= 0 (another ring's fd) every attempt adds
-// IORING_SETUP_ATTACH_WQ, sharing that ring's kernel workers instead of
-// creating another set. Returns the setup flags in force (without
+// IORING_SETUP_ATTACH_WQ, asking to share that ring's kernel workers
+// instead of creating another set. (Since Linux 5.12 io-wq workers belong
+// to the submitting thread, so for a ring without SQPOLL, as here, the
+// kernel only checks that the fd is a ring.) Returns the setup flags in force (without
 // ATTACH_WQ). Only EINVAL (flag unknown) falls back. Call it on the thread
 // that will submit: SINGLE_ISSUER binds the ring to its creator.
 inline unsigned init_ring(io_uring* ring, unsigned entries, int attach_wq_fd = -1) {
