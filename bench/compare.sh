@@ -4,6 +4,7 @@
 #
 #   bash bench/compare.sh                  # REPS=3 DURATION=5, both modes, both servers
 #   REPS=1 DURATION=2 SERVERS=raw bash bench/compare.sh
+#   bash bench/compare.sh --threads 2      # or THREADS=2: see "Threads mode" below
 #
 # For each mode (echo, http) and repetition, runs each server in turn
 # (raw, pollux, raw, pollux, ... so slow drift hits both alike): the server
@@ -26,14 +27,71 @@
 #                       the machine's drift)
 #
 # Env: REPS (3), DURATION (5), WARMUP (1), CONNS (50), SIZE (64), DEPTH (1),
-# MODES ("echo http"), SERVERS ("raw pollux"), SERVER_CPU (0), CLIENT_CPU (1).
+# MODES ("echo http"), SERVERS ("raw pollux"), SERVER_CPU (0), CLIENT_CPU (1),
+# THREADS (1; see "Threads mode", which has other defaults and CPU settings).
 # SERVERS may also name "base": pollux's servers built elsewhere (an older
 # commit's worktree), found in BASE_BIN_DIR (its bazel-bin/examples), to
 # measure a change against the commit before it: SERVERS="base pollux".
 # The ratio rows are the second server over the first.
+#
+# Threads mode (--threads N or THREADS=N, N > 1): every server runs N
+# threads, `--threads=N --port_per_thread --cpu_affinity` under
+# `taskset -c SERVER_CPUS`, so server thread i runs on the i-th CPU of
+# SERVER_CPUS; loadgen runs N threads, thread t on the t-th CPU of
+# CLIENT_CPUS. Both default to 0..N-1: each core has one server thread and
+# one loadgen thread. SERVERS defaults to "raw pollux_mt pollux_tpc":
+# pollux_mt and pollux_tpc are pollux's servers with --flavour=multi_thread
+# and --flavour=thread_per_core (base_mt and base_tpc likewise for 'base').
+# REPS defaults to 12; rounds stay interleaved (raw, mt, tpc, raw, ...).
+# The table gives, per server, the median and a 95% interval of msgs/s and
+# of server CPU per message (total, user, sys), then for each later server
+# its per-round ratio over the first (a round's two runs are adjacent),
+# median and 95% interval. The interval is the order-statistic one for a
+# median: x(k)..x(n+1-k) of the n sorted values, k the largest with
+# P(Binomial(n, 1/2) < k) <= 2.5% (n = 12: k = 3, 96.1% coverage); below
+# 6 values none exists and the range (min..max) is shown.
+# Busy % there is of one core (200 = two cores busy).
+#
+# Even split: SO_REUSEPORT's hash does not promise each server thread
+# CONNS/N of the connections, so each server thread listens on a port of
+# its own (--port_per_thread: one "listening on" line per thread, in thread
+# order) and loadgen deals connection i to the (i mod N)-th port (--ports),
+# exactly CONNS/N each (CONNS must be a multiple of N); loadgen's port_msgs
+# shows what each server thread answered. Chosen over a reuseport steering
+# program (SO_ATTACH_REUSEPORT_CBPF): classic BPF keeps no state, so it
+# cannot deal connections by count; it can only return the CPU the SYN is
+# handled on (on loopback the connecting thread's), which ties the split to
+# where loadgen's threads connect from and to the order the server's
+# sockets joined the group, and each server would have to attach it.
+# Distinct ports need nothing from the kernel and are checked per run.
+# pollux's servers take the same two flags as the raw ones; their contract
+# is in bench/raw_server_flags.h.
+#
+# Env in threads mode: REPS (12), SERVERS ("raw pollux_mt pollux_tpc"),
+# SERVER_CPUS and CLIENT_CPUS ("0,...,N-1", taskset/--cpu lists; SERVER_CPU
+# and CLIENT_CPU are not used), the rest as above.
 # Exits non-zero when any run failed (loadgen errors, server died, no port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+THREADS=${THREADS:-1}
+while (($# > 0)); do
+  case $1 in
+    --threads) THREADS=${2:-}; shift 2 || { echo "compare.sh: --threads needs a value" >&2; exit 2; } ;;
+    --threads=*) THREADS=${1#--threads=}; shift ;;
+    *) echo "compare.sh: unknown argument '$1' (only --threads N; the rest is env, see the header)" >&2
+       exit 2 ;;
+  esac
+done
+if [[ ! $THREADS =~ ^[1-9][0-9]*$ ]]; then
+  echo "compare.sh: THREADS=$THREADS is not a positive integer" >&2; exit 2
+fi
+if ((THREADS > 1)); then
+  default_cpus=$(seq -s, 0 $((THREADS - 1)))
+  SERVER_CPUS=${SERVER_CPUS:-$default_cpus}
+  CLIENT_CPUS=${CLIENT_CPUS:-$default_cpus}
+  : "${REPS:=12}" "${SERVERS:=raw pollux_mt pollux_tpc}"
+fi
 
 REPS=${REPS:-3}
 DURATION=${DURATION:-5}
@@ -45,17 +103,43 @@ MODES=${MODES:-"echo http"}
 SERVERS=${SERVERS:-"raw pollux"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+if ((THREADS > 1)) && ((CONNS % THREADS != 0)); then
+  echo "compare.sh: CONNS=$CONNS is not a multiple of THREADS=$THREADS (no even split)" >&2; exit 2
+fi
+
+server_family() {  # server name -> raw, pollux or base (which binaries)
+  case $1 in
+    raw) echo raw ;;
+    pollux | pollux_mt | pollux_tpc) echo pollux ;;
+    base | base_mt | base_tpc) echo base ;;
+    *) return 1 ;;
+  esac
+}
+
+server_flavour_args() {  # server name -> its --flavour flag, if any
+  case $1 in
+    *_mt) echo --flavour=multi_thread ;;
+    *_tpc) echo --flavour=thread_per_core ;;
+  esac
+}
 
 targets=(//bench:loadgen)
+families=" "
 for server in $SERVERS; do
-  case $server in
+  if ! family=$(server_family "$server"); then
+    echo "compare.sh: unknown server '$server' in SERVERS (raw, pollux, pollux_mt, pollux_tpc," \
+      "base, base_mt, base_tpc)" >&2
+    exit 2
+  fi
+  [[ $families == *" $family "* ]] && continue
+  families+="$family "
+  case $family in
     raw) targets+=(//bench:raw_echo_server //bench:raw_http_server) ;;
     pollux) targets+=(//examples:echo_server //examples:http_hello) ;;
     base)
       if [[ ! -x ${BASE_BIN_DIR:-}/echo_server ]]; then
-        echo "compare.sh: SERVERS has 'base' but BASE_BIN_DIR/echo_server is missing" >&2; exit 2
+        echo "compare.sh: SERVERS has '$server' but BASE_BIN_DIR/echo_server is missing" >&2; exit 2
       fi ;;
-    *) echo "compare.sh: unknown server '$server' in SERVERS (raw, pollux, base)" >&2; exit 2 ;;
   esac
 done
 ./bazelw build -c opt "${targets[@]}"
@@ -73,13 +157,13 @@ for t in "${targets[@]}"; do
   rel=${t#//}
   cp "$bin_dir/${rel%%:*}/${rel##*:}" "$work/"
 done
-if [[ " $SERVERS " == *" base "* ]]; then
+if [[ $families == *" base "* ]]; then
   cp "$BASE_BIN_DIR/echo_server" "$work/base_echo_server"
   cp "$BASE_BIN_DIR/http_hello" "$work/base_http_hello"
 fi
 
 server_binary() {  # server mode -> binary path
-  case $1:$2 in
+  case $(server_family "$1"):$2 in
     raw:echo) echo "$work/raw_echo_server" ;;
     raw:http) echo "$work/raw_http_server" ;;
     pollux:echo) echo "$work/echo_server" ;;
@@ -100,20 +184,44 @@ results=$work/results.txt
 : >"$results"
 failed=0
 
+# loadgen stops itself after WARMUP + DURATION + 2 s; this bounds it anyway.
+loadgen_limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { print int(w + d + 30) }')
+
 run_one() {  # mode server rep
-  local mode=$1 server=$2 rep=$3 out=$work/server.out port= i
+  local mode=$1 server=$2 rep=$3 out=$work/server.out ports='' i
+  local server_args=(--port=0 --threads="$THREADS" --addr=127.0.0.1) cpus=$SERVER_CPU
+  local want_ports=1 loadgen_args=() flavour
+  if ((THREADS > 1)); then
+    server_args+=(--port_per_thread --cpu_affinity)
+    cpus=$SERVER_CPUS
+    want_ports=$THREADS
+  fi
+  flavour=$(server_flavour_args "$server")
+  if [[ -n $flavour ]]; then server_args+=("$flavour"); fi
   : >"$out"  # exists before the background server's redirection does
-  taskset -c "$SERVER_CPU" "$(server_binary "$server" "$mode")" --port=0 --threads=1 \
-    --addr=127.0.0.1 >"$out" 2>"$work/server.err" &
+  taskset -c "$cpus" "$(server_binary "$server" "$mode")" "${server_args[@]}" \
+    >"$out" 2>"$work/server.err" &
   server_pid=$!
-  for ((i = 0; i < 100; i++)); do  # up to 10 s for the startup line
-    port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
-    [[ -n $port ]] && break
+  local listening=0
+  for ((i = 0; i < 100; i++)); do  # up to 10 s for the startup line(s), one per port
+    ports=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out" | paste -sd, -)
+    listening=$(tr , '\n' <<<"$ports" | grep -c . || true)
+    ((listening >= want_ports)) && break
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
-  if [[ -z $port ]]; then
-    echo "FAILED: $server $mode server printed no 'listening on' line:" >&2
+  if ((THREADS > 1)); then
+    loadgen_args=(--ports="$ports" --threads="$THREADS" --cpu="$CLIENT_CPUS")
+  else
+    loadgen_args=(--port="$ports" --cpu="$CLIENT_CPU")
+  fi
+  if ((listening != want_ports)); then
+    if ((listening == 0)); then
+      echo "FAILED: $server $mode server printed no 'listening on' line:" >&2
+    else
+      echo "FAILED: $server $mode server printed $listening 'listening on' lines, not" \
+        "$want_ports:" >&2
+    fi
     cat "$out" "$work/server.err" >&2
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -125,9 +233,9 @@ run_one() {  # mode server rep
   local ticks0 t0 ticks1 t1 rc=0 u0 s0 u1 s1
   read -r u0 s0 < <(cpu_ticks "$server_pid")
   t0=$(now_ns)
-  "$work/loadgen" --port="$port" --mode="$mode" --conns="$CONNS" --size="$SIZE" --depth="$DEPTH" \
-    --duration="$DURATION" --warmup="$WARMUP" --cpu="$CLIENT_CPU" >"$work/loadgen.out" \
-    2>"$work/loadgen.err" || rc=$?
+  timeout -k 5 "$loadgen_limit" "$work/loadgen" "${loadgen_args[@]}" --mode="$mode" \
+    --conns="$CONNS" --size="$SIZE" --depth="$DEPTH" --duration="$DURATION" --warmup="$WARMUP" \
+    >"$work/loadgen.out" 2>"$work/loadgen.err" || rc=$?
   t1=$(now_ns)
   if ! ticks1=$(cpu_ticks "$server_pid" 2>/dev/null); then
     echo "FAILED: $server $mode server died during the run" >&2
@@ -148,7 +256,7 @@ run_one() {  # mode server rep
   fi
   [[ -z $result ]] && return
   echo "$mode $server rep $rep: ${result#RESULT }"
-  echo "$mode $server $((u1 - u0)) $((s1 - s0)) $((t1 - t0)) ${result#RESULT }" >>"$results"
+  echo "$mode $server $((u1 - u0)) $((s1 - s0)) $((t1 - t0)) ${result#RESULT } rep=$rep" >>"$results"
 }
 
 for mode in $MODES; do
@@ -160,12 +268,20 @@ for mode in $MODES; do
 done
 
 echo
-echo "$(nproc) CPUs, kernel $(uname -r); server on CPU $SERVER_CPU, loadgen on CPU $CLIENT_CPU;" \
-  "$CONNS conns x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s; medians of $REPS"
-python3 - "$results" "$ticks_per_sec" "$MODES" "$SERVERS" <<'EOF'
-import statistics, sys
+if ((THREADS > 1)); then
+  echo "$(nproc) CPUs, kernel $(uname -r); $THREADS server threads on CPUs $SERVER_CPUS," \
+    "$THREADS loadgen threads on CPUs $CLIENT_CPUS; $CONNS conns ($((CONNS / THREADS)) per server" \
+    "thread) x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s;" \
+    "medians [95% intervals] of $REPS rounds"
+else
+  echo "$(nproc) CPUs, kernel $(uname -r); server on CPU $SERVER_CPU, loadgen on CPU $CLIENT_CPU;" \
+    "$CONNS conns x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s; medians of $REPS"
+fi
+python3 - "$results" "$ticks_per_sec" "$MODES" "$SERVERS" "$THREADS" <<'EOF'
+import math, statistics, sys
 
 path, ticks_per_sec, modes, servers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
+threads = int(sys.argv[5])
 runs = {}
 for line in open(path):
     mode, server, uticks, sticks, wall_ns, *kv = line.split()
@@ -184,10 +300,64 @@ for line in open(path):
         "busy": 100 * cpu_s / (int(wall_ns) / 1e9),
         "client_busy": 100 * float(r["client_cpu_secs"]) / float(r["total_secs"]),
         "errors": int(r["errors"]),
+        "rep": int(r["rep"]),
+        "port_msgs": [int(x) for x in r.get("port_msgs", "").split(",") if x],
     })
 
 def med(rows, key):
     return statistics.median(row[key] for row in rows)
+
+def median_interval(values):
+    """(median, lo, hi) with [lo, hi] the order-statistic 95% interval of the
+    median: x(k), x(n+1-k) of the sorted values, k the largest with
+    P(Binomial(n, 1/2) < k) <= 0.025; below 6 values none exists and
+    (min, max) is returned."""
+    xs = sorted(values)
+    n = len(xs)
+    k = 0
+    while k + 1 <= n // 2 and sum(math.comb(n, j) for j in range(k + 1)) / 2 ** n <= 0.025:
+        k += 1
+    k = max(k, 1)
+    return statistics.median(xs), xs[k - 1], xs[n - k]
+
+def cell(values, fmt, suffix=""):
+    m, lo, hi = median_interval(values)
+    return f"{m:{fmt}}{suffix} [{lo:{fmt}}, {hi:{fmt}}]"
+
+if threads > 1:
+    print(f"| mode | server | runs | msgs/s | p50 us | p99 us | server cpu us/msg | user us/msg "
+          f"| sys us/msg | server busy % | loadgen busy % | msgs per server thread % | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for mode in modes:
+        for server in servers:
+            rows = runs.get((mode, server))
+            if not rows:
+                print(f"| {mode} | {server} | 0 | (no successful run) | | | | | | | | | |")
+                continue
+            col = lambda k: [row[k] for row in rows]
+            shares = []  # per port: median share of the window's msgs
+            for i in range(len(rows[0]["port_msgs"])):
+                shares.append(statistics.median(
+                    100 * row["port_msgs"][i] / max(1, sum(row["port_msgs"])) for row in rows))
+            print(f"| {mode} | {server} | {len(rows)} | {cell(col('rate'), '.0f')} | "
+                  f"{med(rows, 'p50'):.1f} | {med(rows, 'p99'):.1f} | "
+                  f"{cell(col('cpu_us'), '.2f')} | {cell(col('user_us'), '.3f')} | "
+                  f"{cell(col('sys_us'), '.2f')} | {med(rows, 'busy'):.0f} | "
+                  f"{med(rows, 'client_busy'):.0f} | {'/'.join(f'{x:.0f}' for x in shares)} | "
+                  f"{sum(r['errors'] for r in rows)} |")
+        first = servers[0]
+        base = {row["rep"]: row for row in runs.get((mode, first), [])}
+        for server in servers[1:]:
+            # Each round's run over the first server's run of the same round:
+            # adjacent runs share the machine's drift.
+            pairs = [(base[row["rep"]], row) for row in runs.get((mode, server), [])
+                     if row["rep"] in base]
+            if not pairs:
+                continue
+            ratio = lambda k: cell([y[k] / x[k] for x, y in pairs], ".2f", "x")
+            print(f"| {mode} | {server}/{first}, paired | {len(pairs)} | {ratio('rate')} | | | "
+                  f"{ratio('cpu_us')} | {ratio('user_us')} | {ratio('sys_us')} | | | | |")
+    sys.exit(0)
 
 print("| mode | server | msgs/s | p50 us | p99 us | server cpu us/msg | user us/msg "
       "| sys us/msg | server busy % | loadgen busy % | errors |")

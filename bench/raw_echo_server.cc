@@ -4,6 +4,8 @@
 //
 //   raw_echo_server --port=0 --threads=1 --addr=127.0.0.1   (default port 7000)
 //   -> prints "listening on 127.0.0.1:PORT", serves until SIGTERM/SIGINT.
+//   raw_echo_server --threads=2 --port_per_thread --cpu_affinity ...
+//   -> one ring and one listener per thread (bench/raw_server_flags.h).
 //
 // Each connection recv()s up to 16 KiB into its own buffer and sends exactly
 // those bytes back (short sends continue where they stopped) before the next
@@ -25,7 +27,7 @@ struct EchoProtocol {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int listen_fd = pollux::bench::listen_from_flags(argc, argv, "raw_echo_server", 7000);
-  EchoProtocol protocol;
-  pollux::bench::run_server(listen_fd, protocol);
+  pollux::bench::ServerPlan plan =
+      pollux::bench::listen_from_flags(argc, argv, "raw_echo_server", 7000);
+  pollux::bench::serve(plan, EchoProtocol{});
 }

@@ -4,6 +4,8 @@
 //
 //   raw_http_server --port=0 --threads=1 --addr=127.0.0.1   (default port 8080)
 //   -> prints "listening on 127.0.0.1:PORT", serves until SIGTERM/SIGINT.
+//   raw_http_server --threads=2 --port_per_thread --cpu_affinity ...
+//   -> one ring and one listener per thread (bench/raw_server_flags.h).
 //
 // Same HTTP work per read as the pollux server: it calls the same pure
 // answer_requests() (examples/http_wire.h, which has no runtime in it),
@@ -37,7 +39,7 @@ struct HttpProtocol {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int listen_fd = pollux::bench::listen_from_flags(argc, argv, "raw_http_server", 8080);
-  HttpProtocol protocol;
-  pollux::bench::run_server(listen_fd, protocol);
+  pollux::bench::ServerPlan plan =
+      pollux::bench::listen_from_flags(argc, argv, "raw_http_server", 8080);
+  pollux::bench::serve(plan, HttpProtocol{});
 }

@@ -1,7 +1,6 @@
 // The shared half of the hand-written liburing baselines (raw_echo_server,
 // raw_http_server) that pollux's servers are compared against, plus the ring
-// setup and flag parsing bench/loadgen reuses. No runtime: one thread, one
-// ring, one loop.
+// setup bench/loadgen reuses. No runtime: one ring, one loop per thread.
 //
 // The loop is what a careful engineer would write by hand:
 //   - ring set up with SINGLE_ISSUER | DEFER_TASKRUN (completions are only
@@ -18,9 +17,16 @@
 //     ready CQE is reaped with io_uring_for_each_cqe + io_uring_cq_advance.
 //
 // What a connection does with the bytes it receives is the Protocol's job
-// (see run_server below); the two servers differ only in that.
+// (see run_loop below); the two servers differ only in that.
 //
-// Thread-safety: everything here runs on the one thread that owns the ring.
+// With --threads N (serve() below) each of N threads runs that same loop on
+// a ring of its own (the same setup flags; rings 1..N-1 attach to ring 0's
+// kernel workers with IORING_SETUP_ATTACH_WQ) and its own listening socket;
+// the threads share nothing else. N = 1 is the one-ring loop on main's
+// thread, as before threads existed.
+//
+// Thread-safety: a ring and its loop's connections belong to the one thread
+// that runs the loop; nothing is shared between loops.
 #ifndef POLLUX_BENCH_RAW_SERVER_COMMON_H_
 #define POLLUX_BENCH_RAW_SERVER_COMMON_H_
 
@@ -28,6 +34,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +45,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -51,8 +59,14 @@ namespace pollux::bench {
 
 // Initialises `ring` with `entries` SQEs, trying SINGLE_ISSUER|DEFER_TASKRUN
 // first (what pollux's driver uses), then COOP_TASKRUN, then no flags.
-// Returns the setup flags in force. Only EINVAL (flag unknown) falls back.
-inline unsigned init_ring(io_uring* ring, unsigned entries) {
+// With `attach_wq_fd` >= 0 (another ring's fd) every attempt adds
+// IORING_SETUP_ATTACH_WQ, asking to share that ring's kernel workers
+// instead of creating another set. (Since Linux 5.12 io-wq workers belong
+// to the submitting thread, so for a ring without SQPOLL, as here, the
+// kernel only checks that the fd is a ring.) Returns the setup flags in force (without
+// ATTACH_WQ). Only EINVAL (flag unknown) falls back. Call it on the thread
+// that will submit: SINGLE_ISSUER binds the ring to its creator.
+inline unsigned init_ring(io_uring* ring, unsigned entries, int attach_wq_fd = -1) {
   static constexpr unsigned kAttempts[] = {
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
       IORING_SETUP_COOP_TASKRUN,
@@ -63,11 +77,23 @@ inline unsigned init_ring(io_uring* ring, unsigned entries) {
     io_uring_params params;
     std::memset(&params, 0, sizeof(params));
     params.flags = flags;
+    if (attach_wq_fd >= 0) {
+      params.flags |= IORING_SETUP_ATTACH_WQ;
+      params.wq_fd = static_cast<__u32>(attach_wq_fd);
+    }
     ret = io_uring_queue_init_params(entries, ring, &params);
     if (ret == 0) return flags;
     if (ret != -EINVAL) break;
   }
   die("io_uring_queue_init_params", -ret);
+}
+
+// Pins the calling thread to `cpu` (sched_setaffinity); fatal on failure.
+inline void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (::sched_setaffinity(0, sizeof(set), &set) != 0) die("sched_setaffinity", errno);
 }
 
 // A free SQE; when the submission queue is full, submits what is queued first.
@@ -101,10 +127,16 @@ inline socklen_t parse_address(const std::string& addr, int port, sockaddr_stora
   return 0;
 }
 
-// Binds and listens on addr:port (port 0 picks a free one), then prints the
-// one startup line every benchmark server prints, "listening on ADDR:PORT"
-// (IPv6 as [ADDR]:PORT), and flushes it so a script can read the port.
-inline int listen_and_announce(const std::string& addr, int port) {
+// A bound, listening socket and the port it got.
+struct Listener {
+  int fd;
+  int port;
+};
+
+// Binds and listens on addr:port (port 0 picks a free one). `reuse_port`
+// sets SO_REUSEPORT first, so that more listeners can bind the same port and
+// the kernel spreads incoming connections over them. Fatal on failure.
+inline Listener open_listener(const std::string& addr, int port, bool reuse_port) {
   sockaddr_storage storage;
   socklen_t len = parse_address(addr, port, &storage);
   if (len == 0) {
@@ -115,19 +147,28 @@ inline int listen_and_announce(const std::string& addr, int port) {
   if (fd < 0) die("socket", errno);
   int one = 1;
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) die("SO_REUSEADDR", errno);
+  if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    die("SO_REUSEPORT", errno);
+  }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), len) != 0) die("bind", errno);
   if (::listen(fd, SOMAXCONN) != 0) die("listen", errno);
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &len) != 0) die("getsockname", errno);
   int bound_port = storage.ss_family == AF_INET
                        ? ntohs(reinterpret_cast<sockaddr_in*>(&storage)->sin_port)
                        : ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port);
-  if (storage.ss_family == AF_INET) {
-    std::printf("listening on %s:%d\n", addr.c_str(), bound_port);
+  return {fd, bound_port};
+}
+
+// Prints the startup line every benchmark server prints for each port it
+// listens on, "listening on ADDR:PORT" (IPv6 as [ADDR]:PORT), and flushes it
+// so a script can read the port.
+inline void announce(const std::string& addr, int port) {
+  if (addr.find(':') == std::string::npos) {
+    std::printf("listening on %s:%d\n", addr.c_str(), port);
   } else {
-    std::printf("listening on [%s]:%d\n", addr.c_str(), bound_port);
+    std::printf("listening on [%s]:%d\n", addr.c_str(), port);
   }
   std::fflush(stdout);
-  return fd;
 }
 
 // One accepted connection. recv fills in[kept, in.size()); in[0, kept) is
@@ -157,16 +198,18 @@ struct Reply {
   bool close_after;
 };
 
-// Runs the accept/recv/send loop on `listen_fd` forever (until a signal
-// kills the process). Protocol has `Reply on_recv(Connection&, size_t n)`;
+constexpr unsigned kServerRingEntries = 1024;
+
+// Runs the accept/recv/send loop on `listen_fd` and the initialised
+// `ring_ptr` forever (until a signal kills the process), on the thread that
+// created the ring. Protocol has `Reply on_recv(Connection&, size_t n)`;
 // the reply must stay valid until sent (conn.in or conn.out). conn.out is
 // cleared once the reply is fully sent.
 template <typename Protocol>
-[[noreturn]] void run_server(int listen_fd, Protocol& protocol) {
+[[noreturn]] void run_loop(io_uring* ring_ptr, int listen_fd, Protocol& protocol) {
   // user_data = (operation << 32) | fd: at most one operation per socket.
   enum Op : uint64_t { kAccept = 1, kRecv = 2, kSend = 3 };
-  io_uring ring;
-  init_ring(&ring, 1024);
+  io_uring& ring = *ring_ptr;
   std::vector<std::unique_ptr<Connection>> conns;  // indexed by fd
 
   auto arm_accept = [&] {
@@ -254,6 +297,38 @@ template <typename Protocol>
     }
     io_uring_cq_advance(&ring, reaped);
   }
+}
+
+// What serve() runs: thread i loops on listen_fds[i], pinned to cpus[i]
+// when `cpus` is not empty (then it has one entry per listener).
+struct ServerPlan {
+  std::vector<int> listen_fds;
+  std::vector<int> cpus;
+};
+
+// Runs one run_loop per listener, each on a thread and a ring of its own,
+// forever. Thread 0 is the caller's: it creates ring 0 and, after starting
+// threads 1..N-1 (each creates its ring attached to ring 0's workers), runs
+// loop 0 itself, so one listener is exactly the one-ring server. Each loop
+// gets its own copy of `protocol`.
+template <typename Protocol>
+[[noreturn]] void serve(const ServerPlan& plan, const Protocol& protocol) {
+  const bool pin = !plan.cpus.empty();
+  if (pin) pin_to_cpu(plan.cpus[0]);
+  io_uring first;
+  init_ring(&first, kServerRingEntries);
+  for (size_t i = 1; i < plan.listen_fds.size(); ++i) {
+    const int cpu = pin ? plan.cpus[i] : -1;
+    std::thread([cpu, listen_fd = plan.listen_fds[i], wq_fd = first.ring_fd,
+                 own = protocol]() mutable {
+      if (cpu >= 0) pin_to_cpu(cpu);
+      io_uring ring;
+      init_ring(&ring, kServerRingEntries, wq_fd);
+      run_loop(&ring, listen_fd, own);
+    }).detach();
+  }
+  Protocol own = protocol;
+  run_loop(&first, plan.listen_fds[0], own);
 }
 
 }  // namespace pollux::bench
