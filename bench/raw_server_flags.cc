@@ -18,16 +18,8 @@
 ABSL_DECLARE_FLAG(int, port);
 ABSL_DECLARE_FLAG(std::string, addr);
 ABSL_DECLARE_FLAG(int, threads);
-
-// The baselines' own, until examples/server_flags.cc defines them for
-// pollux's servers too (then these two lines go: absl refuses a flag
-// defined twice in one binary).
-ABSL_FLAG(bool, port_per_thread, false,
-          "thread i listens on --port + i (with --port=0: a free port each) and the server "
-          "prints one 'listening on' line per thread; default: all threads share --port "
-          "(SO_REUSEPORT)");
-ABSL_FLAG(bool, cpu_affinity, false,
-          "pin thread i to the i-th CPU of the affinity mask the process started with");
+ABSL_DECLARE_FLAG(bool, port_per_thread);
+ABSL_DECLARE_FLAG(bool, cpu_affinity);
 
 namespace pollux::bench {
 namespace {

@@ -4,7 +4,9 @@
 //   ./bazelw run //examples:demo
 //
 // A second thread runs the echo server (examples/echo_service.h: one task per
-// connection) on its own current_thread runtime, listening on 127.0.0.1:0.
+// connection) on its own runtime, listening on 127.0.0.1:0: current_thread by
+// default, or --threads=N --flavour=multi_thread|thread_per_core (one
+// listener per runtime thread, sharing the port with SO_REUSEPORT).
 // The main thread runs another runtime with 64 client tasks. Each client is
 // a closed loop: it sends a message of 1..4096 bytes whose every byte is a
 // function of (connection, sequence number, offset), reads back exactly as
@@ -30,11 +32,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "examples/echo_service.h"
+#include "examples/server_flags.h"
 #include "executor/join_handle.h"
 #include "future/future.h"
 #include "future/select.h"
@@ -209,6 +214,53 @@ Task<void> drive_clients(SocketAddr server, Stats* stats, bool tty) {
   if (tty) std::printf("\n");
 }
 
+// Serves `listeners[i]` on runtime thread i until dropped; dropping it
+// aborts every server (and so every connection).
+Task<void> serve_on_every_thread(pollux::Handle rt, std::vector<pollux::net::TcpListener> listeners) {
+  std::vector<pollux::JoinHandle<void>> servers;
+  struct AbortAll {
+    std::vector<pollux::JoinHandle<void>>* servers;
+    ~AbortAll() {
+      for (pollux::JoinHandle<void>& s : *servers) s.abort();
+    }
+  } abort_all{&servers};
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    servers.push_back(rt.spawn_on(i, [l = std::move(listeners[i])]() mutable {
+      return pollux::examples::serve_echo(std::move(l));
+    }));
+  }
+  for (pollux::JoinHandle<void>& s : servers) (void)co_await s;
+}
+
+// The server's runtime, as --threads and --flavour ask.
+absl::StatusOr<pollux::Runtime> build_server_runtime(const pollux::examples::ServerFlags& flags) {
+  pollux::Runtime::Builder b;
+  switch (flags.flavour) {
+    case pollux::examples::ServerFlags::Flavour::kCurrentThread:
+      b.current_thread();
+      break;
+    case pollux::examples::ServerFlags::Flavour::kMultiThread:
+      b.multi_thread(static_cast<size_t>(flags.threads));
+      break;
+    case pollux::examples::ServerFlags::Flavour::kThreadPerCore:
+      b.thread_per_core(static_cast<size_t>(flags.threads));
+      break;
+  }
+  return b.enable_all().build();
+}
+
+const char* flavour_name(pollux::examples::ServerFlags::Flavour f) {
+  switch (f) {
+    case pollux::examples::ServerFlags::Flavour::kCurrentThread:
+      return "current_thread";
+    case pollux::examples::ServerFlags::Flavour::kMultiThread:
+      return "multi_thread";
+    case pollux::examples::ServerFlags::Flavour::kThreadPerCore:
+      return "thread_per_core";
+  }
+  return "?";
+}
+
 uint32_t percentile_us(std::vector<uint32_t>& ns, double p) {
   if (ns.empty()) return 0;
   const size_t k = std::min(ns.size() - 1, static_cast<size_t>(p * ns.size()));
@@ -241,32 +293,49 @@ void print_summary(Stats& stats, double secs) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "an echo server and 64 checking clients in one process for 3 s; "
+      "--threads=N --flavour=multi_thread|thread_per_core run the server on N threads");
+  absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<pollux::examples::ServerFlags> flags =
+      pollux::examples::server_flags_from_command_line(0);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "demo: %s\n", std::string(flags.status().message()).c_str());
+    return 2;
+  }
   pollux::examples::raise_open_file_limit();
   const bool tty = ::isatty(STDOUT_FILENO) == 1;
 
   // The server thread: its own runtime, serving until `stop` fires.
   StopSignal stop;
   std::promise<absl::StatusOr<SocketAddr>> bound;
-  std::thread server_thread([&stop, &bound] {
-    absl::StatusOr<pollux::Runtime> rt =
-        pollux::Runtime::Builder().current_thread().enable_all().build();
+  std::thread server_thread([&stop, &bound, &flags] {
+    absl::StatusOr<pollux::Runtime> rt = build_server_runtime(*flags);
     if (!rt.ok()) {
       bound.set_value(rt.status());
       return;
     }
-    absl::StatusOr<pollux::net::TcpListener> listener =
-        pollux::net::TcpListener::bind(SocketAddr::ipv4_loopback(0));
-    if (!listener.ok()) {
-      bound.set_value(listener.status());
-      return;
+    std::vector<pollux::net::TcpListener> listeners;
+    pollux::net::TcpListener::Options options;
+    options.reuse_port = rt->worker_count() > 1;
+    SocketAddr addr = SocketAddr::ipv4_loopback(0);
+    for (size_t i = 0; i < rt->worker_count(); ++i) {
+      absl::StatusOr<pollux::net::TcpListener> listener =
+          pollux::net::TcpListener::bind(addr, options);
+      if (!listener.ok()) {
+        bound.set_value(listener.status());
+        return;
+      }
+      addr = listener->local_addr();  // the others join the first one's port
+      listeners.push_back(std::move(*listener));
     }
-    bound.set_value(listener->local_addr());
+    bound.set_value(addr);
     // The stop branch comes first: select is biased. When it wins, the
-    // server task is dropped, closing the listener and every connection.
+    // servers are dropped, closing the listeners and every connection.
     (void)rt->block_on(
-        pollux::select(stop.wait(), pollux::examples::serve_echo(std::move(*listener))));
-  });  // ~Runtime on this thread: drops what is left, waits for the kernel, closes the ring
+        pollux::select(stop.wait(), serve_on_every_thread(rt->handle(), std::move(listeners))));
+  });  // ~Runtime: drops what is left on its threads, waits for the kernel, closes the rings
 
   absl::StatusOr<SocketAddr> server = bound.get_future().get();
   if (!server.ok()) {
@@ -275,8 +344,11 @@ int main() {
     server_thread.join();
     return 1;
   }
-  std::printf("echo server on %s (its own thread and runtime); %d clients for %s on this one\n",
-              server->to_string().c_str(), kConnections, absl::FormatDuration(kRunTime).c_str());
+  std::printf("echo server on %s (its own %s runtime, %d thread%s); %d clients for %s on this "
+              "thread\n",
+              server->to_string().c_str(), flavour_name(flags->flavour), flags->threads,
+              flags->threads == 1 ? "" : "s", kConnections,
+              absl::FormatDuration(kRunTime).c_str());
   std::fflush(stdout);
 
   Stats stats;

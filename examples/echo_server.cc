@@ -4,7 +4,9 @@
 //   ./bazelw run -c opt //examples:echo_server -- --port=7000
 //
 // Flags: --port=N (default 7000; 0 picks a free port), --addr=IP (default
-// 127.0.0.1), --threads=1 (the only runtime so far). Prints "listening on
+// 127.0.0.1), --threads=N with
+// --flavour=current_thread|multi_thread|thread_per_core, --port_per_thread,
+// --cpu_affinity (examples/server_flags.h). Prints "listening on
 // ADDR:PORT" once it accepts connections, then runs until killed
 // (SIGINT/SIGTERM end it the default way).
 #include "examples/echo_service.h"

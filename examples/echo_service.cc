@@ -6,15 +6,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "examples/server_flags.h"
 #include "executor/join_handle.h"
@@ -30,9 +33,11 @@ namespace {
 // The connection tasks a server has spawned and not yet seen finish. A task
 // removes its own entry when its handler returns; whatever is left when the
 // server task is dropped is aborted, so no connection outlives its server.
+// Locked: on a multi_thread runtime connection tasks finish on any worker.
 struct LiveConnections {
-  uint64_t next_id = 0;
-  std::unordered_map<uint64_t, JoinHandle<void>> tasks;
+  absl::Mutex mu;
+  uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
+  std::unordered_map<uint64_t, JoinHandle<void>> tasks ABSL_GUARDED_BY(mu);
 };
 
 // Lives in the server's coroutine frame: destroying the frame (dropping the
@@ -43,8 +48,14 @@ class AbortConnectionsOnDrop {
   AbortConnectionsOnDrop(const AbortConnectionsOnDrop&) = delete;
   AbortConnectionsOnDrop& operator=(const AbortConnectionsOnDrop&) = delete;
   ~AbortConnectionsOnDrop() {
-    for (auto& [id, task] : live_->tasks) task.abort();
-    live_->tasks.clear();  // detaches them: each is dropped at its next scheduling point
+    std::unordered_map<uint64_t, JoinHandle<void>> tasks;
+    {
+      absl::MutexLock lock(&live_->mu);
+      tasks.swap(live_->tasks);
+    }
+    for (auto& [id, task] : tasks) task.abort();
+    // Dropping the handles detaches them: each is dropped at its next
+    // scheduling point.
   }
 
  private:
@@ -85,13 +96,21 @@ Task<void> serve_connections(net::TcpListener listener, ConnectionHandler handle
       // accept) concerns that one connection: accept the next.
       continue;
     }
+    // Spawned under the lock, so its entry is in the map before the task
+    // (which may start at once on another worker) can remove it.
+    absl::MutexLock lock(&live->mu);
     const uint64_t id = live->next_id++;
-    // The task starts at a later tick, so its entry is in the map before it
-    // can remove it.
     JoinHandle<void> task = pollux::spawn(
         [live, id, handler, stream = std::move(*accepted)]() mutable -> Task<void> {
           co_await handler(std::move(stream));
-          live->tasks.erase(id);  // drops our own handle: detaching a running task is fine
+          // Our own handle, dropped after the unlock: detaching a running
+          // task is fine.
+          std::optional<JoinHandle<void>> own;
+          absl::MutexLock done(&live->mu);
+          if (auto it = live->tasks.find(id); it != live->tasks.end()) {
+            own.emplace(std::move(it->second));
+            live->tasks.erase(it);
+          }
         });
     live->tasks.emplace(id, std::move(task));
   }
@@ -129,6 +148,60 @@ unsigned long long raise_open_file_limit() {
   return static_cast<unsigned long long>(lim.rlim_cur);
 }
 
+namespace {
+
+absl::StatusOr<Runtime> build_runtime(const ServerFlags& flags) {
+  Runtime::Builder b;
+  switch (flags.flavour) {
+    case ServerFlags::Flavour::kCurrentThread:
+      b.current_thread();
+      break;
+    case ServerFlags::Flavour::kMultiThread:
+      b.multi_thread(static_cast<size_t>(flags.threads));
+      break;
+    case ServerFlags::Flavour::kThreadPerCore:
+      b.thread_per_core(static_cast<size_t>(flags.threads));
+      break;
+  }
+  b.worker_cpu_affinity(flags.cpu_affinity);
+  return b.enable_all().build();
+}
+
+// One listener per runtime thread (see server_flags.h, --port_per_thread),
+// each announced as scripts expect.
+absl::StatusOr<std::vector<net::TcpListener>> bind_listeners(const ServerFlags& flags,
+                                                             const net::SocketAddr& addr,
+                                                             size_t count) {
+  std::vector<net::TcpListener> listeners;
+  net::TcpListener::Options options;
+  options.reuse_port = count > 1 && !flags.port_per_thread;
+  net::SocketAddr next = addr;
+  for (size_t i = 0; i < count; ++i) {
+    absl::StatusOr<net::TcpListener> l = net::TcpListener::bind(next, options);
+    if (!l.ok()) return l.status();
+    if (flags.port_per_thread) {
+      if (flags.port != 0) next.set_port(static_cast<uint16_t>(flags.port + i + 1));
+      std::printf("listening on %s\n", l->local_addr().to_string().c_str());
+    } else if (i == 0) {
+      next = l->local_addr();  // the others join the first one's port
+      std::printf("listening on %s\n", next.to_string().c_str());
+    }
+    listeners.push_back(std::move(*l));
+  }
+  std::fflush(stdout);
+  return listeners;
+}
+
+// A NOP through worker (core) i's backend.
+absl::Status nop_on(Runtime& rt, size_t i) {
+  absl::StatusOr<JoinResult<absl::Status>> r =
+      rt.try_block_on(rt.spawn_on(i, [] { return reactor::nop(); }));
+  if (!r.ok()) return r.status();
+  return r->ok() ? r->value() : r->status();
+}
+
+}  // namespace
+
 int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net::TcpListener)) {
   const char* program = argc > 0 ? argv[0] : "server";
   absl::StatusOr<ServerFlags> flags = parse_server_flags(argc, argv, default_port);
@@ -143,32 +216,42 @@ int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net:
     return 2;
   }
   raise_open_file_limit();
-  absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
+  absl::StatusOr<Runtime> rt = build_runtime(*flags);
   if (!rt.ok()) {
     std::fprintf(stderr, "%s: could not start the runtime: %s\n", program,
                  rt.status().ToString().c_str());
+    return rt.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  // A first round trip through the kernel on every thread before announcing
+  // readiness: a ring the kernel refuses to enable or enter (seccomp, a
+  // container) is reported here, not after "listening".
+  const size_t threads = rt->worker_count();
+  for (size_t i = 0; i < threads; ++i) {
+    if (absl::Status s = nop_on(*rt, i); !s.ok()) {
+      std::fprintf(stderr, "%s: the runtime cannot do I/O: %s\n", program, s.ToString().c_str());
+      return 1;
+    }
+  }
+  absl::StatusOr<std::vector<net::TcpListener>> listeners = bind_listeners(*flags, *addr, threads);
+  if (!listeners.ok()) {
+    std::fprintf(stderr, "%s: %s\n", program, listeners.status().ToString().c_str());
     return 1;
   }
-  // A first round trip through the kernel before announcing readiness: a
-  // ring the kernel refuses to enable or enter (seccomp, a container) is
-  // reported here, not after "listening".
-  if (absl::Status s = rt->try_block_on(reactor::nop()); !s.ok()) {
-    std::fprintf(stderr, "%s: the runtime cannot do I/O: %s\n", program, s.ToString().c_str());
-    return 1;
+  // Server i accepts on worker (core) i for its whole life; its connection
+  // tasks start there (multi_thread may steal them before their first I/O).
+  std::vector<JoinHandle<void>> servers;
+  for (size_t i = 0; i < threads; ++i) {
+    servers.push_back(rt->spawn_on(
+        i, [serve, l = std::move((*listeners)[i])]() mutable { return serve(std::move(l)); }));
   }
-  absl::StatusOr<net::TcpListener> listener = net::TcpListener::bind(*addr);
-  if (!listener.ok()) {
-    std::fprintf(stderr, "%s: %s\n", program, listener.status().ToString().c_str());
-    return 1;
-  }
-  std::printf("listening on %s\n", listener->local_addr().to_string().c_str());
-  std::fflush(stdout);
-  absl::StatusOr<Unit> served = rt->try_block_on(serve(std::move(*listener)));
+  absl::StatusOr<Unit> served = rt->try_block_on([&]() -> Task<void> {
+    for (JoinHandle<void>& h : servers) (void)co_await h;
+  }());
   if (!served.ok()) {
     std::fprintf(stderr, "%s: the runtime stopped: %s\n", program,
                  served.status().ToString().c_str());
   }
-  return 1;  // serve only returns when the listener broke; it said why on stderr
+  return 1;  // serve only returns when a listener broke; it said why on stderr
 }
 
 }  // namespace pollux::examples

@@ -19,8 +19,9 @@
 // retry, so a full fd table slows the server down instead of spinning or
 // stopping it.
 //
-// Thread-safety: a serve_* task and the tasks it spawns run on the runtime
-// thread that polls it (they are spawned with pollux::spawn, i.e. locally).
+// Thread-safety: a serve_* task accepts on the thread that polls it; the
+// connection tasks it spawns (pollux::spawn) start on that worker and, on a
+// multi_thread runtime, may be stolen before their first I/O pins them.
 #ifndef POLLUX_EXAMPLES_ECHO_SERVICE_H_
 #define POLLUX_EXAMPLES_ECHO_SERVICE_H_
 
@@ -58,12 +59,14 @@ inline constexpr size_t kEchoBufferBytes = 16 * 1024;
 unsigned long long raise_open_file_limit();
 
 // The main() of the example servers: parses the flags of server_flags.h (a
-// bad value, or --threads other than 1, the only runtime so far, prints why
-// to stderr and returns 2), binds addr:port (port 0 picks a free one), prints exactly
-// "listening on ADDR:PORT" to stdout and flushes it (scripts parse that
-// line), then serves with `serve` on a current_thread runtime until the
-// process is killed. Returns the exit code: 2 for bad flag values, 1 when
-// the runtime or the bind fails.
+// bad value prints why to stderr and returns 2), builds the runtime they
+// ask for, checks a NOP through every thread's backend, binds one listener
+// per runtime thread (port 0 picks a free one; several share the port with
+// SO_REUSEPORT, or --port_per_thread gives each its own), prints exactly
+// "listening on ADDR:PORT" to stdout per distinct port and flushes it
+// (scripts parse that line), then serves with `serve`, listener i on
+// worker (core) i, until the process is killed. Returns the exit code: 2
+// for bad flag values, 1 when the runtime or a bind fails.
 int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net::TcpListener));
 
 }  // namespace pollux::examples

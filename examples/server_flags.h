@@ -1,9 +1,17 @@
 // The command line every server binary here shares (pollux's echo_server
 // and http_hello, and bench/'s raw liburing baselines), on absl flags:
 //
-//   --port=N     TCP port; 0 picks a free one (default: the server's own)
-//   --addr=IP    numeric address to listen on (default 127.0.0.1; ::1 works)
-//   --threads=N  runtime threads; only 1 exists so far
+//   --port=N            TCP port; 0 picks a free one (default: the server's own)
+//   --addr=IP           numeric address to listen on (default 127.0.0.1; ::1 works)
+//   --threads=N         runtime threads (default 1)
+//   --flavour=NAME      current_thread (the default for one thread),
+//                       multi_thread (the default for more) or thread_per_core
+//   --port_per_thread   thread i listens on --port + i (--port=0: a free port
+//                       each) and one "listening on" line is printed per
+//                       thread; default: every thread's listener shares
+//                       --port with SO_REUSEPORT and one line is printed
+//   --cpu_affinity      pin thread i to the i-th CPU of the process's
+//                       affinity mask (it must hold --threads CPUs)
 //
 // Keeping one definition keeps the pollux-vs-raw comparison's two sides
 // started the same way by bench/compare.sh.
@@ -19,17 +27,25 @@
 namespace pollux::examples {
 
 struct ServerFlags {
+  enum class Flavour { kCurrentThread, kMultiThread, kThreadPerCore };
   std::string addr;
   int port = 0;
   int threads = 1;
+  Flavour flavour = Flavour::kCurrentThread;
+  bool port_per_thread = false;
+  bool cpu_affinity = false;
 };
 
 // Parses argv with absl::ParseCommandLine (an unknown flag or a malformed
 // value prints why and exits 1; --help prints the usage and exits), then
 // checks the values. Error: InvalidArgument saying what is wrong: a port
-// outside 0..65535, or --threads other than 1 (the multi-thread runtime is
-// not built yet). `default_port` is used when --port is not given.
+// outside 0..65535, --threads outside 1..1024, an unknown --flavour,
+// current_thread with more than one thread, or --port_per_thread ports past
+// 65535. `default_port` is used when --port is not given.
 absl::StatusOr<ServerFlags> parse_server_flags(int argc, char** argv, int default_port);
+// The same checks on flags a program parsed itself (the demo, which has a
+// usage message of its own).
+absl::StatusOr<ServerFlags> server_flags_from_command_line(int default_port);
 
 // "ADDR:PORT", with brackets around an IPv6 address ("[::1]:80"), as
 // net::SocketAddr::parse and getaddrinfo-free tools expect.

@@ -98,28 +98,35 @@ auto make_task_future(F&& f) {
   return Fut(std::forward<F>(f));
 }
 
-enum class Placement : bool {
-  kAnywhere,
-  // Pinned to the spawning thread's worker for its whole life (spawn_local
+// Where a new task may run.
+struct Placement {
+  // Pinned to worker `worker` for its whole life (spawn_local, and spawn_on
   // on multi_thread): a pin that is never given back (TaskPin's kept half,
-  // so the end-of-task check does not count it).
-  kThisThread,
+  // so the end-of-task check does not count it). Single-thread schedulers
+  // ignore it: their tasks never move anyway.
+  bool pinned = false;
+  uint32_t worker = 0;
+
+  static Placement anywhere() noexcept { return {}; }
+  static Placement on_worker(uint32_t w) noexcept { return {true, w}; }
+  static Placement this_thread() noexcept {
+    return on_worker(RuntimeContext::current().worker_index);
+  }
 };
 
 // Allocates the task and hands it to `scheduler` (ScheduleKind::kSpawn),
 // which takes the cell's reference to it, binds it and queues its first
-// poll, or cancels it at once when it is closed. From any thread
-// (kThisThread: from one of the scheduler's own threads).
+// poll, or cancels it at once when it is closed. From any thread.
 template <class F>
-auto spawn_onto(Schedule* scheduler, F&& f, Placement placement = Placement::kAnywhere) {
+auto spawn_onto(Schedule* scheduler, F&& f, Placement placement = Placement::anywhere()) {
   auto fut = make_task_future(std::forward<F>(f));
   using Fut = decltype(fut);
   using Out = output_t<Fut>;
   Header* h = Cell<Fut>::allocate(std::move(fut), scheduler);
-  if (placement == Placement::kThisThread) {
+  if (placement.pinned) {
     // relaxed: the cell is not shared yet; schedule() publishes it.
     h->pins.store(kKeptPinUnit, std::memory_order_relaxed);
-    h->home = RuntimeContext::current().worker_index;
+    h->home = placement.worker;
   }
   auto handle = HandleFactory::make<Out>(h);
   scheduler->schedule(h, ScheduleKind::kSpawn);
@@ -155,7 +162,7 @@ template <class F>
       detail::current_scheduler_for(
           "spawn_local() called on a thread with no running executor; call it from inside a "
           "task or block_on, or use LocalExecutor::spawn_local"),
-      std::forward<F>(f), detail::Placement::kThisThread);
+      std::forward<F>(f), detail::Placement::this_thread());
 }
 
 }  // namespace pollux

@@ -152,10 +152,21 @@ TEST_P(FlavoursTest, HandleSpawnReachesEveryCoreAndSpawnOnPicksOne) {
   }
   if (GetParam() == Flavour::kThreadPerCore) {
     EXPECT_EQ(seen, (std::set<size_t>{0, 1})) << "Handle::spawn is round robin over the cores";
-    EXPECT_EQ(join_here(h.spawn_on(1, [] { return ready(this_core().value_or(99)); })).value(),
-              1u);
-    EXPECT_EQ(join_here(rt.spawn_on(0, [] { return ready(this_core().value_or(99)); })).value(),
-              0u);
+  }
+  // spawn_on: that worker, for the task's whole life (multi_thread never
+  // lets it be stolen, across yields and sleeps).
+  for (size_t core : {1, 0, 1}) {
+    auto where = [core]() -> Task<bool> {
+      bool stayed = this_core() == core;
+      for (int i = 0; i < 50; ++i) {
+        co_await yield_now();
+        if (i % 10 == 0) co_await sleep(absl::Microseconds(100));
+        stayed = stayed && this_core() == core;
+      }
+      co_return stayed;
+    };
+    EXPECT_TRUE(join_here(h.spawn_on(core, where)).value());
+    EXPECT_TRUE(join_here(rt.spawn_on(core, where)).value());
   }
   EXPECT_EQ(this_core(), std::nullopt);
 }

@@ -16,7 +16,8 @@ namespace pollux {
 
 namespace detail {
 
-SpawnTarget::SpawnTarget(std::vector<Schedule*> schedulers) : schedulers_(std::move(schedulers)) {
+SpawnTarget::SpawnTarget(Kind kind, std::vector<Schedule*> schedulers, size_t workers)
+    : kind_(kind), schedulers_(std::move(schedulers)), workers_(workers) {
   for (Schedule* s : schedulers_) s->ref_inc();
 }
 
@@ -24,10 +25,8 @@ SpawnTarget::~SpawnTarget() {
   for (Schedule* s : schedulers_) s->ref_dec();
 }
 
-Schedule* SpawnTarget::at(size_t i) const {
-  POLLUX_CHECK(i < schedulers_.size(),
-               "spawn_on(core, f) with a core index the runtime does not have");
-  return schedulers_[i];
+void SpawnTarget::check_worker(size_t i) const {
+  POLLUX_CHECK(i < workers_, "spawn_on(core, f) with a core index the runtime does not have");
 }
 
 namespace {
@@ -153,7 +152,7 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
     inner->executor =
         std::make_unique<LocalExecutor>(*inner->drivers[0]->park, /*bind_lazily=*/true);
     inner->target = std::make_shared<SpawnTarget>(
-        std::vector<Schedule*>{inner->executor->scheduler()});
+        SpawnTarget::Kind::kOne, std::vector<Schedule*>{inner->executor->scheduler()}, 1);
     return inner;
   }
   std::vector<WorkerConfig> configs;
@@ -171,12 +170,14 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
   }
   if (b.flavour_ == Flavour::kMultiThread) {
     inner->multi = MultiThreadScheduler::start(std::move(configs));
-    inner->target = std::make_shared<SpawnTarget>(std::vector<Schedule*>{inner->multi});
+    inner->target = std::make_shared<SpawnTarget>(SpawnTarget::Kind::kWorkers,
+                                                  std::vector<Schedule*>{inner->multi}, n);
   } else {
     inner->cores = std::make_unique<ThreadPerCore>(std::move(configs));
     std::vector<Schedule*> schedulers;
     for (size_t i = 0; i < n; ++i) schedulers.push_back(inner->cores->scheduler(i));
-    inner->target = std::make_shared<SpawnTarget>(std::move(schedulers));
+    inner->target =
+        std::make_shared<SpawnTarget>(SpawnTarget::Kind::kCores, std::move(schedulers), n);
   }
   return inner;
 }

@@ -21,8 +21,10 @@
 //                        (TaskPin, executor/context.h); any other may be stolen.
 //   thread_per_core(n)   n threads, each a single-thread executor with its own
 //                        backend and wheel, no stealing: a task stays on the
-//                        core it was spawned onto. spawn_on(core, f) picks
-//                        one; Handle::spawn goes round robin.
+//                        core it was spawned onto. Handle::spawn goes round
+//                        robin.
+// spawn_on(i, f) runs a task on worker (core) i for its whole life, on
+// every flavour.
 // On the two multi-thread flavours block_on may be called from any thread that
 // is not one of the runtime's: it spawns the future and parks the caller
 // until it finishes (the caller has no ring). worker_cpu_affinity() pins
@@ -79,12 +81,14 @@ namespace detail {
 struct RuntimeInner;
 
 // What Runtime::spawn and Handle::spawn hand tasks to: the runtime's one
-// scheduler, or the cores of a thread_per_core runtime in turn. Holds a
-// reference to each, so it may outlive the runtime (spawns are then
-// cancelled at once).
+// scheduler (current_thread; multi_thread, whose spawn_on pins the task to
+// a worker), or the cores of a thread_per_core runtime in turn. Holds a
+// reference to each scheduler, so it may outlive the runtime (spawns are
+// then cancelled at once).
 class SpawnTarget {
  public:
-  explicit SpawnTarget(std::vector<Schedule*> schedulers);
+  enum class Kind { kOne, kWorkers, kCores };
+  SpawnTarget(Kind kind, std::vector<Schedule*> schedulers, size_t workers);
   ~SpawnTarget();
   SpawnTarget(const SpawnTarget&) = delete;
   SpawnTarget& operator=(const SpawnTarget&) = delete;
@@ -94,12 +98,21 @@ class SpawnTarget {
     // relaxed: only a round-robin counter.
     return schedulers_[next_.fetch_add(1, std::memory_order_relaxed) % schedulers_.size()];
   }
-  // Core `i` (checked: i < size()).
-  Schedule* at(size_t i) const;
-  size_t size() const noexcept { return schedulers_.size(); }
+  // Worker or core `i` (checked: i < workers).
+  template <class F>
+  auto spawn_on(size_t i, F&& f) const {
+    check_worker(i);
+    if (kind_ == Kind::kCores) return spawn_onto(schedulers_[i], std::forward<F>(f));
+    return spawn_onto(schedulers_[0], std::forward<F>(f),
+                      Placement::on_worker(static_cast<uint32_t>(i)));
+  }
 
  private:
+  void check_worker(size_t i) const;
+
+  Kind kind_;
   std::vector<Schedule*> schedulers_;
+  size_t workers_;
   mutable std::atomic<size_t> next_{0};
 };
 }  // namespace detail
@@ -115,11 +128,13 @@ class Handle {
   [[nodiscard]] auto spawn(F&& f) const {
     return detail::spawn_onto(target_->next(), std::forward<F>(f));
   }
-  // Spawns onto core `core` of a thread_per_core runtime (checked: core <
-  // cores). On the other flavours there is one "core", 0.
+  // Spawns onto worker (core) `core` (checked: core < worker_count()),
+  // where it runs for its whole life: thread_per_core's core, or a
+  // multi_thread worker that never lets it be stolen. current_thread has
+  // one, 0.
   template <class F>
   [[nodiscard]] auto spawn_on(size_t core, F&& f) const {
-    return detail::spawn_onto(target_->at(core), std::forward<F>(f));
+    return target_->spawn_on(core, std::forward<F>(f));
   }
 
  private:
@@ -249,10 +264,11 @@ class Runtime {
   [[nodiscard]] auto spawn(F&& f) {
     return detail::spawn_onto(spawn_target().next(), std::forward<F>(f));
   }
-  // Spawns onto core `core` (thread_per_core; see Handle::spawn_on).
+  // Spawns onto worker (core) `core` for the task's whole life (see
+  // Handle::spawn_on).
   template <class F>
   [[nodiscard]] auto spawn_on(size_t core, F&& f) {
-    return detail::spawn_onto(spawn_target().at(core), std::forward<F>(f));
+    return spawn_target().spawn_on(core, std::forward<F>(f));
   }
   // Worker (core) threads: 1 on current_thread.
   size_t worker_count() const noexcept;

@@ -39,7 +39,8 @@ struct alignas(64) MultiThreadScheduler::Worker {
   std::shared_ptr<Unparker> unparker;
   // Any thread: stolen from, and pushed to by its own thread.
   LocalQueue run_queue;
-  // Any thread: wakes of tasks pinned here, from other threads.
+  // Any thread: wakes of tasks pinned here from other threads, and tasks
+  // spawned onto this worker (spawn_on) from elsewhere.
   Mutex remote_mu;
   TaskList remote ABSL_GUARDED_BY(remote_mu);
   bool remote_closed ABSL_GUARDED_BY(remote_mu) = false;
@@ -135,9 +136,15 @@ void MultiThreadScheduler::spawn(Header* task, Worker* here) noexcept {
   ref_inc();  // the cell's, given back by drop_task_ref when it is freed
   uint32_t shard;
   uint64_t id;
+  // relaxed: the cell is not shared yet.
+  const bool pinned = task->pins.load(std::memory_order_relaxed) != 0;
   if (here != nullptr) {
-    shard = here->index;
+    shard = pinned ? task->home : here->index;
     id = ShardedOwnedTasks::make_id(here->index, here->core.next_task_id++);
+  } else if (pinned) {
+    POLLUX_CHECK(task->home < count_, "spawn_on(worker, f) with a worker the runtime lacks");
+    shard = task->home;
+    id = ShardedOwnedTasks::make_id(count_, external_spawns_.fetch_add(1, std::memory_order_relaxed));
   } else {
     // relaxed: only a counter (shard choice and id).
     const uint64_t n = external_spawns_.fetch_add(1, std::memory_order_relaxed);
@@ -147,6 +154,10 @@ void MultiThreadScheduler::spawn(Header* task, Worker* here) noexcept {
   if (!owned_.bind(task, shard, id)) {
     // Closed: never polled and in no list, so it is cancelled here.
     cancel_unowned_task(task);
+    return;
+  }
+  if (pinned && (here == nullptr || task->home != here->index)) {
+    push_remote(workers_[task->home], task);  // spawn_on another worker
     return;
   }
   if (here != nullptr) {
@@ -240,7 +251,9 @@ void MultiThreadScheduler::push_remote(Worker& home, Header* task) noexcept {
   if (queued) {
     home.unparker->unpark();  // outside the lock: it may make a syscall
   } else {
-    drop_reference(task);  // shutting down: the shard walk drops its future
+    // Shutting down: a new task (spawn_on) is cancelled here; a woken one
+    // gives back the entry's reference (the shard walk drops its future).
+    abandon_queued_task(task);
   }
   ref_dec();
 }
@@ -476,7 +489,7 @@ void MultiThreadScheduler::shutdown() noexcept {
   // give back the queue entry's reference (their futures go in the shard
   // walk, on a worker).
   while (Header* h = injected.pop_front()) abandon_queued_task(h);
-  while (Header* h = remote.pop_front()) drop_reference(h);
+  while (Header* h = remote.pop_front()) abandon_queued_task(h);
   unpark();
 }
 
