@@ -18,6 +18,10 @@
 // batch is in push order and ends with the task pushed, a steal's queued
 // tasks precede (in push order) the one it returns; all queues end empty.
 // Across the executions both overflow shapes are reached.
+//
+// The same scenarios on the planted copy (tests/model/planted/) whose steal
+// releases the slots with its first CAS, before copying them, must be a
+// data race.
 #include <atomic>
 #include <cstdint>
 
@@ -27,6 +31,7 @@
 #include "future/internal/race_cell.h"
 #include "future/internal/thread.h"
 #include "tests/model/model_test.h"
+#include "tests/model/planted/one_cas_steal_local_queue.h"
 
 namespace pollux::model {
 namespace {
@@ -230,6 +235,26 @@ TEST_F(LocalQueueModelTest, OverflowWhenFullRacesAStealer) {
   // the task alone while the stealer was between its two CASes.
   EXPECT_GT(g_batches_of_half_plus_one.load(), 0u);
   EXPECT_GT(g_batches_of_one.load(), 0u);
+}
+
+// ---- (c) The planted one-CAS steal ----
+
+// The race it must report: the owner's push into a ring slot against the
+// stealer's copy out of it, both in the planted queue (not a task payload).
+constexpr const char* kSlotRace =
+    "data race on RaceCell.*planted/one_cas_steal_local_queue\\.h:[0-9]+ and "
+    "[a-z]+ by T[0-9] at tests/model/planted/one_cas_steal_local_queue\\.h";
+
+TEST_F(LocalQueueModelTest, PlantedOneCasStealWithTwoStealersIsADataRace) {
+  POLLUX_MODEL_ONLY();
+  EXPECT_EXIT(check([] { owner_and_two_stealers<planted::OneCasStealLocalQueue>(); }),
+              ExitsWithFailure(), kSlotRace);
+}
+
+TEST_F(LocalQueueModelTest, PlantedOneCasStealRacingOverflowIsADataRace) {
+  POLLUX_MODEL_ONLY();
+  EXPECT_EXIT(check([] { overflow_racing_a_stealer<planted::OneCasStealLocalQueue>(); }),
+              ExitsWithFailure(), kSlotRace);
 }
 
 }  // namespace
