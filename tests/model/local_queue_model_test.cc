@@ -7,7 +7,10 @@
 // - the owner pushes past a full ring (overflow to the inject list: half
 //   the ring plus the new task, or the new task alone while a steal is in
 //   progress), pops and pushes again, while a stealer steals and drains its
-//   own queue twice.
+//   own queue twice;
+// - a stealer drains the queue it stole into while a second stealer steals
+//   from that queue (a stolen task handed on by the first stealer's tail
+//   store; the only model that fails when that store is relaxed).
 // Checked in every execution: every task is delivered exactly once (to the
 // owner's pop, a stealer's returned task, a stealer's own queue, or the
 // overflow list), none is lost, nothing else comes out; every task carries
@@ -17,9 +20,10 @@
 // reported data race; orders: the owner pops in push order, an overflow
 // batch is in push order and ends with the task pushed, a steal's queued
 // tasks precede (in push order) the one it returns; all queues end empty.
-// Across the executions both overflow shapes are reached.
+// Across the executions both overflow shapes, and a second-hand steal, are
+// reached.
 //
-// The same scenarios on the planted copy (tests/model/planted/) whose steal
+// The first two scenarios on the planted copy (tests/model/planted/) whose steal
 // releases the slots with its first CAS, before copying them, must be a
 // data race.
 #include <atomic>
@@ -235,6 +239,53 @@ TEST_F(LocalQueueModelTest, OverflowWhenFullRacesAStealer) {
   // the task alone while the stealer was between its two CASes.
   EXPECT_GT(g_batches_of_half_plus_one.load(), 0u);
   EXPECT_GT(g_batches_of_one.load(), 0u);
+}
+
+// ---- A stealer's queue stolen from in turn ----
+
+// Executions in which the second stealer got a task out of the first's queue.
+std::atomic<uint64_t> g_second_hand_steals{0};
+
+template <class Q>
+void steal_from_a_stealer() {
+  constexpr int kTasks = 4;
+  Tasks tasks(kTasks);
+  Q owner_q;
+  Q q1;
+  Q q2;
+  for (int i = 0; i < kTasks; ++i) owner_push(owner_q, tasks, i);
+  // s1 steals two (runs one, queues one) and drains its queue while s2
+  // steals from that queue: the copy into q1 is published to s2 only by
+  // q1's tail store, and s1's pop races s2's claim.
+  detail::Thread s1([&] { drain_stolen(q1, steal_once(owner_q, q1, tasks), tasks); });
+  detail::Thread s2([&] {
+    const int run = steal_once(q1, q2, tasks);
+    if (run >= 0) g_second_hand_steals.fetch_add(1, std::memory_order_relaxed);
+    drain_stolen(q2, run, tasks);
+  });
+  int last_popped = -1;
+  owner_pop(owner_q, tasks, last_popped);
+  s1.join();
+  s2.join();
+  for (;;) {
+    Header* h = owner_q.pop();
+    if (h == nullptr) break;
+    const int got = tasks.deliver(h);
+    MODEL_ASSERT(got > last_popped);
+    last_popped = got;
+  }
+  MODEL_ASSERT(owner_q.len() == 0 && q1.len() == 0 && q2.len() == 0);
+  tasks.expect_all_delivered_once();
+}
+
+TEST_F(LocalQueueModelTest, AStealersQueueIsStolenFromWhileItDrainsIt) {
+  POLLUX_MODEL_ONLY();
+  g_second_hand_steals = 0;
+  const Stats s = check([] { steal_from_a_stealer<LocalQueue>(); },
+                        {.name = "LocalQueue steal from a stealer"});
+  EXPECT_TRUE(s.complete);
+  EXPECT_GT(s.executions, 1u);
+  EXPECT_GT(g_second_hand_steals.load(), 0u);  // the scenario was reached
 }
 
 // ---- (c) The planted one-CAS steal ----
