@@ -380,11 +380,13 @@ TEST(LocalQueueStressTest, EveryTaskIsSeenExactlyOnce) {
   LocalQueue stealer_q[2];
   std::atomic<bool> owner_done{false};
   std::atomic<bool> timed_out{false};
-  std::atomic<bool> go{false};
+  // The owner starts once both stealers are running, so they steal during
+  // its whole run (a start line, not a sleep).
+  std::atomic<int> stealers_running{0};
 
   OwnerResult owner_result;
   std::thread owner([&] {
-    while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+    while (stealers_running.load(std::memory_order_acquire) < 2) std::this_thread::yield();
     std::mt19937 rng(20240601);
     std::uniform_int_distribution<uint32_t> burst(1, kCap + kCap / 2);
     OwnerResult& r = owner_result;
@@ -435,7 +437,7 @@ TEST(LocalQueueStressTest, EveryTaskIsSeenExactlyOnce) {
   std::vector<std::thread> stealers;
   for (int s = 0; s < 2; ++s) {
     stealers.emplace_back([&, s] {
-      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      stealers_running.fetch_add(1, std::memory_order_release);
       std::mt19937 rng(7 + s);
       StealerResult& r = stealer_result[s];
       LocalQueue& mine = stealer_q[s];
@@ -471,7 +473,6 @@ TEST(LocalQueueStressTest, EveryTaskIsSeenExactlyOnce) {
     });
   }
 
-  go.store(true, std::memory_order_release);
   owner.join();
   for (auto& t : stealers) t.join();
   ASSERT_FALSE(timed_out.load()) << "did not finish within 60 s";
