@@ -25,9 +25,19 @@
 //   for the runtime; the runtime variant reports the driver's counters per
 //   round trip).
 // BM_SelectTwoReady: build and poll select(ready(a), ready(b)); the left wins.
+//
+// The multi-thread flavours (2 workers; issue 12):
+// BM_SpawnJoin_{MultiThread,ThreadPerCore}: a task on a worker spawns one
+//   task and awaits it (multi_thread: the idle worker may steal it, so this
+//   includes a cross-worker wake when it does).
+// BM_Spawn10kJoinAll_{MultiThread,ThreadPerCore}: spawn 10,000 ready tasks,
+//   then await them all; per task.
+// BM_CrossWorkerPingPong_{MultiThread,ThreadPerCore}: a task on worker 0 and
+//   one on worker 1 (spawn_on) wake each other in turn; per round trip.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -293,5 +303,79 @@ void BM_SelectTwoReady(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_SelectTwoReady);
+
+pollux::Runtime make_flavour(bool multi_thread) {
+  pollux::Runtime::Builder b;
+  if (multi_thread) {
+    b.multi_thread(2);
+  } else {
+    b.thread_per_core(2);
+  }
+  absl::StatusOr<pollux::Runtime> rt = b.enable_all().build();
+  if (!rt.ok()) std::abort();
+  return std::move(*rt);
+}
+
+void BM_SpawnJoin_MultiThread(benchmark::State& state) {
+  pollux::Runtime rt = make_flavour(true);
+  rt.block_on(spawn_join_one_at_a_time(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SpawnJoin_MultiThread)->UseRealTime();
+
+void BM_SpawnJoin_ThreadPerCore(benchmark::State& state) {
+  pollux::Runtime rt = make_flavour(false);
+  rt.block_on(spawn_join_one_at_a_time(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SpawnJoin_ThreadPerCore)->UseRealTime();
+
+constexpr int kTenThousand = 10000;
+
+Task<void> spawn_10k_join_all(benchmark::State& state) {
+  std::vector<JoinHandle<int>> handles;
+  handles.reserve(kTenThousand);
+  for (auto _ : state) {
+    for (int i = 0; i < kTenThousand; ++i) handles.push_back(pollux::spawn(ReadyInt{i}));
+    for (JoinHandle<int>& h : handles) {
+      pollux::JoinResult<int> r = co_await h;
+      benchmark::DoNotOptimize(r);
+    }
+    handles.clear();
+  }
+  state.SetItemsProcessed(state.iterations() * kTenThousand);
+}
+
+void BM_Spawn10kJoinAll_MultiThread(benchmark::State& state) {
+  pollux::Runtime rt = make_flavour(true);
+  rt.block_on(spawn_10k_join_all(state));
+}
+BENCHMARK(BM_Spawn10kJoinAll_MultiThread)->UseRealTime();
+
+void BM_Spawn10kJoinAll_ThreadPerCore(benchmark::State& state) {
+  pollux::Runtime rt = make_flavour(false);
+  rt.block_on(spawn_10k_join_all(state));
+}
+BENCHMARK(BM_Spawn10kJoinAll_ThreadPerCore)->UseRealTime();
+
+void cross_worker_ping_pong(benchmark::State& state, bool multi_thread) {
+  pollux::Runtime rt = make_flavour(multi_thread);
+  Signal ping, pong;
+  JoinHandle<void> far = rt.spawn_on(1, [&] { return pong_side(ping, pong); });
+  JoinHandle<void> near = rt.spawn_on(0, [&] { return ping_side(state, ping, pong); });
+  (void)rt.block_on(std::move(near));
+  (void)rt.block_on(std::move(far));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_CrossWorkerPingPong_MultiThread(benchmark::State& state) {
+  cross_worker_ping_pong(state, true);
+}
+BENCHMARK(BM_CrossWorkerPingPong_MultiThread)->UseRealTime();
+
+void BM_CrossWorkerPingPong_ThreadPerCore(benchmark::State& state) {
+  cross_worker_ping_pong(state, false);
+}
+BENCHMARK(BM_CrossWorkerPingPong_ThreadPerCore)->UseRealTime();
 
 }  // namespace
