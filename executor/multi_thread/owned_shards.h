@@ -28,7 +28,7 @@
 #include "executor/internal/owned_tasks.h"
 #include "executor/internal/task.h"
 #include "executor/internal/task_list.h"
-#include "future/internal/mutex.h"
+#include "future/internal/spin_lock.h"
 
 namespace pollux::detail {
 
@@ -51,7 +51,7 @@ class ShardedOwnedTasks {
     t->owned_shard = shard;
     t->id = id;
     Shard& s = shards_[shard];
-    MutexLock lock(s.mu);
+    SpinLockHolder lock(s.mu);
     if (s.closed) return false;
     s.list.bind(task);
     return true;
@@ -60,13 +60,13 @@ class ShardedOwnedTasks {
   // the shutdown walk).
   bool remove(Header* task) noexcept {
     Shard& s = shards_[trailer_of(task)->owned_shard];
-    MutexLock lock(s.mu);
+    SpinLockHolder lock(s.mu);
     return s.list.remove(task);
   }
   // Refuses further binds, in every shard.
   void close_all() noexcept {
     for (uint32_t i = 0; i < count_; ++i) {
-      MutexLock lock(shards_[i].mu);
+      SpinLockHolder lock(shards_[i].mu);
       shards_[i].closed = true;
     }
   }
@@ -76,7 +76,7 @@ class ShardedOwnedTasks {
   template <class Pred>
   void take_if(uint32_t shard, Pred pred, TaskList& out) noexcept {
     Shard& s = shards_[shard];
-    MutexLock lock(s.mu);
+    SpinLockHolder lock(s.mu);
     Header* h = s.list.front();
     while (h != nullptr) {
       Header* next = trailer_of(h)->owned_next;
@@ -91,7 +91,7 @@ class ShardedOwnedTasks {
   size_t size() const noexcept {
     size_t n = 0;
     for (uint32_t i = 0; i < count_; ++i) {
-      MutexLock lock(shards_[i].mu);
+      SpinLockHolder lock(shards_[i].mu);
       n += shards_[i].list.size();
     }
     return n;
@@ -99,9 +99,11 @@ class ShardedOwnedTasks {
   uint32_t shard_count() const noexcept { return count_; }
 
  private:
-  // A cache line each: workers lock their own shards side by side.
+  // A cache line each: workers lock their own shards side by side. A spin
+  // lock: the sections are a few pointer writes, and a bind on one worker
+  // often meets the remove of a task that finished on another.
   struct alignas(64) Shard {
-    mutable Mutex mu;
+    mutable SpinLock mu;
     LocalOwnedTasks list ABSL_GUARDED_BY(mu);
     bool closed ABSL_GUARDED_BY(mu) = false;
   };

@@ -30,6 +30,11 @@ struct MultiThreadScheduler::Core {
   uint32_t ticks = 0;
   uint64_t rng = 0;
   uint64_t next_task_id = 0;
+  // References to the scheduler already counted, handed to cells spawned
+  // here and given back by cells freed here (as LocalCore's bank): no
+  // locked instruction on a line every worker shares, per spawn or free.
+  // Only a count; returned when the worker exits.
+  size_t banked_refs = 0;
   Budget budget;
 };
 
@@ -58,6 +63,7 @@ constexpr double kPollTimeEwmaAlpha = 0.1;
 constexpr uint32_t kMinGlobalQueueInterval = 2;
 constexpr uint32_t kMaxGlobalQueueInterval = 127;
 constexpr uint32_t kTuneEveryTicks = 16;
+constexpr size_t kBankedRefBatch = 64;
 // At most this many tasks move from the inject queue to a worker at once.
 constexpr size_t kMaxInjectBatch = 128;
 
@@ -132,8 +138,25 @@ void MultiThreadScheduler::schedule(Header* task, ScheduleKind kind) noexcept {
   }
 }
 
+void MultiThreadScheduler::drop_task_ref() noexcept {
+  if (Worker* here = current_worker()) {
+    ++here->core.banked_refs;
+    return;
+  }
+  ref_dec();
+}
+
 void MultiThreadScheduler::spawn(Header* task, Worker* here) noexcept {
-  ref_inc();  // the cell's, given back by drop_task_ref when it is freed
+  // The cell's reference, given back by drop_task_ref when it is freed.
+  if (here == nullptr) {
+    ref_inc();
+  } else {
+    if (here->core.banked_refs == 0) {
+      ref_inc(kBankedRefBatch);
+      here->core.banked_refs = kBankedRefBatch;
+    }
+    --here->core.banked_refs;
+  }
   uint32_t shard;
   uint64_t id;
   // relaxed: the cell is not shared yet.
@@ -279,6 +302,13 @@ void MultiThreadScheduler::unpark() noexcept {
 // ---------------------------------------------------------------- the worker loop
 
 void MultiThreadScheduler::run_worker(uint32_t index) {
+  run_worker_loop(index);
+  // Outside the worker's context: cells freed on this thread from now on
+  // count atomically. The runtime's own reference outlives this.
+  if (const size_t banked = std::exchange(workers_[index].core.banked_refs, 0)) ref_dec(banked);
+}
+
+void MultiThreadScheduler::run_worker_loop(uint32_t index) {
   Worker& w = workers_[index];
   if (w.config.cpu.has_value()) {
     cpu_set_t set;

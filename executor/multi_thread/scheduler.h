@@ -100,7 +100,7 @@ class MultiThreadScheduler final : public Schedule {
   bool release(Header* task) noexcept override { return owned_.remove(task); }
   // Unparks every worker.
   void unpark() noexcept override;
-  void drop_task_ref() noexcept override { ref_dec(); }
+  void drop_task_ref() noexcept override;
 
   // Step 1 of the shutdown protocol; idempotent.
   void shutdown() noexcept;
@@ -141,6 +141,7 @@ class MultiThreadScheduler final : public Schedule {
 
   // The worker loop and its parts (worker's thread).
   void run_worker(uint32_t index);
+  void run_worker_loop(uint32_t index);
   size_t run_tick(Worker& w);
   Header* next_task(Worker& w) noexcept;
   Header* next_local_task(Worker& w) noexcept;
