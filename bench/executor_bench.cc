@@ -34,6 +34,9 @@
 //   then await them all; per task.
 // BM_CrossWorkerPingPong_{MultiThread,ThreadPerCore}: a task on worker 0 and
 //   one on worker 1 (spawn_on) wake each other in turn; per round trip.
+// BM_SpawnBlockingRoundTrip_{CurrentThread,MultiThread}: a task calls
+//   spawn_blocking(trivial) and awaits it (a pool thread kept warm): the hand-
+//   off to the pool and the wake back.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -44,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include "executor/blocking/spawn_blocking.h"
 #include "executor/join_handle.h"
 #include "executor/local_executor.h"
 #include "executor/yield_now.h"
@@ -377,5 +381,26 @@ void BM_CrossWorkerPingPong_ThreadPerCore(benchmark::State& state) {
   cross_worker_ping_pong(state, false);
 }
 BENCHMARK(BM_CrossWorkerPingPong_ThreadPerCore)->UseRealTime();
+
+Task<void> spawn_blocking_one_at_a_time(benchmark::State& state) {
+  for (auto _ : state) {
+    pollux::JoinResult<int> r = co_await pollux::spawn_blocking([] { return 1; });
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_SpawnBlockingRoundTrip_CurrentThread(benchmark::State& state) {
+  pollux::Runtime rt = make_runtime();
+  rt.block_on(spawn_blocking_one_at_a_time(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SpawnBlockingRoundTrip_CurrentThread)->UseRealTime();
+
+void BM_SpawnBlockingRoundTrip_MultiThread(benchmark::State& state) {
+  pollux::Runtime rt = make_flavour(true);
+  rt.block_on(spawn_blocking_one_at_a_time(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SpawnBlockingRoundTrip_MultiThread)->UseRealTime();
 
 }  // namespace

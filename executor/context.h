@@ -7,6 +7,7 @@
 //                       pin count (TaskPin below)
 //   worker index        which worker (multi_thread) or core (thread_per_core)
 //                       of the current scheduler this thread is; 0 elsewhere
+//   blocking            the runtime's blocking pool scheduler (spawn_blocking)
 //   backend             the I/O backend of this thread (reactor/)
 //   timers              the timer queue of this thread (timer/)
 //
@@ -49,6 +50,7 @@ struct RuntimeContext {
   // harness queues it again once the poll returns (ScheduleKind::kSelfWake).
   bool task_woke_itself = false;
   uint32_t worker_index = 0;
+  detail::Schedule* blocking = nullptr;
   reactor::Backend* backend = nullptr;
   timer::TimerQueue* timers = nullptr;
 

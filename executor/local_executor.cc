@@ -72,6 +72,7 @@ RuntimeContext LocalExecutor::running_context(const RuntimeContext& base) const 
   RuntimeContext ctx;
   ctx.scheduler = scheduler_;
   ctx.worker_index = base.worker_index;
+  ctx.blocking = base.blocking;
   ctx.backend = base.backend;
   ctx.timers = base.timers;
   return ctx;

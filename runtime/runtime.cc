@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "executor/blocking/blocking_scheduler.h"
 #include "executor/multi_thread/scheduler.h"
 #include "executor/thread_parker.h"
 #include "reactor/uring/io_uring_backend.h"
@@ -16,13 +17,16 @@ namespace pollux {
 
 namespace detail {
 
-SpawnTarget::SpawnTarget(Kind kind, std::vector<Schedule*> schedulers, size_t workers)
-    : kind_(kind), schedulers_(std::move(schedulers)), workers_(workers) {
+SpawnTarget::SpawnTarget(Kind kind, std::vector<Schedule*> schedulers, size_t workers,
+                         Schedule* blocking)
+    : kind_(kind), schedulers_(std::move(schedulers)), workers_(workers), blocking_(blocking) {
   for (Schedule* s : schedulers_) s->ref_inc();
+  blocking_->ref_inc();
 }
 
 SpawnTarget::~SpawnTarget() {
   for (Schedule* s : schedulers_) s->ref_dec();
+  blocking_->ref_dec();
 }
 
 void SpawnTarget::check_worker(size_t i) const {
@@ -85,6 +89,15 @@ struct RuntimeInner {
   MultiThreadScheduler* multi = nullptr;
   // thread_per_core:
   std::unique_ptr<ThreadPerCore> cores;
+  // spawn_blocking (one reference to the scheduler held):
+  std::unique_ptr<blocking::BlockingPool> pool;
+  BlockingScheduler* blocking = nullptr;
+
+  RuntimeContext context_of(size_t i) const noexcept {
+    RuntimeContext ctx = drivers[i]->context();
+    ctx.blocking = blocking;
+    return ctx;
+  }
 
   static absl::StatusOr<std::unique_ptr<RuntimeInner>> build(const Runtime::Builder& b);
 
@@ -92,7 +105,7 @@ struct RuntimeInner {
     if (executor) {
       // Futures dropped at shutdown may cancel I/O ops and timers: they find
       // their driver through this thread's context.
-      RuntimeContext::Enter entered(drivers[0]->context());
+      RuntimeContext::Enter entered(context_of(0));
       executor.reset();
     }
     if (multi != nullptr) {
@@ -101,6 +114,12 @@ struct RuntimeInner {
       multi->ref_dec();
     }
     cores.reset();  // stops and joins every core
+    if (blocking != nullptr) {
+      // Calls still queued are cancelled unrun; running ones are waited for.
+      blocking->close();
+      pool->shutdown();
+      blocking->ref_dec();
+    }
     // Each backend drained its ring (on its thread, for the multi-thread
     // flavours) and closes it now; each eventfd goes with its last unparker.
     drivers.clear();
@@ -110,6 +129,8 @@ struct RuntimeInner {
 absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime::Builder& b) {
   auto inner = std::make_unique<RuntimeInner>();
   inner->flavour = b.flavour_;
+  inner->pool = std::make_unique<blocking::BlockingPool>(b.blocking_);
+  inner->blocking = BlockingScheduler::create(inner->pool.get());
   const bool many = b.flavour_ != Flavour::kCurrentThread;
   size_t n = 1;
   std::vector<int> cpus;
@@ -152,7 +173,8 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
     inner->executor =
         std::make_unique<LocalExecutor>(*inner->drivers[0]->park, /*bind_lazily=*/true);
     inner->target = std::make_shared<SpawnTarget>(
-        SpawnTarget::Kind::kOne, std::vector<Schedule*>{inner->executor->scheduler()}, 1);
+        SpawnTarget::Kind::kOne, std::vector<Schedule*>{inner->executor->scheduler()}, 1,
+        inner->blocking);
     return inner;
   }
   std::vector<WorkerConfig> configs;
@@ -160,7 +182,7 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
     Drivers* d = inner->drivers[i].get();
     WorkerConfig c;
     c.park = d->park;
-    c.base = d->context();
+    c.base = inner->context_of(i);
     c.on_start = [d] { return d->bind_to_current_thread(); };
     c.on_stop = [d] {
       if (d->io) d->io->shutdown();
@@ -170,14 +192,15 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
   }
   if (b.flavour_ == Flavour::kMultiThread) {
     inner->multi = MultiThreadScheduler::start(std::move(configs));
-    inner->target = std::make_shared<SpawnTarget>(SpawnTarget::Kind::kWorkers,
-                                                  std::vector<Schedule*>{inner->multi}, n);
+    inner->target = std::make_shared<SpawnTarget>(
+        SpawnTarget::Kind::kWorkers, std::vector<Schedule*>{inner->multi}, n, inner->blocking);
   } else {
     inner->cores = std::make_unique<ThreadPerCore>(std::move(configs));
     std::vector<Schedule*> schedulers;
     for (size_t i = 0; i < n; ++i) schedulers.push_back(inner->cores->scheduler(i));
     inner->target =
-        std::make_shared<SpawnTarget>(SpawnTarget::Kind::kCores, std::move(schedulers), n);
+        std::make_shared<SpawnTarget>(SpawnTarget::Kind::kCores, std::move(schedulers), n,
+                                      inner->blocking);
   }
   return inner;
 }
@@ -230,7 +253,7 @@ absl::Status Runtime::finished_early_status() const {
 
 bool Runtime::is_current_thread() const noexcept { return inner_->executor != nullptr; }
 LocalExecutor& Runtime::executor() const noexcept { return *inner_->executor; }
-RuntimeContext Runtime::context() const noexcept { return inner_->drivers[0]->context(); }
+RuntimeContext Runtime::context() const noexcept { return inner_->context_of(0); }
 const detail::SpawnTarget& Runtime::spawn_target() const noexcept { return *inner_->target; }
 Handle Runtime::handle() const { return Handle(inner_->target); }
 size_t Runtime::worker_count() const noexcept { return inner_->drivers.size(); }

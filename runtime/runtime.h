@@ -35,6 +35,10 @@
 // the scheduler, timer queue and backend there.
 // Outside, they fail with a clear message (sleep, spawn) or status (I/O).
 //
+// spawn_blocking(fn) (in a task, or Runtime/Handle::spawn_blocking from any
+// thread) runs blocking work on the runtime's pool of at most
+// max_blocking_threads() threads (executor/blocking/spawn_blocking.h).
+//
 // Shutdown (~Runtime): every unfinished task's future is dropped on the
 // thread that polls it (current_thread: the runtime thread; multi_thread:
 // its home worker, in the order of executor/multi_thread/scheduler.h;
@@ -62,6 +66,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "executor/blocking/blocking_pool.h"
+#include "executor/blocking/spawn_blocking.h"
 #include "executor/context.h"
 #include "executor/internal/schedule.h"
 #include "executor/join_handle.h"
@@ -88,7 +94,7 @@ struct RuntimeInner;
 class SpawnTarget {
  public:
   enum class Kind { kOne, kWorkers, kCores };
-  SpawnTarget(Kind kind, std::vector<Schedule*> schedulers, size_t workers);
+  SpawnTarget(Kind kind, std::vector<Schedule*> schedulers, size_t workers, Schedule* blocking);
   ~SpawnTarget();
   SpawnTarget(const SpawnTarget&) = delete;
   SpawnTarget& operator=(const SpawnTarget&) = delete;
@@ -98,6 +104,7 @@ class SpawnTarget {
     // relaxed: only a round-robin counter.
     return schedulers_[next_.fetch_add(1, std::memory_order_relaxed) % schedulers_.size()];
   }
+  Schedule* blocking() const noexcept { return blocking_; }
   // Worker or core `i` (checked: i < workers).
   template <class F>
   auto spawn_on(size_t i, F&& f) const {
@@ -113,6 +120,7 @@ class SpawnTarget {
   Kind kind_;
   std::vector<Schedule*> schedulers_;
   size_t workers_;
+  Schedule* blocking_;  // one reference held
   mutable std::atomic<size_t> next_{0};
 };
 }  // namespace detail
@@ -135,6 +143,11 @@ class Handle {
   template <class F>
   [[nodiscard]] auto spawn_on(size_t core, F&& f) const {
     return target_->spawn_on(core, std::forward<F>(f));
+  }
+  // Runs `fn()` on the runtime's blocking pool (executor/blocking/spawn_blocking.h).
+  template <class Fn>
+  [[nodiscard]] auto spawn_blocking(Fn&& fn) const {
+    return detail::spawn_blocking_onto(target_->blocking(), std::forward<Fn>(fn));
   }
 
  private:
@@ -177,6 +190,17 @@ class Runtime {
       pin_workers_ = pin;
       return *this;
     }
+    // The blocking pool (spawn_blocking): at most `n` threads (default 512).
+    Builder& max_blocking_threads(size_t n) {
+      blocking_.max_threads = n;
+      return *this;
+    }
+    // How long an idle blocking thread waits for work before it exits
+    // (default 10 s).
+    Builder& blocking_keep_alive(absl::Duration d) {
+      blocking_.keep_alive = d;
+      return *this;
+    }
     // io_uring operations (reactor/, net/, fs/).
     Builder& enable_io() {
       io_ = true;
@@ -203,6 +227,7 @@ class Runtime {
     Flavour flavour_ = Flavour::kCurrentThread;
     size_t threads_ = 0;
     bool pin_workers_ = false;
+    blocking::BlockingPoolOptions blocking_;
     bool io_ = false;
     bool time_ = false;
     reactor::IoUringOptions uring_;
@@ -269,6 +294,12 @@ class Runtime {
   template <class F>
   [[nodiscard]] auto spawn_on(size_t core, F&& f) {
     return spawn_target().spawn_on(core, std::forward<F>(f));
+  }
+  // Runs `fn()` on the blocking pool (executor/blocking/spawn_blocking.h),
+  // from any thread.
+  template <class Fn>
+  [[nodiscard]] auto spawn_blocking(Fn&& fn) {
+    return detail::spawn_blocking_onto(spawn_target().blocking(), std::forward<Fn>(fn));
   }
   // Worker (core) threads: 1 on current_thread.
   size_t worker_count() const noexcept;
