@@ -379,5 +379,233 @@ TEST_F(MultiThreadTest, AMillionSpawnsAcrossBothWorkersEachDestroyedExactlyOnce)
   EXPECT_EQ(settled_task_cells(cells_before), cells_before);
 }
 
+
+// ------------------------------------------------------------ 3. abort from a foreign thread
+
+// A pipe whose ends the test owns; a reader task borrows the read end.
+struct Pipe {
+  Pipe() {
+    int p[2];
+    POLLUX_CHECK(::pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0, "pipe2");
+    r = std::make_shared<OwnedFd>(p[0]);
+    w = std::make_shared<OwnedFd>(p[1]);
+  }
+  std::shared_ptr<OwnedFd> r, w;
+};
+
+TEST_F(MultiThreadTest, AbortFromAForeignThreadCancelsParkedAndBusyTasksOnEveryWorker) {
+  Counted::reset();
+  const int64_t cells_before = live_task_cells();
+  const int fds_before = open_fd_count();
+  constexpr int kRounds = 20;
+  {
+    Runtime rt = make_mt();
+    std::vector<Pipe> pipes(8);
+    for (int round = 0; round < kRounds; ++round) {
+      std::atomic<int> started{0};
+      std::atomic<int> finished{0};
+      std::vector<JoinHandle<void>> hs;
+      int pipe_i = 0;
+      // Per kind: pinned to worker 0, pinned to worker 1, and free to move.
+      for (int where = 0; where < 3; ++where) {
+        auto place = [&](auto body) {
+          hs.push_back(where < 2 ? rt.spawn_on(where, std::move(body)) : rt.spawn(std::move(body)));
+        };
+        for (int k = 0; k < 2; ++k) {
+          place([&, c = Counted(k)]() -> Task<void> {  // parked on a timer
+            started.fetch_add(1);
+            co_await sleep(absl::Hours(1));
+            finished.fetch_add(1);
+          });
+          place([&, c = Counted(k), r = pipes[pipe_i++ % pipes.size()].r]() -> Task<void> {
+            started.fetch_add(1);  // parked on a read of an empty pipe
+            (void)co_await reactor::read(r->get(), std::vector<char>(8));
+            finished.fetch_add(1);
+          });
+          place([&, c = Counted(k)]() -> Task<void> {  // busy: always queued or running
+            started.fetch_add(1);
+            for (int64_t i = 0; i < 100'000'000; ++i) co_await yield_now();
+            finished.fetch_add(1);
+          });
+          place([&, c = Counted(k)]() -> Task<void> {  // parked on a sleep inside a select
+            started.fetch_add(1);
+            sync::Notify never;
+            (void)co_await select(never.notified(), sleep(absl::Hours(1)));
+            finished.fetch_add(1);
+          });
+        }
+      }
+      const int total = static_cast<int>(hs.size());
+      ASSERT_TRUE(wait_until([&] { return started.load() == total; }));
+      if (round % 2 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // reads reach the kernel
+      // Two foreign threads abort half each, at the same time.
+      std::thread t1([&] {
+        for (int i = 0; i < total; i += 2) hs[i].abort();
+      });
+      std::thread t2([&] {
+        for (int i = total - 1 - (total % 2 == 0 ? 0 : 1); i >= 0; i -= 2) hs[i].abort();
+      });
+      t1.join();
+      t2.join();
+      for (int i = 0; i < total; ++i) {
+        JoinResult<Unit> r = join_here(std::move(hs[i]));
+        EXPECT_TRUE(r.is_cancelled()) << "round " << round << " task " << i;
+      }
+      EXPECT_EQ(finished.load(), 0);
+      // Every future was dropped before its handle said Cancelled.
+      EXPECT_EQ(Counted::live(), 0) << "round " << round;
+      hs.clear();
+      EXPECT_EQ(settled_task_cells(cells_before), cells_before) << "round " << round;
+      // The runtime still works, on both workers.
+      EXPECT_EQ(join_here(rt.spawn_on(0, [] { return ready(this_core()); })).value(), 0u);
+      EXPECT_EQ(join_here(rt.spawn_on(1, [] { return ready(this_core()); })).value(), 1u);
+    }
+    // The cancelled reads consumed nothing and hold no fd: a byte written
+    // now is read back here.
+    for (Pipe& p : pipes) {
+      char c = 'x';
+      ASSERT_EQ(::write(p.w->get(), &c, 1), 1);
+      ASSERT_EQ(::read(p.r->get(), &c, 1), 1);
+    }
+  }
+  EXPECT_EQ(Counted::live(), 0);
+  EXPECT_EQ(settled_task_cells(cells_before), cells_before);
+  EXPECT_EQ(open_fd_count(), fds_before) << "a ring, an eventfd or a pipe leaked";
+}
+
+// ------------------------------------------------------------ 4. woken before Pending
+
+// The helper thread: wakes each waker handed to it (by value or by reference).
+struct WakeHelper {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Waker> job;
+  bool by_value = false;
+  bool stop = false;
+  std::atomic<uint64_t> woken{0};
+  std::thread thread{[this] { run(); }};
+
+  ~WakeHelper() {
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
+  void hand(const Waker& w, bool value) {
+    {
+      std::lock_guard lock(mu);
+      job = w;  // a clone; a job not yet taken is replaced (its clone dropped)
+      by_value = value;
+    }
+    cv.notify_one();
+  }
+  void run() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return stop || job.has_value(); });
+      if (stop) return;
+      Waker w = std::move(*job);
+      job.reset();
+      const bool value = by_value;
+      lock.unlock();
+      if (value) {
+        std::move(w).wake();
+      } else {
+        w.wake_by_ref();
+        w.reset();
+      }
+      woken.fetch_add(1, std::memory_order_release);
+      lock.lock();
+    }
+  }
+};
+
+struct HandoffStats {
+  std::atomic<bool> in_poll{false};
+  std::atomic<bool> finished{false};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> after_ready{0};
+  std::atomic<int> helper_stalls{0};
+  std::atomic<bool> destroyed{false};
+};
+
+// Hands its waker to the helper on every poll and (three polls in four)
+// waits until the helper has woken it before returning Pending, then
+// lingers, so a second poll started by that wake would overlap this one.
+class WokenBeforePending {
+ public:
+  using Output = uint64_t;
+  WokenBeforePending(std::shared_ptr<HandoffStats> st, WakeHelper* helper, uint64_t target)
+      : st_(std::move(st)), helper_(helper), target_(target) {}
+  WokenBeforePending(WokenBeforePending&& o) noexcept = default;
+  ~WokenBeforePending() {
+    if (st_) st_->destroyed.store(true);
+  }
+  Poll<uint64_t> poll(Context& cx) {
+    if (st_->in_poll.exchange(true, std::memory_order_acq_rel)) st_->overlaps.fetch_add(1);
+    if (st_->finished.load(std::memory_order_acquire)) st_->after_ready.fetch_add(1);
+    ++polls_;
+    if (polls_ == target_) {
+      st_->finished.store(true, std::memory_order_release);
+      st_->in_poll.store(false, std::memory_order_release);
+      return Ready<uint64_t>{polls_};
+    }
+    const uint64_t before = helper_->woken.load(std::memory_order_acquire);
+    helper_->hand(cx.waker(), polls_ % 2 == 0);
+    if (polls_ % 4 != 0) {
+      if (!spin_until([&] { return helper_->woken.load(std::memory_order_acquire) != before; },
+                      std::chrono::seconds(10))) {
+        st_->helper_stalls.fetch_add(1);
+      }
+      // Linger: a wrongly scheduled second poll would start meanwhile.
+      for (int i = 0; i < 64; ++i) {
+        if (st_->in_poll.load(std::memory_order_relaxed) == false) st_->overlaps.fetch_add(1);
+      }
+    }
+    st_->in_poll.store(false, std::memory_order_release);
+    return Pending{};
+  }
+
+ private:
+  std::shared_ptr<HandoffStats> st_;
+  WakeHelper* helper_;
+  uint64_t target_;
+  uint64_t polls_ = 0;
+};
+
+TEST_F(MultiThreadTest, AWakerWokenBeforeItsPollReturnsPendingIsNeverLostNorPolledTwiceAtOnce) {
+  Counted::reset();
+  const int64_t cells_before = live_task_cells();
+  constexpr uint64_t kPolls = 50'000 / kScale;  // per task; two tasks: 100,000
+  {
+    Runtime rt = make_mt();
+    WakeHelper helper_free;
+    WakeHelper helper_pinned;
+    auto free_st = std::make_shared<HandoffStats>();
+    auto pinned_st = std::make_shared<HandoffStats>();
+    // Free to be stolen (its wakes go to the inject queue, or the local
+    // queue when the helper's wake lands while it runs), and pinned to
+    // worker 1 (its wakes go to worker 1's remote queue).
+    JoinHandle<uint64_t> free = rt.spawn(WokenBeforePending(free_st, &helper_free, kPolls));
+    JoinHandle<uint64_t> pinned =
+        rt.spawn_on(1, WokenBeforePending(pinned_st, &helper_pinned, kPolls));
+    JoinResult<uint64_t> rf = join_here(std::move(free));
+    JoinResult<uint64_t> rp = join_here(std::move(pinned));
+    ASSERT_TRUE(rf.ok());
+    ASSERT_TRUE(rp.ok());
+    EXPECT_EQ(rf.value(), kPolls);
+    EXPECT_EQ(rp.value(), kPolls);
+    for (HandoffStats* st : {free_st.get(), pinned_st.get()}) {
+      EXPECT_EQ(st->overlaps.load(), 0) << "polled concurrently";
+      EXPECT_EQ(st->after_ready.load(), 0) << "polled after Ready";
+      EXPECT_EQ(st->helper_stalls.load(), 0);
+      EXPECT_TRUE(st->destroyed.load());
+    }
+  }
+  EXPECT_EQ(settled_task_cells(cells_before), cells_before);
+}
+
 }  // namespace
 }  // namespace pollux
