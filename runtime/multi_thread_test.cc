@@ -607,5 +607,349 @@ TEST_F(MultiThreadTest, AWakerWokenBeforeItsPollReturnsPendingIsNeverLostNorPoll
   EXPECT_EQ(settled_task_cells(cells_before), cells_before);
 }
 
+
+// ------------------------------------------------------------ 5. stealing
+
+#ifdef POLLUX_MT_TEST_TSAN
+constexpr auto kLongPoll = std::chrono::milliseconds(4000);
+#else
+constexpr auto kLongPoll = std::chrono::milliseconds(1000);
+#endif
+
+// What a long poll (a task that blocks its worker) reports.
+struct SpinFlags {
+  std::atomic<bool> running{false};
+  std::atomic<bool> done{false};
+  std::atomic<bool> stop{false};
+  std::atomic<bool> timed_out{false};
+};
+
+// One poll that blocks its worker until `stop` or `limit`.
+auto long_poll(std::shared_ptr<SpinFlags> f, std::chrono::milliseconds limit) {
+  return [f = std::move(f), limit] {
+    return poll_fn([f, limit](Context&) -> Poll<void> {
+      f->running.store(true);
+      if (!spin_until([&] { return f->stop.load(); }, limit)) f->timed_out.store(true);
+      f->running.store(false);
+      f->done.store(true);
+      return Ready{};
+    });
+  };
+}
+
+TEST_F(MultiThreadTest, TasksSpawnedBehindALongPollAreStolenAndFinishOnTheOtherWorker) {
+  Runtime rt = make_mt();
+  constexpr int kChildren = 16;
+  auto flags = std::make_shared<SpinFlags>();
+  std::atomic<int> done{0};
+  std::atomic<int> done_on_other{0};
+  std::atomic<int> done_while_spinning{0};
+  // The root, on worker 0, spawns children onto its own stealable queue and
+  // then blocks worker 0 in one long poll until they are all done.
+  JoinHandle<void> root = rt.spawn_on(0, [&]() -> Task<void> {
+    for (int i = 0; i < kChildren; ++i) {
+      pollux::spawn([&]() -> Task<void> {
+        co_await yield_now();
+        if (this_core() == 1u) done_on_other.fetch_add(1);
+        if (flags->running.load()) done_while_spinning.fetch_add(1);
+        if (done.fetch_add(1) + 1 == kChildren) flags->stop.store(true);
+      }).detach();
+    }
+    co_await long_poll(flags, kLongPoll)();
+  });
+  ASSERT_TRUE(join_here(std::move(root)).ok());
+  EXPECT_FALSE(flags->timed_out.load()) << "the children waited for the long poll: "
+                                        << done.load() << " done while it ran";
+  EXPECT_EQ(done_on_other.load(), kChildren);
+  EXPECT_EQ(done_while_spinning.load(), kChildren);
+}
+
+// Tasks that have run on worker 0 and yielded there (a self-wake, queued at
+// the back of its stealable queue) while worker 1 sleeps: worker 0 then
+// blocks in a long poll. They are stealable, so worker 1 must be woken for
+// them and run them; else they wait the whole long poll.
+TEST_F(MultiThreadTest, TasksThatYieldedBehindALongPollAreStolen) {
+  Runtime rt = make_mt();
+  constexpr int kChildren = 4;
+  auto flags = std::make_shared<SpinFlags>();
+  std::atomic<int> first_on_home{0};
+  std::atomic<int> polled{0};
+  std::atomic<int> stolen_while_spinning{0};
+  std::atomic<int> finished{0};
+  JoinHandle<void> root = rt.spawn_on(0, [&]() -> Task<void> {
+    for (int i = 0; i < kChildren; ++i) {
+      pollux::spawn([&]() -> Task<void> {
+        const bool home0 = this_core() == 0u;
+        if (home0) first_on_home.fetch_add(1);
+        polled.fetch_add(1);
+        for (int n = 0; n < 1'000'000; ++n) {
+          co_await yield_now();
+          if (flags->done.load()) break;
+          if (home0 && this_core() == 1u && flags->running.load()) {
+            if (stolen_while_spinning.fetch_add(1) + 1 == first_on_home.load()) {
+              flags->stop.store(true);
+            }
+            break;
+          }
+        }
+        finished.fetch_add(1);
+      }).detach();
+    }
+    // Let every child run once (some may be stolen at once: they are left
+    // out of the count), then let worker 1 go back to sleep.
+    while (polled.load() < kChildren) co_await yield_now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    co_await long_poll(flags, kLongPoll)();
+  });
+  ASSERT_TRUE(join_here(std::move(root)).ok());
+  ASSERT_TRUE(wait_until([&] { return finished.load() == kChildren; }));
+  ASSERT_GT(first_on_home.load(), 0) << "every child was stolen before the long poll";
+  EXPECT_FALSE(flags->timed_out.load())
+      << stolen_while_spinning.load() << " of the " << first_on_home.load()
+      << " children queued on worker 0 were stolen while it was blocked";
+}
+
+// A task pinned to a worker only while it holds worker-owned state: a task
+// on each worker sleeps in a loop, so that an idle worker keeps looking for
+// work to steal (a pinned task must never be among it).
+struct Tickers {
+  explicit Tickers(Runtime& rt) {
+    for (size_t i = 0; i < 2; ++i) {
+      hs.push_back(rt.spawn_on(i, [s = stop]() -> Task<void> {
+        for (int n = 0; n < 1'000'000 && !s->load(); ++n) co_await sleep(absl::Microseconds(300));
+      }));
+    }
+  }
+  ~Tickers() {
+    stop->store(true);
+    for (auto& h : hs) (void)join_here(std::move(h));
+  }
+  std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
+  std::vector<JoinHandle<void>> hs;
+};
+
+struct PinReport {
+  int64_t home = -1;
+  int64_t polls = 0;
+  int64_t polls_off_home = 0;
+  int64_t polls_unpinned = 0;
+  int64_t polls_while_home_blocked = 0;
+  bool phase1_timed_out = false;
+  // Phase 2: holding nothing.
+  int64_t pins_after = -1;
+  bool stolen = false;
+  bool stolen_while_home_blocked = false;
+  int64_t finished_on = -1;
+};
+
+enum class PinnedOp { kSleep, kRead };
+
+// Phase 1: with `op` in flight (a sleep, or a read of an empty pipe) the
+// task yields in a loop while its home worker blocks in a long poll behind
+// it: it must not run meanwhile (not stolen), and every poll must be on its
+// home with a pin held. Phase 2: holding nothing, it yields while its home
+// blocks again: it is stolen, and finishes on the other worker.
+Task<PinReport> pinned_then_free(PinnedOp op, std::shared_ptr<OwnedFd> r) {
+  PinReport rep;
+  rep.home = static_cast<int64_t>(this_core().value_or(99));
+  auto f1 = std::make_shared<SpinFlags>();
+  JoinHandle<void> blocker1 = spawn_local(long_poll(f1, std::chrono::milliseconds(150)));
+  auto body = [&](Context& cx) -> Poll<int> {
+    ++rep.polls;
+    if (static_cast<int64_t>(this_core().value_or(99)) != rep.home) ++rep.polls_off_home;
+    if (current_pins() <= 0) ++rep.polls_unpinned;
+    if (f1->running.load()) ++rep.polls_while_home_blocked;
+    if (f1->done.load()) return Ready<int>{0};
+    if (rep.polls > 10'000'000) {
+      rep.phase1_timed_out = true;
+      return Ready<int>{1};
+    }
+    cx.waker().wake_by_ref();
+    return Pending{};
+  };
+  if (op == PinnedOp::kSleep) {
+    (void)co_await select(sleep(absl::Hours(1)), poll_fn(body));
+  } else {
+    (void)co_await select(reactor::read(r->get(), std::vector<char>(8)), poll_fn(body));
+  }
+  (void)co_await blocker1;
+  // Phase 2.
+  auto f2 = std::make_shared<SpinFlags>();
+  JoinHandle<void> blocker2 = spawn_local(long_poll(f2, kLongPoll));
+  rep.pins_after = co_await poll_fn([](Context&) -> Poll<int64_t> { return Ready<int64_t>{current_pins()}; });
+  for (int n = 0; n < 10'000'000 && !f2->done.load(); ++n) {
+    co_await yield_now();
+    if (static_cast<int64_t>(this_core().value_or(99)) != rep.home) {
+      rep.stolen = true;
+      rep.stolen_while_home_blocked = f2->running.load();
+      break;
+    }
+  }
+  f2->stop.store(true);
+  rep.finished_on = static_cast<int64_t>(this_core().value_or(99));
+  (void)co_await blocker2;
+  co_return rep;
+}
+
+void check_pinned_then_free(const PinReport& rep) {
+  EXPECT_TRUE(rep.home == 0 || rep.home == 1) << rep.home;
+  EXPECT_FALSE(rep.phase1_timed_out);
+  EXPECT_GT(rep.polls, 0);
+  EXPECT_EQ(rep.polls_off_home, 0) << "polled off its home while its op was in flight";
+  EXPECT_EQ(rep.polls_unpinned, 0) << "its op in flight, the task held no pin";
+  EXPECT_EQ(rep.polls_while_home_blocked, 0) << "stolen while its op was in flight";
+  EXPECT_EQ(rep.pins_after, 0) << "a pin outlived the op";
+  EXPECT_TRUE(rep.stolen) << "holding nothing, it was not stolen from its blocked home";
+  EXPECT_TRUE(rep.stolen_while_home_blocked);
+  EXPECT_EQ(rep.finished_on, 1 - rep.home) << "it did not finish on the other worker";
+}
+
+TEST_F(MultiThreadTest, ATaskWithASleepInFlightIsNeverStolenAndIsOnceItHoldsNothing) {
+  Runtime rt = make_mt();
+  Tickers tickers(rt);
+  for (int i = 0; i < 3; ++i) {
+    JoinResult<PinReport> r =
+        join_here(rt.spawn([] { return pinned_then_free(PinnedOp::kSleep, nullptr); }));
+    ASSERT_TRUE(r.ok());
+    check_pinned_then_free(r.value());
+  }
+}
+
+TEST_F(MultiThreadTest, ATaskWithAReadInFlightIsNeverStolenAndIsOnceItHoldsNothing) {
+  const int fds_before = open_fd_count();
+  {
+    Runtime rt = make_mt();
+    Tickers tickers(rt);
+    Pipe pipe;
+    for (int i = 0; i < 3; ++i) {
+      JoinResult<PinReport> r =
+          join_here(rt.spawn([r = pipe.r] { return pinned_then_free(PinnedOp::kRead, r); }));
+      ASSERT_TRUE(r.ok());
+      check_pinned_then_free(r.value());
+    }
+    // The cancelled reads took nothing.
+    char c = 'x';
+    ASSERT_EQ(::write(pipe.w->get(), &c, 1), 1);
+    ASSERT_EQ(::read(pipe.r->get(), &c, 1), 1);
+  }
+  EXPECT_EQ(open_fd_count(), fds_before);
+}
+
+// A task free to move, with a Sleep armed in a select, is woken by a task on
+// the other worker (a Notify, or a oneshot send): it runs on the worker its
+// Sleep lives on, every time.
+TEST_F(MultiThreadTest, APinnedTaskWokenFromTheOtherWorkerRunsOnItsHome) {
+  Counted::reset();
+  const int64_t cells_before = live_task_cells();
+  constexpr int kRounds = 20000 / kScale;
+  {
+    Runtime rt = make_mt();
+    struct Shared {
+      std::array<sync::Notify, 2> go;
+      sync::Notify wake;
+      std::mutex mu;
+      std::optional<sync::oneshot::Sender<int>> tx;
+      std::atomic<bool> stop{false};
+      std::array<std::atomic<int>, 2> sent_from{};
+    };
+    auto sh = std::make_shared<Shared>();
+    std::vector<JoinHandle<void>> wakers;
+    for (size_t i = 0; i < 2; ++i) {
+      // The waker on worker i: on its go signal, wakes the task (which waits
+      // on the other worker) through the Notify or the oneshot.
+      wakers.push_back(rt.spawn_on(i, [sh, i]() -> Task<void> {
+        for (int n = 0; n < 1'000'000; ++n) {
+          co_await sh->go[i].notified();
+          if (sh->stop.load()) break;
+          std::optional<sync::oneshot::Sender<int>> tx;
+          {
+            std::lock_guard lock(sh->mu);
+            if (sh->tx.has_value()) {
+              tx.emplace(std::move(*sh->tx));
+              sh->tx.reset();
+            }
+          }
+          if (tx.has_value()) {
+            (void)std::move(*tx).send(n);
+          } else {
+            sh->wake.notify_one();
+          }
+          sh->sent_from[i].fetch_add(1);
+        }
+      }));
+    }
+    struct Report {
+      int off_home = 0;
+      int unpinned = 0;
+      int wrong_winner = 0;
+      int moved = 0;
+      std::array<int, 2> armed_on{};
+    };
+    JoinResult<Report> r = join_here(rt.spawn([sh, c = Counted(1)]() -> Task<Report> {
+      Report rep;
+      for (int round = 0; round < kRounds; ++round) {
+        const size_t home = this_core().value_or(99);
+        if (home > 1) co_return rep;
+        ++rep.armed_on[home];
+        bool asked = false;
+        int64_t pins = -1;
+        // Third branch: once the Sleep and the wait are registered (the
+        // branches before it), ask the other worker's waker to wake us.
+        auto ask = poll_fn([&](Context&) -> Poll<void> {
+          if (!asked) {
+            asked = true;
+            pins = current_pins();
+            sh->go[1 - home].notify_one();
+          }
+          return Pending{};
+        });
+        size_t winner;
+        if (round % 8 == 7) {
+          // No Sleep: free to move, the wake (from a task running on the
+          // other worker) puts it in that worker's LIFO slot. It moves.
+          winner = 1 + (co_await select(sh->wake.notified(), std::move(ask))).index;
+          if (this_core() != home) ++rep.moved;
+          if (pins != 0) ++rep.unpinned;  // here: nothing held, so no pin
+          co_await yield_now();
+          continue;
+        }
+        if (round % 2 == 0) {
+          winner = (co_await select(sleep(absl::Hours(1)), sh->wake.notified(), std::move(ask))).index;
+        } else {
+          auto [tx, rx] = sync::oneshot::channel<int>();
+          {
+            std::lock_guard lock(sh->mu);
+            sh->tx.emplace(std::move(tx));
+          }
+          winner = (co_await select(sleep(absl::Hours(1)), std::move(rx), std::move(ask))).index;
+        }
+        if (this_core() != home) ++rep.off_home;  // the poll the wake led to
+        if (pins <= 0) ++rep.unpinned;
+        if (winner != 1) ++rep.wrong_winner;
+        co_await yield_now();  // free to move before the next round
+      }
+      co_return rep;
+    }));
+    sh->stop.store(true);
+    for (auto& n : sh->go) n.notify_one();
+    for (auto& h : wakers) EXPECT_TRUE(join_here(std::move(h)).ok());
+    ASSERT_TRUE(r.ok());
+    const Report& rep = r.value();
+    EXPECT_EQ(rep.armed_on[0] + rep.armed_on[1], kRounds);
+    EXPECT_EQ(rep.off_home, 0) << "a wake from the other worker ran the pinned task there";
+    EXPECT_EQ(rep.unpinned, 0);
+    EXPECT_EQ(rep.wrong_winner, 0);
+    // Holding nothing it moved (unless the wake came while its own poll was
+    // still running: it is then queued again where it ran), so both
+    // workers were its home.
+    EXPECT_GT(rep.moved, 0);
+    EXPECT_GT(rep.armed_on[0], 0);
+    EXPECT_GT(rep.armed_on[1], 0);
+    EXPECT_EQ(sh->sent_from[0].load() + sh->sent_from[1].load(), kRounds);
+  }
+  EXPECT_EQ(Counted::live(), 0);
+  EXPECT_EQ(settled_task_cells(cells_before), cells_before);
+}
+
 }  // namespace
 }  // namespace pollux
