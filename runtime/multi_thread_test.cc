@@ -383,10 +383,12 @@ TEST_F(MultiThreadTest, AMillionSpawnsAcrossBothWorkersEachDestroyedExactlyOnce)
 // ------------------------------------------------------------ 3. abort from a foreign thread
 
 // A pipe whose ends the test owns; a reader task borrows the read end.
+// The write end is non-blocking (a writer thread never blocks on a full one).
 struct Pipe {
   Pipe() {
     int p[2];
-    POLLUX_CHECK(::pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0, "pipe2");
+    POLLUX_CHECK(::pipe2(p, O_CLOEXEC) == 0, "pipe2");
+    POLLUX_CHECK(::fcntl(p[1], F_SETFL, O_NONBLOCK) == 0, "fcntl");
     r = std::make_shared<OwnedFd>(p[0]);
     w = std::make_shared<OwnedFd>(p[1]);
   }
@@ -949,6 +951,130 @@ TEST_F(MultiThreadTest, APinnedTaskWokenFromTheOtherWorkerRunsOnItsHome) {
   }
   EXPECT_EQ(Counted::live(), 0);
   EXPECT_EQ(settled_task_cells(cells_before), cells_before);
+}
+
+
+// ------------------------------------------------------------ 6. starvation
+
+// A leaf future that is always ready but keeps the coop protocol: it takes
+// a budget unit, and yields (wakes itself, Pending) once the budget is spent.
+class BudgetedReady {
+ public:
+  using Output = int64_t;
+  Poll<int64_t> poll(Context& cx) {
+    if (!cx.budget().try_take()) {
+      cx.waker().wake_by_ref();
+      return Pending{};
+    }
+    return Ready<int64_t>{1};
+  }
+};
+
+#ifdef POLLUX_MT_TEST_TSAN
+constexpr auto kStarveLimit = std::chrono::seconds(20);
+#else
+constexpr auto kStarveLimit = std::chrono::seconds(5);
+#endif
+
+struct Starvation {
+  std::atomic<bool> looper_started{false};
+  std::atomic<bool> read_started{false};
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> loops{0};
+};
+
+// Loops on always-ready futures until `done`: its output is the number of
+// loops, negative when it ran out of time (something starved).
+Task<int64_t> looper(Starvation& st) {
+  st.looper_started.store(true);
+  const auto deadline = Clock::now() + kStarveLimit;
+  int64_t n = 0;
+  while (!st.done.load(std::memory_order_relaxed)) {
+    n += co_await BudgetedReady{};
+    if (n % 1024 == 0) {
+      st.loops.store(n, std::memory_order_relaxed);
+      if (Clock::now() > deadline) co_return -n;
+    }
+  }
+  co_return n;
+}
+
+Task<int64_t> sleep_5ms_took_ms(Starvation& st) {
+  const auto start = Clock::now();
+  const int64_t loops_before = st.loops.load();
+  co_await sleep(absl::Milliseconds(5));
+  // The looper must have run meanwhile: it shares this worker.
+  if (st.loops.load() == loops_before) co_return -1;
+  co_return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+Task<absl::StatusOr<size_t>> read_one(Starvation& st, int fd) {
+  st.read_started.store(true);
+  reactor::IoResult r = co_await reactor::read(fd, std::vector<char>(8));
+  co_return r.n;
+}
+
+void write_byte_when_read_started(Starvation& st, int fd) {
+  ASSERT_TRUE(wait_until([&] { return st.read_started.load(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the read reaches the kernel
+  char c = 'x';
+  ASSERT_EQ(::write(fd, &c, 1), 1);
+}
+
+void check_starvation(int64_t slept_ms, const absl::StatusOr<size_t>& read, int64_t loops) {
+  EXPECT_GE(slept_ms, 5) << "-1: the looper did not run while the sleep waited";
+  EXPECT_LT(slept_ms, 1000) << "the always-ready looper starved the timer";
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, 1u);
+  EXPECT_GT(loops, 0) << "the looper ran out of time: a timer or the read starved";
+}
+
+TEST_F(MultiThreadTest, AnAlwaysReadyTaskDoesNotStarveATimerOrAReadOnItsWorker) {
+  Runtime rt = make_mt();
+  Pipe pipe;
+  for (size_t w = 0; w < 2; ++w) {
+    Starvation st;
+    JoinHandle<int64_t> loop = rt.spawn_on(w, [&] { return looper(st); });
+    ASSERT_TRUE(wait_until([&] { return st.looper_started.load(); }));
+    JoinHandle<int64_t> slept = rt.spawn_on(w, [&] { return sleep_5ms_took_ms(st); });
+    JoinHandle<absl::StatusOr<size_t>> read =
+        rt.spawn_on(w, [&, fd = pipe.r->get()] { return read_one(st, fd); });
+    write_byte_when_read_started(st, pipe.w->get());
+    JoinResult<int64_t> s = join_here(std::move(slept));
+    JoinResult<absl::StatusOr<size_t>> r = join_here(std::move(read));
+    st.done.store(true);
+    JoinResult<int64_t> l = join_here(std::move(loop));
+    ASSERT_TRUE(s.ok() && r.ok() && l.ok());
+    check_starvation(s.value(), r.value(), l.value());
+  }
+}
+
+// The same on current_thread, for comparison.
+TEST_F(MultiThreadTest, AnAlwaysReadyTaskDoesNotStarveATimerOrAReadOnCurrentThread) {
+  absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  Pipe pipe;
+  Starvation st;
+  std::thread writer([&] { write_byte_when_read_started(st, pipe.w->get()); });
+  struct Out {
+    JoinResult<int64_t> s, l;
+    JoinResult<absl::StatusOr<size_t>> r;
+  };
+  Out out = rt->block_on([&]() -> Task<Out> {
+    JoinHandle<int64_t> loop = pollux::spawn([&] { return looper(st); });
+    while (!st.looper_started.load()) co_await yield_now();
+    JoinHandle<int64_t> slept = pollux::spawn([&] { return sleep_5ms_took_ms(st); });
+    JoinHandle<absl::StatusOr<size_t>> read =
+        pollux::spawn([&, fd = pipe.r->get()] { return read_one(st, fd); });
+    JoinResult<int64_t> s = co_await slept;
+    JoinResult<absl::StatusOr<size_t>> r = co_await read;
+    st.done.store(true);
+    JoinResult<int64_t> l = co_await loop;
+    co_return Out{std::move(s), std::move(l), std::move(r)};
+  }());
+  writer.join();
+  ASSERT_TRUE(out.s.ok() && out.r.ok() && out.l.ok());
+  check_starvation(out.s.value(), out.r.value(), out.l.value());
 }
 
 }  // namespace
