@@ -67,7 +67,7 @@ using testing::Watchdog;
 using Clock = std::chrono::steady_clock;
 
 #ifdef POLLUX_MT_TEST_TSAN
-constexpr int64_t kScale = 20;  // TSan: 1/20 of every count
+constexpr int64_t kScale = 2;  // TSan: 1/2 of every count
 #else
 constexpr int64_t kScale = 1;
 #endif
@@ -1089,7 +1089,7 @@ TEST_F(MultiThreadTest, ShutdownFromAForeignThreadWithWorkQueuedRunningStolenAnd
   Counted::reset();
   const int64_t cells_before = live_task_cells();
   const int fds_before = open_fd_count();
-  constexpr int kRounds = 48 / (kScale > 1 ? 4 : 1);
+  constexpr int kRounds = 48;  // on every build: shutdown races are what TSan is for
   std::mt19937 rng(20240612);
   int values = 0;
   int cancelled = 0;
