@@ -120,6 +120,19 @@ int64_t settled_task_cells(int64_t expected) {
   return p == nullptr ? -1 : int64_t{p->load(std::memory_order_relaxed)};
 }
 
+// A pipe whose ends the test owns; a reader task borrows the read end.
+// The write end is non-blocking (a writer thread never blocks on a full one).
+struct Pipe {
+  Pipe() {
+    int p[2];
+    POLLUX_CHECK(::pipe2(p, O_CLOEXEC) == 0, "pipe2");
+    POLLUX_CHECK(::fcntl(p[1], F_SETFL, O_NONBLOCK) == 0, "fcntl");
+    r = std::make_shared<OwnedFd>(p[0]);
+    w = std::make_shared<OwnedFd>(p[1]);
+  }
+  std::shared_ptr<OwnedFd> r, w;
+};
+
 class MultiThreadTest : public ::testing::Test {
  protected:
   Watchdog dog_{std::chrono::seconds(240), "a multi_thread test"};
@@ -165,7 +178,9 @@ class CountWakes {
 // value), and every 1..128 wakes (at random) a wait until the task saw the
 // last one, so that the task goes idle and its worker parks between them.
 // Returns the number of such round trips, or -1 (and the index) on a lost wake.
-int64_t wake_n_times(WakeTarget& t, uint64_t n, uint32_t seed, uint64_t* lost_at) {
+int64_t wake_n_times(WakeTarget& t, uint64_t n, uint32_t seed, uint64_t* lost_at,
+                     uint64_t max_gap = 128, int max_jitter_ns = 30000,
+                     std::chrono::milliseconds patience = std::chrono::seconds(20)) {
   if (!wait_until([&] { return t.has_waker.load(std::memory_order_acquire); })) return -1;
   Waker w;
   {
@@ -173,10 +188,21 @@ int64_t wake_n_times(WakeTarget& t, uint64_t n, uint32_t seed, uint64_t* lost_at
     w = t.waker;
   }
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<uint64_t> gap(1, 128);
+  std::uniform_int_distribution<uint64_t> gap(1, max_gap);
+  std::uniform_int_distribution<int> jitter_ns(0, max_jitter_ns);
   uint64_t next_sync = gap(rng);
   int64_t syncs = 0;
+  bool after_sync = false;
   for (uint64_t i = 1; i <= n; ++i) {
+    if (after_sync) {
+      // The worker is on its way to sleep: land this wake at a random point
+      // of that path (going idle, searching, parking), where a lost wake-up
+      // hides.
+      const auto until = Clock::now() + std::chrono::nanoseconds(jitter_ns(rng));
+      while (Clock::now() < until) {
+      }
+      after_sync = false;
+    }
     t.sent.store(i, std::memory_order_release);
     if (i % 2 == 0) {
       w.wake_by_ref();
@@ -185,11 +211,12 @@ int64_t wake_n_times(WakeTarget& t, uint64_t n, uint32_t seed, uint64_t* lost_at
       std::move(c).wake();
     }
     if (i == next_sync || i == n) {
-      if (!wait_until([&] { return t.seen.load(std::memory_order_acquire) >= i; })) {
+      if (!wait_until([&] { return t.seen.load(std::memory_order_acquire) >= i; }, patience)) {
         *lost_at = i;
         return -1;
       }
       ++syncs;
+      after_sync = true;
       next_sync = i + gap(rng);
     }
   }
@@ -270,6 +297,94 @@ TEST_F(MultiThreadTest, AMillionCrossThreadWakesNoneLost) {
   }
   EXPECT_EQ(Counted::live(), 0);
   EXPECT_EQ(settled_task_cells(cells_before), cells_before);
+}
+
+// The same with nothing else running: after every wake the foreign thread
+// waits until the task saw it, then (after a random 0-50 us) wakes it again,
+// so each wake lands somewhere on the path of both workers to sleep (the
+// task going idle, the worker's last empty tick, searching, parking). A wake
+// lost there leaves both workers asleep for good.
+TEST_F(MultiThreadTest, ForeignWakesWhileBothWorkersFallAsleepAreNeverLost) {
+  constexpr uint64_t kWakes = 20'000 / kScale;
+  Runtime rt = make_mt();
+  auto t = std::make_shared<WakeTarget>();
+  JoinHandle<uint64_t> h = rt.spawn(CountWakes(t, kWakes));
+  uint64_t lost_at = 0;
+  const int64_t syncs = wake_n_times(*t, kWakes, 99, &lost_at, /*max_gap=*/1,
+                                     /*max_jitter_ns=*/50'000, std::chrono::seconds(2));
+  ASSERT_EQ(syncs, static_cast<int64_t>(kWakes)) << "a wake was lost at " << lost_at;
+  ASSERT_TRUE(join_here(std::move(h)).ok());
+  std::lock_guard lock(t->mu);
+  t->waker.reset();
+}
+
+// A foreign wake racing the park of the last searcher, when no other
+// worker is awake to catch it: each round a task pinned to worker 0 has a
+// pipe read complete (worker 0 wakes by its own event: not as a searcher,
+// and wakes nobody else), then reads again; worker 0 then looks for work
+// (a searcher), finds none and parks. A foreign thread wakes a free task
+// at a random point of that path: its push to the inject queue sees a
+// searcher and wakes nobody, so the searcher must look once more before it
+// sleeps (idle.h), else the task waits for good.
+TEST_F(MultiThreadTest, AForeignWakeRacingTheLastSearchersParkIsNeverLost) {
+  // A lost wake-up needs the wake to land in a window of some tens of
+  // nanoseconds: without the searcher's last look (park()'s
+  // notify_if_work_pending), one run in three to eight loses one.
+  constexpr int kRounds = 20'000 / kScale;
+  Runtime rt = make_mt();
+  Pipe pipe;
+  auto t = std::make_shared<WakeTarget>();
+  JoinHandle<uint64_t> free_task = rt.spawn(CountWakes(t, kRounds));
+  ASSERT_TRUE(wait_until([&] { return t->has_waker.load(); }));
+  Waker w;
+  {
+    std::lock_guard lock(t->mu);
+    w = t->waker;
+  }
+  auto ticked = std::make_shared<std::atomic<int>>(0);
+  JoinHandle<void> ticker = rt.spawn_on(0, [r = pipe.r, ticked]() -> Task<void> {
+    for (int n = 1; n <= kRounds; ++n) {
+      reactor::IoResult res = co_await reactor::read(r->get(), std::vector<char>(1));
+      if (!res.n.ok() || *res.n != 1) co_return;
+      ticked->store(n, std::memory_order_release);
+    }
+  });
+  std::mt19937 rng(7);
+  // The path from the ticker's store to the park takes a microsecond or two.
+  std::uniform_int_distribution<int> jitter_ns(0, 2'000);
+  int lost_at = 0;
+  for (int r = 1; r <= kRounds && lost_at == 0; ++r) {
+    char c = 't';
+    ASSERT_EQ(::write(pipe.w->get(), &c, 1), 1);
+    // Spin (not yield): the wake below must land at a chosen point of the
+    // worker's way to sleep.
+    if (!spin_until([&] { return ticked->load(std::memory_order_acquire) == r; },
+                    std::chrono::seconds(5))) {
+      lost_at = -r;  // the ticker itself stalled
+      break;
+    }
+    const auto until = Clock::now() + std::chrono::nanoseconds(jitter_ns(rng));
+    while (Clock::now() < until) {
+    }
+    t->sent.store(static_cast<uint64_t>(r), std::memory_order_release);
+    w.wake_by_ref();
+    if (!wait_until([&] { return t->seen.load() >= static_cast<uint64_t>(r); },
+                    std::chrono::seconds(2))) {
+      lost_at = r;
+    }
+  }
+  EXPECT_EQ(lost_at, 0) << "round " << lost_at << ": the wake was lost (negative: the ticker stalled)";
+  if (lost_at != 0) {
+    // Let both tasks finish, so the runtime can be dropped cleanly.
+    t->sent.store(kRounds);
+    w.wake_by_ref();
+    ticker.abort();
+  }
+  (void)join_here(std::move(free_task));
+  (void)join_here(std::move(ticker));
+  w.reset();
+  std::lock_guard lock(t->mu);
+  t->waker.reset();
 }
 
 // ------------------------------------------------------------ 2. a million spawns
@@ -382,18 +497,6 @@ TEST_F(MultiThreadTest, AMillionSpawnsAcrossBothWorkersEachDestroyedExactlyOnce)
 
 // ------------------------------------------------------------ 3. abort from a foreign thread
 
-// A pipe whose ends the test owns; a reader task borrows the read end.
-// The write end is non-blocking (a writer thread never blocks on a full one).
-struct Pipe {
-  Pipe() {
-    int p[2];
-    POLLUX_CHECK(::pipe2(p, O_CLOEXEC) == 0, "pipe2");
-    POLLUX_CHECK(::fcntl(p[1], F_SETFL, O_NONBLOCK) == 0, "fcntl");
-    r = std::make_shared<OwnedFd>(p[0]);
-    w = std::make_shared<OwnedFd>(p[1]);
-  }
-  std::shared_ptr<OwnedFd> r, w;
-};
 
 TEST_F(MultiThreadTest, AbortFromAForeignThreadCancelsParkedAndBusyTasksOnEveryWorker) {
   Counted::reset();
