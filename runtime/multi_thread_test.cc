@@ -135,7 +135,10 @@ struct Pipe {
 
 class MultiThreadTest : public ::testing::Test {
  protected:
-  Watchdog dog_{std::chrono::seconds(240), "a multi_thread test"};
+  // Every test takes seconds (under TSan too): a hang is a lost wake-up.
+  Watchdog dog_{std::chrono::seconds(120),
+                std::string("MultiThreadTest.") +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name()};
 };
 
 // ------------------------------------------------------------ 1. cross-thread wakes
