@@ -501,8 +501,8 @@ void MultiThreadScheduler::shutdown() noexcept {
   TaskList remote;
   {
     MutexLock lock(mu_);
-    // relaxed: under mu_, which every shutdown() takes.
-    if (shutdown_.load(std::memory_order_relaxed)) return;
+    if (closing_) return;
+    closing_ = true;
     owned_.close_all();
     inject_.close(injected);
     for (uint32_t i = 0; i < count_; ++i) {
@@ -511,15 +511,25 @@ void MultiThreadScheduler::shutdown() noexcept {
       w.remote_closed = true;
       remote.append(w.remote);
     }
-    // release: pairs with is_shutdown()'s acquire; the queues are closed.
-    shutdown_.store(true, std::memory_order_release);
   }
-  // Outside the lock: futures dropped here may wake or spawn. Tasks never
-  // polled (spawns from other threads) are cancelled here; woken ones only
-  // give back the queue entry's reference (their futures go in the shard
-  // walk, on a worker).
+  // Outside the lock: futures dropped here may wake or spawn (the closed
+  // queues refuse both). Tasks never polled (spawns from other threads) are
+  // cancelled here; woken ones only give back the queue entry's reference
+  // (their futures go in the shard walk, on a worker).
   while (Header* h = injected.pop_front()) abandon_queued_task(h);
   while (Header* h = remote.pop_front()) abandon_queued_task(h);
+  // Only now, with both lists above empty, may the workers start their
+  // shutdown walk: it links the tasks it takes through Header::queue_next,
+  // the link these lists use. Publishing the flag before them (as this did)
+  // let a worker take a task still in `injected` or `remote`: each thread's
+  // push_back/pop_front cut the other's chain, so a queued RUNNING task was
+  // never abandoned (the walk leaves RUNNING ones to their queue entry) and
+  // tasks behind the cut in a worker's list were never shut down: their
+  // futures, cells and JoinHandles outlived the runtime
+  // (multi_thread_test's ShutdownFromAForeignThread..., TSan: a race
+  // between TaskList::push_back in take_if and pop_front here).
+  // release: pairs with is_shutdown()'s acquire; the queues are closed.
+  shutdown_.store(true, std::memory_order_release);
   unpark();
 }
 

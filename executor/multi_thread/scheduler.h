@@ -5,7 +5,7 @@
 // Shutdown protocol, in order (the runtime calls shutdown() then join()):
 //  1. shutdown(), on any thread: closes OwnedTasks (a later spawn yields a
 //     Cancelled handle), the inject queue and every worker's remote queue;
-//     sets the flag; unparks every worker.
+//     disposes of what they held; then sets the flag; unparks every worker.
 //  2. Each worker, at its loop top, stops stealing and being stolen from
 //     and drains its LIFO slot, stealable queue, pinned FIFO and remote
 //     queue. A rendezvous: no worker polls any more (a steal runs wholly
@@ -168,6 +168,9 @@ class MultiThreadScheduler final : public Schedule {
   Atomic<uint64_t> external_spawns_{0};
 
   mutable Mutex mu_;
+  // shutdown() has begun (it sets shutdown_ only once the queues it closed
+  // are disposed of: see shutdown()).
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
   CondVar rendezvous_cv_;
   uint32_t rendezvous_arrived_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t rendezvous_generation_ ABSL_GUARDED_BY(mu_) = 0;
