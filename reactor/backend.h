@@ -14,6 +14,17 @@
 //                                                 // task's waker in core->waker
 //   ... the backend completes it and wakes that waker ...
 //   DataCompletion c = backend.take_data(id);     // result + buffer; slot freed
+// A readiness backend (epoll) may instead wake the future with the state
+// kReady: the fd became ready, and the future's next poll calls
+// backend.resume(id), which makes the syscall right there (completing the
+// op, or waiting again). So on epoll a read, write, send, recv or accept
+// takes effect only inside its future's poll, whose result that poll
+// returns: an op dropped before Ready has had no effect. io_uring never
+// sets kReady.
+//
+// A start_* may complete the op at once (epoll's try-the-syscall-first, or
+// a nop): the state is then kCompleted before start_* returns, and the
+// future takes the result in the same poll.
 // or, if the future is dropped first, backend.cancel(id): the backend keeps
 // everything the kernel may still touch until the operation is really over,
 // and closes any fd it still delivers (op_traits().returns_fd).
@@ -58,6 +69,7 @@ enum class OpState : uint8_t {
   kInFlight,   // started; `waker` is woken when it completes
   kCompleted,  // the result is in the slot, waiting to be taken
   kIgnored,    // its future is gone; the backend waits for the kernel (backend-internal)
+  kReady,      // readiness arrived: the future's poll calls Backend::resume (epoll only)
 };
 
 // The start of every backend's operation slot. Owned by the backend's
@@ -113,6 +125,7 @@ struct BackendStats {
   uint64_t enter_errors = 0;     // failed kernel entries (transient ones are retried)
   uint64_t leaked_ops = 0;       // ops still in the kernel when shutdown gave up (memory kept)
   uint64_t unpark_writes = 0;    // unparks that found the owner parked and made a syscall
+  uint64_t registrations = 0;    // fds added to a readiness set (epoll_ctl ADD)
 };
 
 class Backend : public Park {
@@ -149,6 +162,9 @@ class Backend : public Park {
   virtual OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) = 0;
 
   // ---- Driving (single-shot ops: through OpCore, see above) ----
+  // The op is kReady: make its syscall now, from its future's poll. Leaves
+  // it kCompleted, or kInFlight waiting for the next readiness.
+  virtual void resume(OpId id) = 0;
   // The next result of a multishot op; on kPending `waker` is kept. After
   // kEnded the id is spent: release it with cancel().
   virtual MultiNext poll_multi(OpId id, const Waker& waker) = 0;

@@ -132,6 +132,8 @@ class [[nodiscard]] Op {
     POLLUX_CHECK(current_backend() == backend_,
                  "an I/O operation was polled on a thread other than its backend's");
     OpCore& core = *id_.core;
+    // Readiness arrived (epoll): the syscall is made here, in our own poll.
+    if (core.state == OpState::kReady) backend_->resume(id_);
     if (core.state != OpState::kCompleted) {
       if (!core.waker.will_wake(cx.waker())) core.waker = cx.waker();
       cx.budget().refund();

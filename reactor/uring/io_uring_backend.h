@@ -109,6 +109,8 @@ class IoUringBackend final : public Backend {
   OpId start_fsync(int fd, bool datasync) override;
   OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) override;
 
+  // io_uring never sets kReady: the kernel makes the syscall itself.
+  void resume(OpId) override {}
   MultiNext poll_multi(OpId id, const Waker& waker) override;
   size_t queued(OpId id) const override;
   int32_t take_result(OpId id) override;
