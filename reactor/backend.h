@@ -111,6 +111,28 @@ struct PathCompletion {
   struct statx stx;  // statx only
 };
 
+// Readiness, as AsyncFd (reactor/async_fd.h) reports it: a kReadyWait's
+// result is these bits | (tick << kReadyTickShift). Both backends keep an
+// edge-triggered word per registration whose tick moves on every event, so
+// clear_ready(tick) never clears an edge that arrived after the caller looked.
+namespace ready {
+inline constexpr uint32_t kReadable = 1u << 0;
+inline constexpr uint32_t kWritable = 1u << 1;
+inline constexpr uint32_t kReadClosed = 1u << 2;  // the peer shut down its writing
+inline constexpr uint32_t kHangUp = 1u << 3;
+inline constexpr uint32_t kError = 1u << 4;
+inline constexpr uint32_t kAll = 0x1F;
+inline constexpr int kReadyTickShift = 8;
+// What makes an interest (kReadable and/or kWritable) ready: its own bit,
+// and the final ones (closed, hang-up, error) that no wait could outlast.
+constexpr uint32_t wakes(uint32_t interest) {
+  uint32_t m = kHangUp | kError;
+  if (interest & kReadable) m |= kReadable | kReadClosed;
+  if (interest & kWritable) m |= kWritable;
+  return m;
+}
+}  // namespace ready
+
 // The next result of a multishot operation.
 struct MultiNext {
   enum class Kind { kItem, kPending, kEnded } kind;
@@ -161,6 +183,18 @@ class Backend : public Park {
   virtual OpId start_fsync(int fd, bool datasync) = 0;
   virtual OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) = 0;
 
+  // ---- Readiness of an fd the user owns (AsyncFd) ----
+  // Watches `fd` (io_uring: a multishot poll; epoll: the fd's one
+  // registration) until cancel(). It completes only on failure (res -errno:
+  // epoll cannot watch a regular file, EPERM).
+  virtual OpId start_ready_register(int fd) = 0;
+  // Completes once `reg` is ready for `interest` (ready::kReadable and/or
+  // kWritable), with res = bits | tick << ready::kReadyTickShift, or -errno.
+  virtual OpId start_ready_wait(OpId reg, uint32_t interest) = 0;
+  // Clears `interest` of `reg` if no event came since the wait that saw
+  // `tick` (AsyncFd's ReadyGuard::clear_ready).
+  virtual void clear_ready(OpId reg, uint32_t interest, uint32_t tick) = 0;
+
   // ---- Driving (single-shot ops: through OpCore, see above) ----
   // The op is kReady: make its syscall now, from its future's poll. Leaves
   // it kCompleted, or kInFlight waiting for the next readiness.
@@ -172,7 +206,7 @@ class Backend : public Park {
   virtual size_t queued(OpId id) const = 0;
 
   // ---- Taking the result (once kCompleted; each frees the slot) ----
-  // nop, close, poll, timeout, connect, fsync.
+  // nop, close, poll, timeout, connect, fsync, readiness waits.
   virtual int32_t take_result(OpId id) = 0;
   // read, write, recv, send.
   virtual DataCompletion take_data(OpId id) = 0;

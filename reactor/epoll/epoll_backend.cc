@@ -619,7 +619,6 @@ ScheduledIo* EpollBackend::register_fd(int fd, Dir waiting, int* err) {
   io.stream = !is_socket || type == SOCK_STREAM;
   io.blocking = blocking;
   io.users = 0;
-  io.ready_regs = 0;
   io.index = index;
   // The direction that just said EAGAIN starts not ready; the other one
   // starts ready ("try the syscall first"), except on a blocking fd, where
@@ -674,9 +673,7 @@ void EpollBackend::detach(SlotHeader& s) {
   }
   if (s.linked) unlink(s);
   s.sio = kNoSio;
-  if (!io->owned && --io->users == 0 && io->ready_regs == 0) {
-    drop_sio(io->index, /*remove_from_set=*/true);
-  }
+  if (!io->owned && --io->users == 0) drop_sio(io->index, /*remove_from_set=*/true);
 }
 
 void EpollBackend::drop_sio(uint32_t index, bool remove_from_set) {
@@ -696,7 +693,6 @@ void EpollBackend::drop_sio(uint32_t index, bool remove_from_set) {
   }
   io.fd = -1;
   io.users = 0;
-  io.ready_regs = 0;
   // relaxed: owner thread; the generation bump makes every id stale.
   io.word.store(0, std::memory_order_relaxed);
   ++stats_.deregistrations;
@@ -1406,8 +1402,94 @@ void EpollBackend::resume(OpId id) {
   with_id(id, [&](auto& s) {
     if (s.state != OpState::kReady) return;
     s.state = OpState::kInFlight;
+    using P = PayloadOf<std::decay_t<decltype(s)>>;
+    if constexpr (std::is_same_v<P, BarePayload>) {
+      if (s.kind == OpKind::kReadyWait) {
+        ready_wait_drive(s);
+        return;
+      }
+    }
     drive(s, id.bits);
   });
+}
+
+// ---- AsyncFd ----
+
+OpId EpollBackend::start_ready_register(int fd) {
+  BarePayload* p;
+  OpId id = allocate<BarePayload>(OpKind::kReadyRegister, &p);
+  p->fd = fd;
+  // SAFETY: allocate<BarePayload> made `id` for a Slot<BarePayload>.
+  auto& s = static_cast<SlotOf<BarePayload>&>(*id.core);
+  s.dir = Dir::kAny;
+  ScheduledIo* io = lookup(fd);
+  if (io == nullptr) {
+    int err = 0;
+    // Both directions start not ready: EPOLL_CTL_ADD reports the fd's
+    // current readiness as its first event.
+    io = register_fd(fd, Dir::kAny, &err);
+    if (io == nullptr) {
+      s.res = -err;
+      s.state = OpState::kCompleted;  // only a failure completes it
+      return id;
+    }
+  }
+  attach(s, io);
+  return id;
+}
+
+EpollBackend::SlotOf<BarePayload>* EpollBackend::ready_registration(uint64_t bits) {
+  if (epoll::slab_id_of(bits) != SlabId::kBare) return nullptr;
+  auto* reg = bare_.find(epoll::index_of(bits), epoll::generation_of(bits));
+  return reg != nullptr && reg->kind == OpKind::kReadyRegister ? reg : nullptr;
+}
+
+OpId EpollBackend::start_ready_wait(OpId reg, uint32_t interest) {
+  BarePayload* p;
+  OpId id = allocate<BarePayload>(OpKind::kReadyWait, &p);
+  p->ref = reg.bits;
+  p->arg = interest;
+  // SAFETY: allocate<BarePayload> made `id` for a Slot<BarePayload>.
+  auto& s = static_cast<SlotOf<BarePayload>&>(*id.core);
+  ready_wait_drive(s);
+  return id;
+}
+
+void EpollBackend::ready_wait_drive(SlotOf<BarePayload>& s) {
+  const uint32_t interest = s.p.arg;
+  s.dir = interest == ready::kReadable   ? Dir::kRead
+          : interest == ready::kWritable ? Dir::kWrite
+                                         : Dir::kAny;
+  SlotOf<BarePayload>* reg = ready_registration(s.p.ref);
+  ScheduledIo* io = reg != nullptr && reg->state != OpState::kCompleted ? sio_of(*reg) : nullptr;
+  if (io == nullptr) {
+    // A registration that failed says why; one that is gone (its AsyncFd
+    // was dropped first) is a closed fd.
+    complete_now(s, reg != nullptr && reg->state == OpState::kCompleted ? reg->res : -EBADF,
+                 nullptr, 0);
+    return;
+  }
+  if (sio_of(s) == nullptr) attach(s, io);
+  // acquire: pairs with the event's release store of the word.
+  const uint32_t word = io->word.load(std::memory_order_acquire);
+  if ((word & ready::wakes(interest)) != 0) {
+    const int32_t res = static_cast<int32_t>((word & ready::kAll) |
+                                             (epoll::tick_of(word) << ready::kReadyTickShift));
+    complete_now(s, res, nullptr, 0);
+    return;
+  }
+  link(s, io, s.dir);
+}
+
+void EpollBackend::clear_ready(OpId reg, uint32_t interest, uint32_t tick) {
+  SlotOf<BarePayload>* r = ready_registration(reg.bits);
+  if (r == nullptr) return;
+  ScheduledIo* io = sio_of(*r);
+  if (io == nullptr) return;
+  uint32_t mask = 0;
+  if (interest & ready::kReadable) mask |= epoll::kReadable;
+  if (interest & ready::kWritable) mask |= epoll::kWritable;
+  clear_if_tick(io, mask, tick << epoll::kTickShift);
 }
 
 MultiNext EpollBackend::poll_multi(OpId id, const Waker& waker) {

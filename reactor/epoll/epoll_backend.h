@@ -128,6 +128,9 @@ class EpollBackend final : public Backend {
   OpId start_openat(int dirfd, std::string& path, int flags, mode_t mode) override;
   OpId start_fsync(int fd, bool datasync) override;
   OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) override;
+  OpId start_ready_register(int fd) override;
+  OpId start_ready_wait(OpId reg, uint32_t interest) override;
+  void clear_ready(OpId reg, uint32_t interest, uint32_t tick) override;
 
   void resume(OpId id) override;
   MultiNext poll_multi(OpId id, const Waker& waker) override;
@@ -214,6 +217,11 @@ class EpollBackend final : public Backend {
   // A read or write that must run on the blocking pool after all (a
   // regular file).
   void to_job(SlotOf<epoll::DataPayload>& s, uint64_t bits);
+  // AsyncFd: the registration slot `bits` names, or null.
+  SlotOf<epoll::BarePayload>* ready_registration(uint64_t bits);
+  // A readiness wait: completes it if its registration is ready for it,
+  // else leaves it waiting.
+  void ready_wait_drive(SlotOf<epoll::BarePayload>& s);
   // multishot accept: up to 64 accepts while the listener is ready.
   void accept_burst(SlotOf<epoll::MultiPayload>& s);
   // Hands the op to the blocking pool as `job` (which owns its memory).

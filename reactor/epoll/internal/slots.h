@@ -56,6 +56,10 @@ inline constexpr uint32_t kTickShift = 16;
 inline constexpr uint32_t kTickOne = 1u << kTickShift;
 
 constexpr uint32_t tick_of(uint32_t word) { return word >> kTickShift; }
+static_assert(kReadable == ready::kReadable && kWritable == ready::kWritable &&
+                  kReadClosed == ready::kReadClosed && kHangUp == ready::kHangUp &&
+                  kError == ready::kError && kReadyBits == ready::kAll,
+              "AsyncFd reports the readiness word's bits as they are");
 
 // Directions an op waits in; kAny is poll's (woken by every event).
 enum class Dir : uint8_t { kRead = 0, kWrite = 1, kAny = 2 };
@@ -94,10 +98,8 @@ struct ScheduledIo {
   bool owned = false;     // an FdOwner's: kept until it releases the fd
   bool stream = true;     // a short read or write means "drained" (not datagrams)
   bool blocking = false;  // no O_NONBLOCK: a poll(2) look precedes every attempt
-  uint32_t users = 0;     // not owned: the ops using it (freed at 0)
+  uint32_t users = 0;     // not owned: the ops (and AsyncFd registrations) using it; freed at 0
   WaitList waiters[kDirs];
-  // AsyncFd registrations (kReadyRegister slots) on this fd.
-  uint32_t ready_regs = 0;
 };
 
 // ---- Op slots ----
@@ -125,7 +127,7 @@ inline constexpr uint32_t kNoSio = UINT32_MAX;
 // nop, close, poll, fsync; AsyncFd's registration and waits.
 struct BarePayload {
   int fd = -1;
-  uint32_t arg = 0;  // poll: events; fsync: datasync; ready wait: the registration's index
+  uint32_t arg = 0;  // poll: events; fsync: datasync; ready wait: its interest
   uint64_t ref = 0;  // ready wait: the registration's id bits
 };
 
