@@ -571,23 +571,30 @@ void EpollBackend::free_slot(S& s, uint64_t bits) noexcept {
 
 // ---- Registrations ----
 
-ScheduledIo* EpollBackend::sio_of(SlotHeader& s) {
+// sio_of, lookup and detach run several times per operation: their common
+// paths are small and inline, their rare ones out of line.
+inline ScheduledIo* EpollBackend::sio_of(SlotHeader& s) {
   if (s.sio == kNoSio) return nullptr;
   ScheduledIo* io = sios_.find(s.sio, s.sio_gen);
   if (io == nullptr) s.sio = kNoSio;  // dropped under us (its owner released the fd)
   return io;
 }
 
-ScheduledIo* EpollBackend::lookup(int fd) {
-  if (fd < 0 || static_cast<size_t>(fd) >= by_fd_.size()) return nullptr;
-  FdEntry& e = by_fd_[static_cast<size_t>(fd)];
+inline ScheduledIo* EpollBackend::lookup(int fd) {
+  // A negative fd becomes huge: out of range.
+  if (static_cast<size_t>(fd) >= by_fd_.size()) return nullptr;
+  const FdEntry e = by_fd_[static_cast<size_t>(fd)];
   if (e.sio == kNoSio) return nullptr;
   if (detail::fd_epoch(fd) == e.epoch) return &sios_.at(e.sio);
+  drop_stale(fd);
+  return nullptr;
+}
+
+void EpollBackend::drop_stale(int fd) {
   // The number now names another file (its owner released it, which took
   // it out of the set, and a new owner or nobody holds it): never use the
   // old registration for it.
-  drop_sio(e.sio, /*remove_from_set=*/false);
-  return nullptr;
+  drop_sio(by_fd_[static_cast<size_t>(fd)].sio, /*remove_from_set=*/false);
 }
 
 ScheduledIo* EpollBackend::register_fd(int fd, Dir waiting, int* err) {
@@ -665,7 +672,11 @@ void EpollBackend::attach(SlotHeader& s, ScheduledIo* io) {
   if (!io->owned) ++io->users;
 }
 
-void EpollBackend::detach(SlotHeader& s) {
+inline void EpollBackend::detach(SlotHeader& s) {
+  if (s.sio == kNoSio) {
+    s.linked = false;
+    return;
+  }
   ScheduledIo* io = sio_of(s);
   if (io == nullptr) {
     s.linked = false;

@@ -185,6 +185,7 @@ class EpollBackend final : public Backend {
   // This fd's registration if it is current (its epoch unchanged); a stale
   // one is dropped on the way.
   epoll::ScheduledIo* lookup(int fd);
+  void drop_stale(int fd);
   // Registers `fd` (edge-triggered, both directions); null with *err set
   // when epoll refuses it. `waiting` starts not ready (the op that got
   // EAGAIN waits on it); the other direction starts ready ("try first")

@@ -4,39 +4,22 @@
 #include <atomic>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "future/internal/atomic.h"
-#include "future/internal/mutex.h"
-
 namespace pollux::reactor::detail {
+pollux::detail::Atomic<FdRecord*> g_fd_chunks[kMaxTrackedFd / kFdChunk] = {};
+
 namespace {
 
-struct Record {
-  pollux::detail::Atomic<uint32_t> epoch{0};
-  // Set (under mu) by the first fd_listen of a claim, so a release on the
-  // io_uring backend, where nobody listens, takes no lock.
-  pollux::detail::Atomic<bool> has_listeners{false};
-  pollux::detail::Mutex mu;
-  std::vector<std::shared_ptr<FdCloseListener>> listeners ABSL_GUARDED_BY(mu);
-};
-
-constexpr int kChunkBits = 10;
-constexpr int kChunk = 1 << kChunkBits;
-constexpr int kChunks = kMaxTrackedFd / kChunk;
-
-// Chunk pointers, published once each and never freed: the records stay
-// reachable for the life of the process.
-pollux::detail::Atomic<Record*> g_chunks[kChunks] = {};
+using Record = FdRecord;
 
 Record* record(int fd, bool create) {
   if (fd < 0 || fd >= kMaxTrackedFd) return nullptr;
-  pollux::detail::Atomic<Record*>& slot = g_chunks[fd >> kChunkBits];
+  pollux::detail::Atomic<Record*>& slot = g_fd_chunks[fd >> kFdChunkBits];
   // acquire: pairs with the compare-exchange below that published the
   // chunk, so its records are seen constructed.
   Record* chunk = slot.load(std::memory_order_acquire);
   if (chunk == nullptr) {
     if (!create) return nullptr;
-    Record* fresh = new Record[kChunk];
+    Record* fresh = new Record[kFdChunk];
     // acq_rel: publishes `fresh` (release) or, losing the race, reads the
     // winner's chunk (acquire), as the load above.
     if (slot.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel,
@@ -46,16 +29,10 @@ Record* record(int fd, bool create) {
       delete[] fresh;
     }
   }
-  return &chunk[fd & (kChunk - 1)];
+  return &chunk[fd & (kFdChunk - 1)];
 }
 
 }  // namespace
-
-uint32_t fd_epoch(int fd) noexcept {
-  Record* r = record(fd, /*create=*/false);
-  // acquire: pairs with fd_claim's and fd_release's read-modify-writes.
-  return r == nullptr ? 0 : r->epoch.load(std::memory_order_acquire);
-}
 
 uint32_t fd_claim(int fd) noexcept {
   Record* r = record(fd, /*create=*/true);

@@ -20,8 +20,14 @@
 #ifndef POLLUX_REACTOR_INTERNAL_FD_RECORDS_H_
 #define POLLUX_REACTOR_INTERNAL_FD_RECORDS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "future/internal/atomic.h"
+#include "future/internal/mutex.h"
 
 namespace pollux::reactor::detail {
 
@@ -36,10 +42,32 @@ class FdCloseListener {
 // Fds at or above this are never claimed (their owners work unregistered).
 inline constexpr int kMaxTrackedFd = 1 << 22;
 
+// One fd number's record (internal to fd_records.cc but for fd_epoch, which
+// a readiness backend reads on every operation, so it is inline).
+struct FdRecord {
+  pollux::detail::Atomic<uint32_t> epoch{0};
+  // Set (under mu) by the first fd_listen of a claim, so a release on the
+  // io_uring backend, where nobody listens, takes no lock.
+  pollux::detail::Atomic<bool> has_listeners{false};
+  pollux::detail::Mutex mu;
+  std::vector<std::shared_ptr<FdCloseListener>> listeners ABSL_GUARDED_BY(mu);
+};
+inline constexpr int kFdChunkBits = 10;
+inline constexpr int kFdChunk = 1 << kFdChunkBits;
+// Chunk pointers, published once each and never freed: the records stay
+// reachable for the life of the process.
+extern pollux::detail::Atomic<FdRecord*> g_fd_chunks[kMaxTrackedFd / kFdChunk];
+
 // The current epoch of `fd` (0 for an fd never claimed or out of range).
-// Acquire: pairs with the claim's and the release's read-modify-write, so a
-// backend that reads an epoch also sees what its owner did before.
-uint32_t fd_epoch(int fd) noexcept;
+inline uint32_t fd_epoch(int fd) noexcept {
+  if (static_cast<unsigned>(fd) >= static_cast<unsigned>(kMaxTrackedFd)) return 0;
+  // acquire: pairs with the compare-exchange in fd_records.cc that
+  // published the chunk, so its records are seen constructed.
+  FdRecord* chunk = g_fd_chunks[fd >> kFdChunkBits].load(std::memory_order_acquire);
+  // acquire: pairs with fd_claim's and fd_release's read-modify-writes, so
+  // a backend that reads an epoch also sees what its owner did before.
+  return chunk == nullptr ? 0 : chunk[fd & (kFdChunk - 1)].epoch.load(std::memory_order_acquire);
+}
 
 // Claims `fd`: its new odd epoch, or 0 when it is out of range or already
 // claimed.
