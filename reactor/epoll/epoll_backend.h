@@ -5,8 +5,9 @@
 // (runtime/runtime.h: BackendKind, POLLUX_BACKEND).
 //
 // Readiness, not completion (DESIGN §5). An op tries its syscall first, in
-// its future's poll (socket calls with MSG_DONTWAIT; pollux never changes
-// O_NONBLOCK on an fd it did not create). Only on EAGAIN does it wait: its
+// its future's poll (socket calls with MSG_DONTWAIT, read and write with
+// preadv2/pwritev2(RWF_NOWAIT); pollux never changes O_NONBLOCK on an fd it
+// did not create). Only on EAGAIN does it wait: its
 // fd is registered once, edge-triggered (EPOLLIN|EPOLLOUT|EPOLLRDHUP|
 // EPOLLET), and the op waits in the fd's ScheduledIo for its direction
 // (internal/slots.h has the readiness word and its tick protocol). An event
@@ -31,13 +32,19 @@
 // (start_accept_multi) accepts until EAGAIN, at most 64 per poll, into the
 // stream's queue. connect: EINPROGRESS, then writable, then SO_ERROR. nop and
 // close complete at once; poll looks with poll(2) first; timeout is a timer
-// in the backend (a heap bounding epoll_wait). An fd without O_NONBLOCK
-// (the user's blocking pipe) is never read or written on speculation: a
-// poll(2) look comes first, and writes are capped at PIPE_BUF. File
-// operations (openat, statx, fsync, and read/write at an offset or on a
-// regular file) run on the blocking pool (executor/blocking/) as jobs that
-// own their memory, and come back through an MPSC completion queue that
-// unparks the backend.
+// in the backend (a heap bounding epoll_wait). An fd without O_NONBLOCK is
+// never made to block the thread: reads and writes use RWF_NOWAIT; where
+// the kernel or the file lacks it, a poll(2) look precedes each attempt and
+// writes are capped at PIPE_BUF; a blocking socket's accept is looked
+// before, its connect runs on the pool. File operations (openat, statx,
+// fsync, read/write at an offset, or of a regular file, which epoll cannot
+// watch) run on the blocking pool (executor/blocking/) as jobs that own
+// their memory, and come back through an MPSC completion queue that unparks
+// the backend. A positional read or write on a file that cannot seek (a
+// FIFO) ignores the offset, as io_uring does.
+//
+// AsyncFd (reactor/async_fd.h) registrations are the same ScheduledIo as
+// sockets', and its waits wait in the same lists.
 //
 // Cancellation differs from io_uring: a dropped read, write, send, recv or
 // accept has had no effect (its syscall runs only inside its poll); a
