@@ -14,8 +14,8 @@ void ReadyGuard::clear_ready() noexcept {
 namespace detail {
 
 OpId ReadyWaitSpec::start(Backend& b) {
-  POLLUX_DCHECK(afd->backend_ == &b,
-                "an AsyncFd's future was polled on a thread other than its backend's");
+  POLLUX_CHECK(afd->backend_ == &b,
+               "an AsyncFd's future was polled on a thread other than its backend's");
   if (afd->backend_ == nullptr) return OpId{};
   return b.start_ready_wait(afd->reg_, interest);
 }
@@ -54,7 +54,7 @@ absl::StatusOr<AsyncFd> AsyncFd::create(int fd) {
     const int32_t res = b->take_result(reg);
     return errno_status(res < 0 ? -res : EINVAL, absl::StrCat("AsyncFd::create on fd ", fd));
   }
-  return AsyncFd(b, reg, std::move(owner), fd);
+  return AsyncFd(b, reg, std::move(owner), TaskPin::current_keeping_task(), fd);
 }
 
 AsyncFd& AsyncFd::operator=(AsyncFd&& o) noexcept {
@@ -63,6 +63,7 @@ AsyncFd& AsyncFd::operator=(AsyncFd&& o) noexcept {
     backend_ = std::exchange(o.backend_, nullptr);
     reg_ = std::exchange(o.reg_, OpId{});
     owner_ = std::move(o.owner_);
+    pin_ = std::move(o.pin_);
     fd_ = std::exchange(o.fd_, -1);
   }
   return *this;
@@ -70,11 +71,12 @@ AsyncFd& AsyncFd::operator=(AsyncFd&& o) noexcept {
 
 void AsyncFd::reset() noexcept {
   if (reg_.valid()) {
-    POLLUX_DCHECK(current_backend() == backend_,
-                  "an AsyncFd was dropped on a thread other than its backend's");
+    POLLUX_CHECK(current_backend() == backend_,
+                 "an AsyncFd was dropped on a thread other than its backend's");
     backend_->cancel(std::exchange(reg_, OpId{}));
   }
   owner_.release();  // epoll: the registration leaves the set before the fd can close
+  pin_.reset();
   backend_ = nullptr;
 }
 

@@ -38,8 +38,12 @@
 // clear_ready().
 //
 // Thread-safety: an AsyncFd and its futures belong to the thread of the
-// backend it was created on (created, polled and dropped there). It must
-// outlive its futures; moving it is fine when none is pending.
+// backend it was created on (created, polled and dropped there; checked).
+// It must outlive its futures; moving it is fine when none is pending. On a
+// multi_thread runtime it pins the task that created it to that worker for
+// as long as it lives (TaskPin, executor/context.h: its registration is
+// that worker's), and keeps that task's cell alive, so it may be handed to
+// a child task of the same worker.
 #ifndef POLLUX_REACTOR_ASYNC_FD_H_
 #define POLLUX_REACTOR_ASYNC_FD_H_
 
@@ -48,6 +52,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "executor/context.h"
 #include "reactor/backend.h"
 #include "reactor/fd_owner.h"
 #include "reactor/ops.h"
@@ -113,6 +118,7 @@ class AsyncFd {
       : backend_(std::exchange(o.backend_, nullptr)),
         reg_(std::exchange(o.reg_, OpId{})),
         owner_(std::move(o.owner_)),
+        pin_(std::move(o.pin_)),
         fd_(std::exchange(o.fd_, -1)) {}
   AsyncFd& operator=(AsyncFd&& o) noexcept;
   AsyncFd(const AsyncFd&) = delete;
@@ -134,13 +140,14 @@ class AsyncFd {
  private:
   friend class ReadyGuard;
   friend struct detail::ReadyWaitSpec;
-  AsyncFd(Backend* b, OpId reg, FdOwner owner, int fd) noexcept
-      : backend_(b), reg_(reg), owner_(std::move(owner)), fd_(fd) {}
+  AsyncFd(Backend* b, OpId reg, FdOwner owner, TaskPin pin, int fd) noexcept
+      : backend_(b), reg_(reg), owner_(std::move(owner)), pin_(std::move(pin)), fd_(fd) {}
   void reset() noexcept;
 
   Backend* backend_ = nullptr;
   OpId reg_;
   FdOwner owner_;  // released after reg_ is cancelled (reset())
+  TaskPin pin_;    // while reg_ lives in this worker's backend
   int fd_ = -1;
 };
 
