@@ -909,38 +909,102 @@ void EpollBackend::complete_now(SlotOf<P>& s, int32_t res, ScheduledIo* io, uint
   ++stats_.completions;
 }
 
+// drive() is on every socket operation's path; what only fds pollux did not
+// create, or old kernels, need is out of line (the cold helpers below), so
+// the common loop stays small.
+
+// An fd nobody owns and we have not seen, for an op with no "don't wait"
+// flag (accept, connect): a blocking socket's connect runs on the pool, its
+// accept waits for a look first. False when the op is done with (handed on,
+// or completed with an error); else *io is its registration, or null.
+template <class P>
+[[gnu::noinline]] bool EpollBackend::prepare_raw(SlotOf<P>& s, uint64_t bits, ScheduledIo** io) {
+  const int fd = s.p.fd;
+  if (!needs_nonblocking_fd(s.kind) || (detail::fd_epoch(fd) & 1) != 0 || !is_fd_blocking(fd)) {
+    return true;
+  }
+  if constexpr (std::is_same_v<P, AddrPayload>) {
+    if (s.kind == OpKind::kConnect) {
+      auto job = std::make_unique<FileJob>();
+      job->fd = fd;
+      job->addr = s.p.addr;
+      job->addr_len = s.p.addr_len;
+      submit_job(s, bits, std::move(job));
+      return false;
+    }
+  }
+  int err = 0;
+  *io = register_fd(fd, s.dir, &err);
+  if (*io == nullptr) {
+    complete_now(s, -err, nullptr, 0);
+    return false;
+  }
+  attach(s, *io);
+  return true;
+}
+
+// read/write got -EOPNOTSUPP from RWF_NOWAIT (the kernel or the file lacks
+// it): read(2)/write(2) it is, which never blocks on an O_NONBLOCK fd; a
+// blocking one is read only once a look says it is ready (or, a regular
+// file, on the pool). False when the op is done with.
+[[gnu::noinline]] bool EpollBackend::without_nowait(SlotOf<DataPayload>& s, uint64_t bits,
+                                                    ScheduledIo** io) {
+  const int fd = s.p.fd;
+  s.p.plain = true;
+  if (!is_fd_blocking(fd)) return true;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode) &&
+      !S_ISCHR(st.st_mode)) {
+    to_job(s, bits);
+    return false;
+  }
+  if (*io == nullptr) {
+    int err = 0;
+    *io = register_fd(fd, s.dir, &err);
+    if (*io == nullptr) {
+      complete_now(s, -err, nullptr, 0);
+      return false;
+    }
+    attach(s, *io);
+  }
+  (*io)->blocking = true;
+  return true;
+}
+
+// The first EAGAIN on an fd this backend has no registration for:
+// register it. False when the op is done with (epoll refused the fd).
+template <class P>
+[[gnu::noinline]] bool EpollBackend::register_on_eagain(SlotOf<P>& s, uint64_t bits,
+                                                        ScheduledIo** io) {
+  int err = 0;
+  *io = register_fd(s.p.fd, s.dir, &err);
+  if (*io == nullptr) {
+    if constexpr (std::is_same_v<P, DataPayload>) {
+      // A regular file: epoll cannot watch it (it is always "ready"), and
+      // RWF_NOWAIT said the read must wait for the disk.
+      if (err == EPERM && (s.kind == OpKind::kRead || s.kind == OpKind::kWrite)) {
+        to_job(s, bits);
+        return false;
+      }
+    }
+    complete_now(s, -err, nullptr, 0);
+    return false;
+  }
+  attach(s, *io);
+  return true;
+}
+
 template <class P>
 void EpollBackend::drive(SlotOf<P>& s, uint64_t bits) {
   if constexpr (std::is_same_v<P, DataPayload> || std::is_same_v<P, MsgPayload> ||
                 std::is_same_v<P, AddrPayload> || std::is_same_v<P, BarePayload>) {
-    const int fd = s.p.fd;
     ScheduledIo* io = sio_of(s);
     if (io == nullptr) {
-      io = lookup(fd);
+      io = lookup(s.p.fd);
       if (io != nullptr) {
         attach(s, io);
-      } else if (needs_nonblocking_fd(s.kind) && (detail::fd_epoch(fd) & 1) == 0 &&
-                 is_fd_blocking(fd)) {
-        // A blocking socket pollux does not own: its connect would block for
-        // the handshake (a pool thread takes it), its accept is tried only
-        // once a look says a connection is there.
-        if constexpr (std::is_same_v<P, AddrPayload>) {
-          if (s.kind == OpKind::kConnect) {
-            auto job = std::make_unique<FileJob>();
-            job->fd = fd;
-            job->addr = s.p.addr;
-            job->addr_len = s.p.addr_len;
-            submit_job(s, bits, std::move(job));
-            return;
-          }
-        }
-        int err = 0;
-        io = register_fd(fd, s.dir, &err);
-        if (io == nullptr) {
-          complete_now(s, -err, nullptr, 0);
-          return;
-        }
-        attach(s, io);
+      } else if (!prepare_raw(s, bits, &io)) {
+        return;
       }
     }
     uint32_t poll_events = 0;
@@ -956,61 +1020,27 @@ void EpollBackend::drive(SlotOf<P>& s, uint64_t bits) {
       if (io != nullptr && io->blocking) {
         short ev = s.dir == Dir::kWrite ? POLLOUT : POLLIN;
         if constexpr (std::is_same_v<P, BarePayload>) ev = static_cast<short>(poll_events);
-        if (!look(fd, ev)) {
+        if (!look(s.p.fd, ev)) {
           clear_if_tick(io, want.clear, seen);
           if (++eagains >= 2) break;
           continue;
         }
       }
       const int32_t res = attempt_syscall(s, io);
-      if constexpr (std::is_same_v<P, DataPayload>) {
-        if (res == -EOPNOTSUPP && !s.p.plain &&
-            (s.kind == OpKind::kRead || s.kind == OpKind::kWrite)) {
-          // This kernel or file has no RWF_NOWAIT: read(2)/write(2) it is,
-          // which never blocks on an O_NONBLOCK fd; a blocking one is read
-          // only once a look says it is ready (or, a file, on the pool).
-          s.p.plain = true;
-          if (!is_fd_blocking(fd)) continue;
-          struct stat st;
-          if (::fstat(fd, &st) == 0 && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode) &&
-              !S_ISCHR(st.st_mode)) {
-            to_job(s, bits);
-            return;
-          }
-          if (io == nullptr) {
-            int err = 0;
-            io = register_fd(fd, s.dir, &err);
-            if (io == nullptr) {
-              complete_now(s, -err, nullptr, 0);
-              return;
-            }
-            attach(s, io);
-          }
-          io->blocking = true;
-          continue;
-        }
-      }
       if (res != -EAGAIN) {
+        if constexpr (std::is_same_v<P, DataPayload>) {
+          if (res == -EOPNOTSUPP && !s.p.plain &&
+              (s.kind == OpKind::kRead || s.kind == OpKind::kWrite)) {
+            if (!without_nowait(s, bits, &io)) return;
+            continue;
+          }
+        }
         complete_now(s, res, io, seen);
         return;
       }
       ++stats_.eagain_retries;
       if (io == nullptr) {
-        int err = 0;
-        io = register_fd(fd, s.dir, &err);
-        if (io == nullptr) {
-          if constexpr (std::is_same_v<P, DataPayload>) {
-            // A regular file: epoll cannot watch it (it is always "ready"),
-            // and RWF_NOWAIT said the read must wait for the disk.
-            if (err == EPERM && (s.kind == OpKind::kRead || s.kind == OpKind::kWrite)) {
-              to_job(s, bits);
-              return;
-            }
-          }
-          complete_now(s, -err, nullptr, 0);
-          return;
-        }
-        attach(s, io);
+        if (!register_on_eagain(s, bits, &io)) return;
         continue;  // a fresh registration: this direction starts not ready
       }
       clear_if_tick(io, want.clear, seen);

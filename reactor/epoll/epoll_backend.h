@@ -222,6 +222,12 @@ class EpollBackend final : public Backend {
   int32_t attempt_syscall(SlotOf<P>& s, epoll::ScheduledIo* io);
   template <class P>
   void complete_now(SlotOf<P>& s, int32_t res, epoll::ScheduledIo* io, uint32_t seen);
+  // drive()'s cold paths (epoll_backend.cc says when each runs).
+  template <class P>
+  bool prepare_raw(SlotOf<P>& s, uint64_t bits, epoll::ScheduledIo** io);
+  bool without_nowait(SlotOf<epoll::DataPayload>& s, uint64_t bits, epoll::ScheduledIo** io);
+  template <class P>
+  bool register_on_eagain(SlotOf<P>& s, uint64_t bits, epoll::ScheduledIo** io);
   // A read or write that must run on the blocking pool after all (a
   // regular file).
   void to_job(SlotOf<epoll::DataPayload>& s, uint64_t bits);
