@@ -174,6 +174,7 @@ struct RuntimeInner {
   static absl::StatusOr<std::unique_ptr<RuntimeInner>> build(const Runtime::Builder& b);
 
   ~RuntimeInner() {
+    const bool current_thread = executor != nullptr;
     if (executor) {
       // Futures dropped at shutdown may cancel I/O ops and timers: they find
       // their driver through this thread's context.
@@ -191,7 +192,7 @@ struct RuntimeInner {
     // stopped): the epoll backends' file jobs get their bounded wait before
     // the pool is shut down below, which waits for running jobs without a
     // bound (DESIGN §9).
-    if (executor) {
+    if (current_thread) {
       for (const std::unique_ptr<Drivers>& d : drivers) d->shutdown();
     }
     if (blocking != nullptr) {

@@ -19,7 +19,8 @@
 //   kIoUring             io_uring or a clear error from build(), naming the
 //                        errno and the way out (POLLUX_BACKEND=epoll).
 //   kEpoll               epoll (reactor/epoll/); its file operations run on
-//                        the runtime's blocking pool (one for all workers).
+//                        the runtime's blocking pool (the one spawn_blocking
+//                        uses, shared by every worker).
 // Every worker (core) of a runtime runs the same kind of backend, each its
 // own ring or epoll set. Runtime::backend() says which one runs and why.
 // The two differ in what a dropped operation may already have done
@@ -62,9 +63,10 @@
 // its home worker, in the order of executor/multi_thread/scheduler.h;
 // thread_per_core: its core), and their JoinHandles yield Cancelled; then each backend
 // cancels every in-flight operation and waits (at most 10 s) for the kernel
-// (epoll: the blocking pool) to hand back its memory, keeping what it does
-// not, then closes the ring (epoll set); then the blocking pool's threads
-// are joined.
+// (epoll: its file jobs on the blocking pool) to hand back its memory,
+// keeping what it does not; then the blocking pool cancels the calls still
+// queued and joins its threads (waiting for running ones without a bound);
+// then the rings (epoll sets) close.
 // The backend's eventfd is closed when the last thing that can wake the
 // executor (a JoinHandle, a cloned Waker, a Handle) is gone, so a late wake
 // never writes to a reused fd. Destroy a current_thread runtime on its
