@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Macro benchmark: pollux's example servers against the hand-written
-# liburing baselines, driven by bench/loadgen (issue 7).
+# baselines, driven by bench/loadgen (issues 7 and 13):
+#   pollux on io_uring ("pollux")       against the liburing loop ("raw")
+#   pollux on epoll    ("pollux_epoll") against the epoll loop   ("raw_epoll")
+# in the same run, so both pairs see the same machine.
 #
-#   bash bench/compare.sh                  # REPS=3 DURATION=5, both modes, both servers
+#   bash bench/compare.sh                  # REPS=3 DURATION=5, both modes, all four servers
+#   REPS=11 DURATION=4 MODES=echo bash bench/compare.sh
 #   REPS=1 DURATION=2 SERVERS=raw bash bench/compare.sh
 #   bash bench/compare.sh --threads 2      # or THREADS=2: see "Threads mode" below
 #
 # For each mode (echo, http) and repetition, runs each server in turn
-# (raw, pollux, raw, pollux, ... so slow drift hits both alike): the server
-# pinned to SERVER_CPU (taskset), loadgen pinned to CLIENT_CPU, CONNS
+# (raw, pollux, raw_epoll, pollux_epoll, ... so slow drift hits all alike;
+# every other repetition swaps each adjacent pair, pollux before raw,
+# pollux_epoll before raw_epoll, so neither side always runs first): the
+# server pinned to SERVER_CPU (taskset), loadgen pinned to CLIENT_CPU, CONNS
 # connections, SIZE-byte echo messages, WARMUP s warmup + DURATION s measured.
+# pollux* servers run with POLLUX_BACKEND=io_uring, *_epoll ones with
+# POLLUX_BACKEND=epoll, and each run checks the server's "backend:" line.
+# There is no epoll HTTP baseline: raw_epoll runs in echo mode only (and so
+# does pollux_epoll's ratio row).
 #
 # Columns (medians over the repetitions):
 #   msgs/s, p50/p99 us  loadgen's measured window (after warmup)
@@ -21,18 +31,20 @@
 #   busy %              that CPU time / the loadgen run's wall time
 #   loadgen busy %      loadgen's own CPU time / its run time (near 100: the
 #                       client, not the server, limits msgs/s)
-#   ratio rows          pollux / raw of msgs/s and of cpu us/msg: of the
-#                       medians, and ("paired") the median of each
-#                       repetition's pollux/raw ratio (adjacent runs share
-#                       the machine's drift)
+#   ratio rows          pollux / raw (and pollux_epoll / raw_epoll) of msgs/s
+#                       and of cpu us/msg: of the medians, and ("paired")
+#                       the median of each repetition's ratio with its 95%
+#                       interval (adjacent runs share the machine's drift;
+#                       the interval as in threads mode below)
 #
 # Env: REPS (3), DURATION (5), WARMUP (1), CONNS (50), SIZE (64), DEPTH (1),
-# MODES ("echo http"), SERVERS ("raw pollux"), SERVER_CPU (0), CLIENT_CPU (1),
+# MODES ("echo http"), SERVERS ("raw pollux raw_epoll pollux_epoll"), SERVER_CPU (0), CLIENT_CPU (1),
 # THREADS (1; see "Threads mode", which has other defaults and CPU settings).
 # SERVERS may also name "base": pollux's servers built elsewhere (an older
 # commit's worktree), found in BASE_BIN_DIR (its bazel-bin/examples), to
 # measure a change against the commit before it: SERVERS="base pollux".
-# The ratio rows are the second server over the first.
+# The ratio rows are the second server over the first (and, when SERVERS
+# holds both, pollux_epoll over raw_epoll).
 #
 # Threads mode (--threads N or THREADS=N, N > 1): every server runs N
 # threads, `--threads=N --port_per_thread --cpu_affinity` under
@@ -100,19 +112,27 @@ CONNS=${CONNS:-50}
 SIZE=${SIZE:-64}
 DEPTH=${DEPTH:-1}
 MODES=${MODES:-"echo http"}
-SERVERS=${SERVERS:-"raw pollux"}
+SERVERS=${SERVERS:-"raw pollux raw_epoll pollux_epoll"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 if ((THREADS > 1)) && ((CONNS % THREADS != 0)); then
   echo "compare.sh: CONNS=$CONNS is not a multiple of THREADS=$THREADS (no even split)" >&2; exit 2
 fi
 
-server_family() {  # server name -> raw, pollux or base (which binaries)
+server_family() {  # server name -> raw, raw_epoll, pollux or base (which binaries)
   case $1 in
     raw) echo raw ;;
-    pollux | pollux_mt | pollux_tpc) echo pollux ;;
+    raw_epoll) echo raw_epoll ;;
+    pollux | pollux_mt | pollux_tpc | pollux_epoll) echo pollux ;;
     base | base_mt | base_tpc) echo base ;;
     *) return 1 ;;
+  esac
+}
+
+server_backend() {  # server name -> the POLLUX_BACKEND it runs with (empty: not pollux)
+  case $1 in
+    *_epoll) [[ $1 == raw_epoll ]] || echo epoll ;;
+    pollux* | base*) echo io_uring ;;
   esac
 }
 
@@ -128,13 +148,14 @@ families=" "
 for server in $SERVERS; do
   if ! family=$(server_family "$server"); then
     echo "compare.sh: unknown server '$server' in SERVERS (raw, pollux, pollux_mt, pollux_tpc," \
-      "base, base_mt, base_tpc)" >&2
+      "raw_epoll, pollux_epoll, base, base_mt, base_tpc)" >&2
     exit 2
   fi
   [[ $families == *" $family "* ]] && continue
   families+="$family "
   case $family in
     raw) targets+=(//bench:raw_echo_server //bench:raw_http_server) ;;
+    raw_epoll) targets+=(//bench:raw_epoll_echo_server) ;;
     pollux) targets+=(//examples:echo_server //examples:http_hello) ;;
     base)
       if [[ ! -x ${BASE_BIN_DIR:-}/echo_server ]]; then
@@ -166,6 +187,7 @@ server_binary() {  # server mode -> binary path
   case $(server_family "$1"):$2 in
     raw:echo) echo "$work/raw_echo_server" ;;
     raw:http) echo "$work/raw_http_server" ;;
+    raw_epoll:echo) echo "$work/raw_epoll_echo_server" ;;
     pollux:echo) echo "$work/echo_server" ;;
     pollux:http) echo "$work/http_hello" ;;
     base:echo) echo "$work/base_echo_server" ;;
@@ -188,7 +210,10 @@ failed=0
 loadgen_limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { print int(w + d + 30) }')
 
 run_one() {  # mode server rep
-  local mode=$1 server=$2 rep=$3 out=$work/server.out ports='' i
+  local mode=$1 server=$2 rep=$3 out=$work/server.out ports='' i binary backend
+  binary=$(server_binary "$server" "$mode")
+  [[ -z $binary ]] && return 0  # raw_epoll has no HTTP server
+  backend=$(server_backend "$server")
   local server_args=(--port=0 --threads="$THREADS" --addr=127.0.0.1) cpus=$SERVER_CPU
   local want_ports=1 loadgen_args=() flavour
   if ((THREADS > 1)); then
@@ -199,7 +224,7 @@ run_one() {  # mode server rep
   flavour=$(server_flavour_args "$server")
   if [[ -n $flavour ]]; then server_args+=("$flavour"); fi
   : >"$out"  # exists before the background server's redirection does
-  taskset -c "$cpus" "$(server_binary "$server" "$mode")" "${server_args[@]}" \
+  POLLUX_BACKEND=$backend taskset -c "$cpus" "$binary" "${server_args[@]}" \
     >"$out" 2>"$work/server.err" &
   server_pid=$!
   local listening=0
@@ -210,6 +235,11 @@ run_one() {  # mode server rep
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
+  if [[ -n $backend ]] && ! grep -q "^backend: $backend " "$out"; then
+    echo "FAILED: $server $mode server is not on $backend:" >&2
+    cat "$out" >&2
+    failed=1
+  fi
   if ((THREADS > 1)); then
     loadgen_args=(--ports="$ports" --threads="$THREADS" --cpu="$CLIENT_CPUS")
   else
@@ -259,9 +289,17 @@ run_one() {  # mode server rep
   echo "$mode $server $((u1 - u0)) $((s1 - s0)) $((t1 - t0)) ${result#RESULT } rep=$rep" >>"$results"
 }
 
+read -r -a server_list <<<"$SERVERS"
 for mode in $MODES; do
   for ((rep = 1; rep <= REPS; rep++)); do
-    for server in $SERVERS; do
+    order=("${server_list[@]}")
+    if ((THREADS == 1 && rep % 2 == 0)); then
+      # Every other repetition each adjacent pair swaps (pollux before raw).
+      for ((k = 0; k + 1 < ${#order[@]}; k += 2)); do
+        tmp=${order[k]}; order[k]=${order[k + 1]}; order[k + 1]=$tmp
+      done
+    fi
+    for server in "${order[@]}"; do
       run_one "$mode" "$server" "$rep"
     done
   done
@@ -374,23 +412,30 @@ for mode in modes:
               f"{med(rows, 'client_busy'):.0f} | {sum(r['errors'] for r in rows)} |")
     if len(servers) < 2:
         continue
-    first, second = servers[0], servers[1]
-    a, b = runs.get((mode, first)), runs.get((mode, second))
-    if a and b:
+    pairs = [(servers[0], servers[1])]
+    if "raw_epoll" in servers and "pollux_epoll" in servers and pairs[0] != ("raw_epoll", "pollux_epoll"):
+        pairs.append(("raw_epoll", "pollux_epoll"))
+    for first, second in pairs:
+        a, b = runs.get((mode, first)), runs.get((mode, second))
+        if not a or not b:
+            continue
         name = f"{second}/{first}"
-        print(f"| {mode} | {name} | {med(b, 'rate') / med(a, 'rate'):.2f}x | | | "
-              f"{med(b, 'cpu_us') / med(a, 'cpu_us'):.2f}x | "
-              f"{med(b, 'user_us') / med(a, 'user_us'):.2f}x | "
-              f"{med(b, 'sys_us') / med(a, 'sys_us'):.2f}x | | | |")
-        # Each repetition's second run against the first run just before it:
-        # the machine's speed drifts between repetitions (up to 2x here), and
-        # a pair of adjacent runs shares the drift, so the median of the
-        # paired ratios is the steadier figure.
-        if len(a) == len(b):
-            paired = lambda k: statistics.median(y[k] / x[k] for x, y in zip(a, b))
-            print(f"| {mode} | {name}, paired | {paired('rate'):.2f}x | | | "
-                  f"{paired('cpu_us'):.2f}x | {paired('user_us'):.2f}x | "
-                  f"{paired('sys_us'):.2f}x | | | |")
+        ratio = lambda x, y: y / x if x else float("nan")
+        print(f"| {mode} | {name} | {ratio(med(a, 'rate'), med(b, 'rate')):.2f}x | | | "
+              f"{ratio(med(a, 'cpu_us'), med(b, 'cpu_us')):.2f}x | "
+              f"{ratio(med(a, 'user_us'), med(b, 'user_us')):.2f}x | "
+              f"{ratio(med(a, 'sys_us'), med(b, 'sys_us')):.2f}x | | | |")
+        # Each repetition's run of one against the other's in the same
+        # repetition: the machine's speed drifts between repetitions (up to
+        # 2x here), and a pair of adjacent runs shares the drift, so the
+        # median of the paired ratios, with its 95% interval, is the figure
+        # to read.
+        base = {row["rep"]: row for row in a}
+        both = [(base[row["rep"]], row) for row in b if row["rep"] in base]
+        if both:
+            paired = lambda k: cell([ratio(x[k], y[k]) for x, y in both], ".3f", "x")
+            print(f"| {mode} | {name}, paired of {len(both)} | {paired('rate')} | | | "
+                  f"{paired('cpu_us')} | {paired('user_us')} | {paired('sys_us')} | | | |")
 EOF
 
 if [[ $failed -ne 0 ]]; then

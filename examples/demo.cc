@@ -13,7 +13,9 @@
 // many bytes, checks each one as it arrives, and records the round trip's
 // latency. A progress line updates 4 times a second on a terminal (once a
 // second, one line each, when stdout is not a terminal); a summary table
-// follows. Then the server is told to stop: its task is dropped, which closes
+// follows. It says which I/O backend runs (io_uring, or epoll where io_uring
+// is refused; POLLUX_BACKEND=epoll picks it). Then the server is told to
+// stop: its task is dropped, which closes
 // the listener and every connection, its runtime shuts down, and its thread
 // is joined.
 //
@@ -310,12 +312,14 @@ int main(int argc, char** argv) {
   // The server thread: its own runtime, serving until `stop` fires.
   StopSignal stop;
   std::promise<absl::StatusOr<SocketAddr>> bound;
-  std::thread server_thread([&stop, &bound, &flags] {
+  std::string server_backend;  // written before `bound` is set, read after
+  std::thread server_thread([&stop, &bound, &flags, &server_backend] {
     absl::StatusOr<pollux::Runtime> rt = build_server_runtime(*flags);
     if (!rt.ok()) {
       bound.set_value(rt.status());
       return;
     }
+    server_backend = absl::StrCat(rt->backend().name(), " (", rt->backend().reason, ")");
     std::vector<pollux::net::TcpListener> listeners;
     pollux::net::TcpListener::Options options;
     options.reuse_port = rt->worker_count() > 1;
@@ -349,6 +353,7 @@ int main(int argc, char** argv) {
               server->to_string().c_str(), flavour_name(flags->flavour), flags->threads,
               flags->threads == 1 ? "" : "s", kConnections,
               absl::FormatDuration(kRunTime).c_str());
+  std::printf("I/O backend: %s\n", server_backend.c_str());
   std::fflush(stdout);
 
   Stats stats;

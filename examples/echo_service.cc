@@ -232,6 +232,9 @@ int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net:
       return 1;
     }
   }
+  // Which backend and why (kAuto falls back to epoll where io_uring is
+  // refused); the "listening" lines stay last and exact for scripts.
+  std::printf("backend: %s (%s)\n", rt->backend().name(), rt->backend().reason.c_str());
   absl::StatusOr<std::vector<net::TcpListener>> listeners = bind_listeners(*flags, *addr, threads);
   if (!listeners.ok()) {
     std::fprintf(stderr, "%s: %s\n", program, listeners.status().ToString().c_str());

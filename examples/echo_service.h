@@ -62,7 +62,8 @@ unsigned long long raise_open_file_limit();
 // bad value prints why to stderr and returns 2), builds the runtime they
 // ask for, checks a NOP through every thread's backend, binds one listener
 // per runtime thread (port 0 picks a free one; several share the port with
-// SO_REUSEPORT, or --port_per_thread gives each its own), prints exactly
+// SO_REUSEPORT, or --port_per_thread gives each its own), prints
+// "backend: NAME (REASON)" (Runtime::backend()) and then exactly
 // "listening on ADDR:PORT" to stdout per distinct port and flushes it
 // (scripts parse that line), then serves with `serve`, listener i on
 // worker (core) i, until the process is killed. Returns the exit code: 2

@@ -1,8 +1,11 @@
 // A server must not announce "listening" on a runtime that cannot do I/O.
 // Each case forks a child that refuses one io_uring syscall with a seccomp
 // filter (as a container's profile might, after the ring was set up) and
-// runs the echo server's main() body there: it must exit 1 with the kernel's
-// reason on stderr, never print "listening", and never spin.
+// runs the echo server's main() body there with io_uring demanded
+// (POLLUX_BACKEND=io_uring; left to kAuto the runtime would fall back to
+// epoll, which tests/fallback_test.cc covers): it must exit 1 with the
+// kernel's reason on stderr, never print "listening", and never spin.
+#include <stdlib.h>
 #include <sys/syscall.h>
 
 #include <cerrno>
@@ -24,6 +27,7 @@ struct Refusal {
 int serve_with_refusal(void* arg) {
   const Refusal* r = static_cast<const Refusal*>(arg);
   if (!pollux::testing::refuse_syscall(r->nr, r->err)) return 99;
+  ::setenv("POLLUX_BACKEND", "io_uring", /*overwrite=*/1);
   char prog[] = "echo_server";
   char port[] = "--port=0";
   char* argv[] = {prog, port, nullptr};

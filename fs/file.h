@@ -119,9 +119,10 @@ class File {
   // Output: the File, or an error naming the path (kNotFound when it does
   // not exist, kPermissionDenied, kAlreadyExists for create_new, ...,
   // InvalidArgument for bad options).
-  // Cancellation: dropping the open may still open (or create) the file; the
-  // fd that arrives is closed by the backend, so it never leaks. A file
-  // created by O_CREAT stays.
+  // Cancellation (both backends): dropping the open may still open (or
+  // create) the file; the fd that arrives is closed by the backend, so it
+  // never leaks. A file created by O_CREAT stays. On epoll the open runs on
+  // the blocking pool: one not yet started when dropped never runs.
   [[nodiscard]] static Task<absl::StatusOr<File>> open(std::string path, OpenOptions options);
   // Opens `path` read-only. Cancellation: as open().
   [[nodiscard]] static Task<absl::StatusOr<File>> open(std::string path);
@@ -139,17 +140,19 @@ class File {
   // Reads up to buf.size() bytes at `offset` into `buf`.
   // Output: IoResult; n == 0 means `offset` is at or past the end of file.
   // The buffer always comes back.
-  // Cancellation: the read may still happen; the data it read is lost.
+  // Cancellation (both backends): the read may still happen (on epoll, on
+  // the blocking pool); the data it read is lost.
   [[nodiscard]] Task<IoResult> read_at(std::vector<char> buf, uint64_t offset) const;
   // Writes buf at `offset` once. Output: IoResult; a short write (n <
   // buf.size()) is possible, see write_all_at.
-  // Cancellation: the write may still happen, wholly or in part.
+  // Cancellation (both backends): the write may still happen, wholly or in
+  // part (on epoll, on the blocking pool).
   [[nodiscard]] Task<IoResult> write_at(std::vector<char> buf, uint64_t offset) const;
   // Writes all of buf at `offset`, looping over short writes. Output:
   // IoResult with n == buf.size() on success; on error n is the error (the
   // bytes before it may have been written) and the buffer comes back. A
   // write that makes no progress is kDataLoss ("wrote 0 bytes").
-  // Cancellation: any prefix of buf may have been written.
+  // Cancellation (both backends): any prefix of buf may have been written.
   [[nodiscard]] Task<IoResult> write_all_at(std::vector<char> buf, uint64_t offset) const;
   // Reads the whole file from offset 0 to its end (which may differ from the
   // size statx reports, e.g. for /proc files).
@@ -157,17 +160,19 @@ class File {
   [[nodiscard]] Task<absl::StatusOr<std::vector<char>>> read_to_end() const;
   // Flushes data and metadata to the device (fsync(2)); `datasync`: only
   // what is needed to read the data back (fdatasync(2)).
-  // Cancellation: the flush may still happen.
+  // Cancellation (both backends): the flush may still happen (on epoll, on
+  // the blocking pool).
   [[nodiscard]] Task<absl::Status> fsync(bool datasync = false) const;
   // statx of the open file.
   // Cancellation: nothing to undo.
   [[nodiscard]] Task<absl::StatusOr<Metadata>> metadata() const;
-  // Closes the file through the ring. The File is closed (invalid) from the
+  // Closes the file through the backend. The File is closed (invalid) from the
   // Task's first poll on, whatever the outcome; an error (e.g. EIO reported
   // late by NFS) names the path. A Task dropped before its first poll leaves
   // the File open.
   // Cancellation: the fd is closed either way (it is never leaked or left
-  // open; a dropped close is still carried out by the kernel).
+  // open; io_uring still carries out a dropped close, epoll closes in the
+  // first poll).
   [[nodiscard]] Task<absl::Status> close();
 
   // The raw fd (-1 once closed); still owned by the File.

@@ -99,8 +99,7 @@ AcceptConv::Output AcceptConv::convert(absl::StatusOr<reactor::Accepted>&& a,
   absl::StatusOr<SocketAddr> peer =
       SocketAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&a->peer), a->peer_len);
   if (!peer.ok()) return annotate(peer.status(), verb, where);
-  auto st = std::make_shared<SocketState>();
-  st->fd = std::move(a->fd);
+  auto st = std::make_shared<SocketState>(std::move(a->fd));
   st->peer = *peer;
   return std::make_pair(TcpStream(std::move(st)), *peer);
 }
@@ -110,8 +109,7 @@ AcceptConv::Output AcceptConv::convert(absl::StatusOr<reactor::Accepted>&& a,
 Task<absl::StatusOr<TcpStream>> TcpStream::connect(SocketAddr addr) {
   absl::StatusOr<OwnedFd> fd = detail::new_socket(addr, SOCK_STREAM, "connect to");
   if (!fd.ok()) co_return fd.status();
-  auto st = std::make_shared<detail::SocketState>();
-  st->fd = std::move(*fd);
+  auto st = std::make_shared<detail::SocketState>(std::move(*fd));
   st->peer = addr;
   absl::Status s = co_await reactor::connect(st->fd.get(), addr.as_sockaddr(), addr.len());
   if (!s.ok()) co_return detail::annotate(s, "connect to", addr);
@@ -161,8 +159,7 @@ absl::StatusOr<TcpListener> TcpListener::bind(const SocketAddr& addr, const Opti
   }
   absl::StatusOr<SocketAddr> local = detail::local_addr_of(fd->get());
   if (!local.ok()) return detail::annotate(local.status(), where);
-  auto st = std::make_shared<detail::SocketState>();
-  st->fd = std::move(*fd);
+  auto st = std::make_shared<detail::SocketState>(std::move(*fd));
   return TcpListener(std::move(st), *local);
 }
 
@@ -184,8 +181,7 @@ Poll<Incoming::Next::Output> Incoming::Next::poll(Context& cx) {
   if (!fd.ok()) return Ready<Output>(detail::annotate(fd.status(), "accept on", local_));
   absl::StatusOr<SocketAddr> peer = detail::peer_addr_of(fd->get());
   if (!peer.ok()) return Ready<Output>(detail::annotate(peer.status(), "accept on", local_));
-  auto st = std::make_shared<detail::SocketState>();
-  st->fd = std::move(*fd);
+  auto st = std::make_shared<detail::SocketState>(std::move(*fd));
   st->peer = *peer;
   return Ready<Output>(TcpStream(std::move(st)));
 }

@@ -30,7 +30,8 @@
 // stream while one of its reads is pending does not close the fd under that
 // read: it is closed when the last owner goes. Sockets (created and
 // accepted) are SOCK_NONBLOCK|SOCK_CLOEXEC; the backend waits for readiness,
-// never a thread.
+// never a thread. On epoll the socket has one registration for its life,
+// shared by both halves, removed before the fd closes (reactor/fd_owner.h).
 //
 // Thread-safety: a stream, listener or half is used from one thread at a
 // time, and its operation futures are polled and dropped on the thread of
@@ -142,22 +143,26 @@ class TcpStream {
 
   // Connects to `addr`. Output: the stream, or the error (refused ->
   // kUnavailable with errno ECONNREFUSED; message "connect to <addr>: ...").
-  // Cancellation: dropping it before Ready cancels the connect and closes
-  // the socket; the connection may have been established (the peer may see
-  // a connection that is then closed at once). Safe to retry.
+  // Cancellation (both backends): dropping it before Ready cancels the
+  // connect and closes the socket; the connection may have been established
+  // (the peer may see a connection that is then closed at once). Safe to
+  // retry.
   [[nodiscard]] static Task<absl::StatusOr<TcpStream>> connect(SocketAddr addr);
 
   // Receives up to buf.size() bytes into buf. Output: IoResult; n == 0 means
   // the peer shut down its write side (or buf was empty).
-  // Cancellation: dropping it before Ready cancels the recv; data the kernel
-  // had already copied into the buffer is lost. Retrying may miss that data,
-  // so drop a read only when you are done with the stream (or reading).
+  // Cancellation: dropping it before Ready cancels the recv. On io_uring,
+  // data the kernel had already copied into the buffer is lost, so retrying
+  // may miss it: drop a read only when you are done with the stream (or
+  // reading). On epoll a dropped read has had no effect: a retry reads
+  // everything.
   [[nodiscard]] detail::ReadFuture read(std::vector<char> buf) {
     return detail::stream_read(state_, std::move(buf));
   }
   // Sends buf (one send; may be short). Output: IoResult with bytes sent.
-  // Cancellation: dropping it before Ready cancels the send; some prefix of
-  // the buffer may have been sent. Not safely retryable as a whole.
+  // Cancellation: dropping it before Ready cancels the send. On io_uring
+  // some prefix of the buffer may have been sent (not safely retryable as a
+  // whole); on epoll nothing was sent.
   [[nodiscard]] detail::WriteFuture write(std::vector<char> buf) {
     return detail::stream_write(state_, std::move(buf));
   }
@@ -168,8 +173,9 @@ class TcpStream {
   // echo loop reads n bytes into a 16 KiB buffer and sends those n without
   // resizing (growing a vector back would zero-fill it on every message).
   // Cancellation: dropping it before Ready cancels the send in flight; an
-  // unknown prefix of buf has been sent, so the stream's byte sequence is no
-  // longer well defined: close the stream.
+  // unknown prefix of buf has been sent (the completed rounds; on io_uring
+  // also part of the round in flight, on epoll not), so the stream's byte
+  // sequence is no longer well defined: close the stream.
   [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
     return detail::stream_write_all(state_, std::move(buf), len);
   }
@@ -178,7 +184,8 @@ class TcpStream {
   // before n bytes is OutOfRange ("... end of stream after k of n bytes"),
   // and the k bytes are lost.
   // Cancellation: dropping it before Ready cancels the read in flight; the
-  // bytes read so far are lost.
+  // bytes read so far are lost (on io_uring also what the read in flight
+  // had taken; on epoll that read had taken nothing).
   [[nodiscard]] Task<absl::StatusOr<std::vector<char>>> read_exact(size_t n) {
     return detail::stream_read_exact(state_, n);
   }
@@ -230,10 +237,11 @@ class TcpListener {
   TcpListener& operator=(TcpListener&&) noexcept = default;
 
   // Accepts one connection. Output: the stream and the peer's address.
-  // Cancellation: dropping it before Ready cancels the accept; a connection
-  // the kernel accepted meanwhile is closed by the backend (the client sees
-  // it closed). Safe to retry. Other accepts on the listener are not
-  // disturbed: they still get the next connections.
+  // Cancellation: dropping it before Ready cancels the accept. On io_uring
+  // a connection the kernel accepted meanwhile is closed by the backend (the
+  // client sees it closed); on epoll nothing was accepted (the connection
+  // waits in the backlog). Safe to retry. Other accepts on the listener are
+  // not disturbed: they still get the next connections.
   [[nodiscard]] AcceptFuture accept();
 
   // A stream of accepted connections on one multishot accept: the kernel
@@ -254,7 +262,7 @@ class TcpListener {
 };
 
 // The connections a TcpListener accepts, one multishot accept armed in the
-// ring (reactor/accept_stream.h):
+// backend (reactor/accept_stream.h):
 //
 //   net::Incoming incoming = listener.incoming();
 //   for (;;) {
@@ -263,14 +271,16 @@ class TcpListener {
 //     pollux::spawn([s = std::move(*s)]() mutable -> Task<void> { ... });
 //   }
 //
-// Versus accept(): no SQE per connection, but the peer's address is read
+// Versus accept(): no SQE per connection (io_uring), but the peer's address is read
 // with getpeername(2) (a multishot accept cannot report one per CQE). A peer
 // that reset before that is reported as an error from next(), its fd closed.
 //
 // Cancellation: dropping a next() future loses nothing: connections the
-// kernel accepts meanwhile queue in the stream for the next call. Dropping
-// the Incoming cancels the multishot accept and closes every connection
-// accepted but not handed out (the clients see them closed); no fd leaks.
+// kernel accepts meanwhile queue in the stream for the next call (on epoll
+// they wait in the backlog until next() accepts them). Dropping the Incoming
+// cancels the multishot accept and closes every connection accepted but not
+// handed out (the clients see them closed; on epoll only those of the last
+// accept burst, the rest stay in the backlog); no fd leaks.
 //
 // Thread-safety: as TcpListener. The Incoming must outlive its next()
 // futures (they point into it); moving it is fine when none is pending.

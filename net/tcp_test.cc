@@ -80,6 +80,7 @@ class TcpTestBase {
     EXPECT_EQ(pollux::testing::open_fd_count(), baseline_) << "an fd leaked";
   }
   Runtime& rt() { return *rt_; }
+  bool on_epoll() const { return rt_->backend().kind == BackendKind::kEpoll; }
 
   std::optional<Runtime> rt_;
   int baseline_ = 0;
@@ -632,10 +633,17 @@ TEST_F(TcpTest, DroppingIncomingClosesTheConnectionsItHeld) {
         }
         clients.push_back(std::move(*c));
       }
-      for (int i = 0; i < 100 && incoming.queued() < 4; ++i) {
+      for (int i = 0; i < 100 && incoming.queued() < 4 && !on_epoll(); ++i) {
         co_await pollux::sleep(absl::Milliseconds(1));
       }
-      EXPECT_EQ(incoming.queued(), 4u);
+      if (on_epoll()) {
+        // epoll accepts only inside next(): the four wait in the listener's
+        // backlog, and the listener's close resets them.
+        EXPECT_EQ(incoming.queued(), 0u);
+        l = absl::InternalError("listener dropped");
+      } else {
+        EXPECT_EQ(incoming.queued(), 4u);
+      }
     }
     // The queued connections were closed by the stream's drop: each client
     // sees end of stream (or a reset), never a hang.

@@ -40,8 +40,7 @@ absl::StatusOr<UdpSocket> UdpSocket::bind(const SocketAddr& addr) {
   if (::bind(fd->get(), addr.as_sockaddr(), addr.len()) != 0) return errno_status(errno, where);
   absl::StatusOr<SocketAddr> local = detail::local_addr_of(fd->get());
   if (!local.ok()) return detail::annotate(local.status(), where);
-  auto st = std::make_shared<detail::SocketState>();
-  st->fd = std::move(*fd);
+  auto st = std::make_shared<detail::SocketState>(std::move(*fd));
   return UdpSocket(std::move(st), *local);
 }
 

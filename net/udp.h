@@ -66,13 +66,14 @@ class UdpSocket {
   UdpSocket& operator=(UdpSocket&&) noexcept = default;
 
   // Sends buf as one datagram to `to`. Output: IoResult (bytes sent).
-  // Cancellation: dropping it before Ready cancels the send; the datagram
-  // may or may not have been sent (datagrams may be lost anyway: retrying
-  // is the protocol's business).
+  // Cancellation: dropping it before Ready cancels the send. On io_uring the
+  // datagram may or may not have been sent (datagrams may be lost anyway:
+  // retrying is the protocol's business); on epoll it was not sent.
   [[nodiscard]] SendToFuture send_to(std::vector<char> buf, const SocketAddr& to);
   // Receives one datagram into buf. Output: RecvFromResult.
-  // Cancellation: dropping it before Ready cancels the receive; a datagram
-  // the kernel had already delivered into the buffer is lost.
+  // Cancellation: dropping it before Ready cancels the receive. On io_uring
+  // a datagram the kernel had already delivered into the buffer is lost; on
+  // epoll none was taken.
   [[nodiscard]] RecvFromFuture recv_from(std::vector<char> buf);
 
   // Sets the default peer (connect(2) on a datagram socket: no handshake, no

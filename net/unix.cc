@@ -43,8 +43,7 @@ UnixAcceptConv::Output UnixAcceptConv::convert(absl::StatusOr<reactor::Accepted>
                                                const SocketAddr&, const char* verb) {
   const std::string name = s ? s->unix_name : std::string();
   if (!a.ok()) return annotate(a.status(), absl::StrCat(verb, " ", name));
-  auto st = std::make_shared<SocketState>();
-  st->fd = std::move(a->fd);
+  auto st = std::make_shared<SocketState>(std::move(a->fd));
   st->unix_name = name;
   return UnixStream(std::move(st));
 }
@@ -56,8 +55,7 @@ Task<absl::StatusOr<UnixStream>> UnixStream::connect(std::string path) {
   if (!len.ok()) co_return len.status();
   OwnedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) co_return errno_status(errno, absl::StrCat("connect to ", path, ": socket"));
-  auto st = std::make_shared<detail::SocketState>();
-  st->fd = std::move(fd);
+  auto st = std::make_shared<detail::SocketState>(std::move(fd));
   st->unix_name = path;
   // SAFETY: sockaddr_un is a sockaddr for AF_UNIX.
   absl::Status s =
@@ -78,8 +76,7 @@ absl::StatusOr<UnixListener> UnixListener::bind(absl::string_view path) {
     return errno_status(errno, where);
   }
   if (::listen(fd.get(), 1024) != 0) return errno_status(errno, absl::StrCat("listen on ", path));
-  auto st = std::make_shared<detail::SocketState>();
-  st->fd = std::move(fd);
+  auto st = std::make_shared<detail::SocketState>(std::move(fd));
   st->unix_name = std::string(path);
   return UnixListener(std::move(st), std::string(path));
 }

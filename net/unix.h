@@ -53,8 +53,9 @@ class UnixStream {
   // Connects to the listener at `path` ("@name": abstract). Output: the
   // stream, or the error (nobody listening -> kUnavailable/ECONNREFUSED, no
   // such path -> kNotFound/ENOENT), naming the path.
-  // Cancellation: dropping it before Ready cancels the connect and closes
-  // the socket. Safe to retry.
+  // Cancellation (both backends): dropping it before Ready cancels the
+  // connect and closes the socket (the listener may have seen a
+  // connection). Safe to retry.
   [[nodiscard]] static Task<absl::StatusOr<UnixStream>> connect(std::string path);
 
   // As TcpStream::read. Cancellation: as TcpStream::read.

@@ -9,15 +9,19 @@
 // One multishot accept (Backend::start_accept_multi; on io_uring an
 // IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT) stays armed and delivers
 // every new connection as its own result, so a busy listener costs no
-// submission per connection. The op keeps its slot until the backend ends
+// submission per connection. On epoll, next() accepts (accept4 until
+// EAGAIN, at most 64 per call) into the same queue, in its own poll, once
+// the listener is readable. The op keeps its slot until the backend ends
 // the multishot (an error, or the kernel giving up); the next next() then
 // arms it again. Accepted sockets are SOCK_NONBLOCK|SOCK_CLOEXEC.
 //
 // Cancellation: dropping a next() future loses nothing (connections that
-// arrive stay queued in the stream). Dropping the stream cancels the
-// multishot accept and closes every connection accepted but not handed out,
-// including any the kernel still delivers before the cancel lands: no fd
-// ever leaks.
+// arrive stay queued in the stream, or on epoll in the listener's backlog).
+// Dropping the stream cancels the multishot accept and closes every
+// connection accepted but not handed out, including (io_uring) any the
+// kernel still delivers before the cancel lands: no fd ever leaks. On epoll
+// only the connections of the last accept burst can be queued; the ones
+// nobody accepted stay in the backlog, untouched.
 //
 // Thread-safety: the stream and its futures belong to the thread of the
 // backend it was first polled on (checked). The stream must outlive its

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "future/task.h"
@@ -108,7 +109,14 @@ TEST(AcceptStreamTest, DroppingTheStreamClosesQueuedAndLateConnections) {
       }
       co_return incoming.queued();  // the stream is dropped here with them queued
     }());
-    EXPECT_EQ(queued, 5u);
+    if (std::string(rt.io_backend()->name()) == "epoll") {
+      // epoll accepts only inside next(): nobody asked, so the five wait in
+      // the listener's backlog (a dropped stream has had no effect on them)
+      // and close with the listener.
+      EXPECT_EQ(queued, 0u);
+    } else {
+      EXPECT_EQ(queued, 5u);  // io_uring's multishot accept took them all
+    }
     // Let the cancel's completion arrive, then the slot is free.
     EXPECT_TRUE(rt.block_on(reactor::nop()).ok());
     EXPECT_EQ(rt.io_backend()->live_ops(), 0u);

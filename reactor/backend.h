@@ -14,6 +14,17 @@
 //                                                 // task's waker in core->waker
 //   ... the backend completes it and wakes that waker ...
 //   DataCompletion c = backend.take_data(id);     // result + buffer; slot freed
+// A readiness backend (epoll) may instead wake the future with the state
+// kReady: the fd became ready, and the future's next poll calls
+// backend.resume(id), which makes the syscall right there (completing the
+// op, or waiting again). So on epoll a read, write, send, recv or accept
+// takes effect only inside its future's poll, whose result that poll
+// returns: an op dropped before Ready has had no effect. io_uring never
+// sets kReady.
+//
+// A start_* may complete the op at once (epoll's try-the-syscall-first, or
+// a nop): the state is then kCompleted before start_* returns, and the
+// future takes the result in the same poll.
 // or, if the future is dropped first, backend.cancel(id): the backend keeps
 // everything the kernel may still touch until the operation is really over,
 // and closes any fd it still delivers (op_traits().returns_fd).
@@ -58,6 +69,7 @@ enum class OpState : uint8_t {
   kInFlight,   // started; `waker` is woken when it completes
   kCompleted,  // the result is in the slot, waiting to be taken
   kIgnored,    // its future is gone; the backend waits for the kernel (backend-internal)
+  kReady,      // readiness arrived: the future's poll calls Backend::resume (epoll only)
 };
 
 // The start of every backend's operation slot. Owned by the backend's
@@ -99,6 +111,28 @@ struct PathCompletion {
   struct statx stx;  // statx only
 };
 
+// Readiness, as AsyncFd (reactor/async_fd.h) reports it: a kReadyWait's
+// result is these bits | (tick << kReadyTickShift). Both backends keep an
+// edge-triggered word per registration whose tick moves on every event, so
+// clear_ready(tick) never clears an edge that arrived after the caller looked.
+namespace ready {
+inline constexpr uint32_t kReadable = 1u << 0;
+inline constexpr uint32_t kWritable = 1u << 1;
+inline constexpr uint32_t kReadClosed = 1u << 2;  // the peer shut down its writing
+inline constexpr uint32_t kHangUp = 1u << 3;
+inline constexpr uint32_t kError = 1u << 4;
+inline constexpr uint32_t kAll = 0x1F;
+inline constexpr int kReadyTickShift = 8;
+// What makes an interest (kReadable and/or kWritable) ready: its own bit,
+// and the final ones (closed, hang-up, error) that no wait could outlast.
+constexpr uint32_t wakes(uint32_t interest) {
+  uint32_t m = kHangUp | kError;
+  if (interest & kReadable) m |= kReadable | kReadClosed;
+  if (interest & kWritable) m |= kWritable;
+  return m;
+}
+}  // namespace ready
+
 // The next result of a multishot operation.
 struct MultiNext {
   enum class Kind { kItem, kPending, kEnded } kind;
@@ -113,6 +147,7 @@ struct BackendStats {
   uint64_t enter_errors = 0;     // failed kernel entries (transient ones are retried)
   uint64_t leaked_ops = 0;       // ops still in the kernel when shutdown gave up (memory kept)
   uint64_t unpark_writes = 0;    // unparks that found the owner parked and made a syscall
+  uint64_t registrations = 0;    // fds added to a readiness set (epoll_ctl ADD)
 };
 
 class Backend : public Park {
@@ -148,7 +183,22 @@ class Backend : public Park {
   virtual OpId start_fsync(int fd, bool datasync) = 0;
   virtual OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) = 0;
 
+  // ---- Readiness of an fd the user owns (AsyncFd) ----
+  // Watches `fd` (io_uring: a multishot poll; epoll: the fd's one
+  // registration) until cancel(). It completes only on failure (res -errno:
+  // epoll cannot watch a regular file, EPERM).
+  virtual OpId start_ready_register(int fd) = 0;
+  // Completes once `reg` is ready for `interest` (ready::kReadable and/or
+  // kWritable), with res = bits | tick << ready::kReadyTickShift, or -errno.
+  virtual OpId start_ready_wait(OpId reg, uint32_t interest) = 0;
+  // Clears `interest` of `reg` if no event came since the wait that saw
+  // `tick` (AsyncFd's ReadyGuard::clear_ready).
+  virtual void clear_ready(OpId reg, uint32_t interest, uint32_t tick) = 0;
+
   // ---- Driving (single-shot ops: through OpCore, see above) ----
+  // The op is kReady: make its syscall now, from its future's poll. Leaves
+  // it kCompleted, or kInFlight waiting for the next readiness.
+  virtual void resume(OpId id) = 0;
   // The next result of a multishot op; on kPending `waker` is kept. After
   // kEnded the id is spent: release it with cancel().
   virtual MultiNext poll_multi(OpId id, const Waker& waker) = 0;
@@ -156,7 +206,7 @@ class Backend : public Park {
   virtual size_t queued(OpId id) const = 0;
 
   // ---- Taking the result (once kCompleted; each frees the slot) ----
-  // nop, close, poll, timeout, connect, fsync.
+  // nop, close, poll, timeout, connect, fsync, readiness waits.
   virtual int32_t take_result(OpId id) = 0;
   // read, write, recv, send.
   virtual DataCompletion take_data(OpId id) = 0;

@@ -77,4 +77,13 @@ int errno_of(const absl::Status& status) {
   return 0;
 }
 
+absl::Status with_context(const absl::Status& status, absl::string_view context) {
+  if (status.ok()) return status;
+  absl::Status s(status.code(), absl::StrCat(context, ": ", status.message()));
+  if (const int err = errno_of(status); err != 0) {
+    s.SetPayload(kErrnoPayload, absl::Cord(absl::StrCat(err)));
+  }
+  return s;
+}
+
 }  // namespace pollux

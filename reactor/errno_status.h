@@ -20,6 +20,9 @@ namespace pollux {
 absl::Status errno_status(int err, absl::string_view what);
 // The errno stored by errno_status, or 0 for a status made elsewhere.
 int errno_of(const absl::Status& status);
+// `status` with `context` in front of its message ("context: message"),
+// keeping its code and errno payload. OK stays OK.
+absl::Status with_context(const absl::Status& status, absl::string_view context);
 
 }  // namespace pollux
 

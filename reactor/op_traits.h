@@ -39,8 +39,10 @@ enum class OpKind : uint8_t {
   kOpenAt,
   kFsync,
   kStatx,
+  kReadyRegister,  // AsyncFd: an fd's readiness registration (long-lived)
+  kReadyWait,      // AsyncFd: one wait for readiness on a registration
 };
-inline constexpr int kOpKindCount = static_cast<int>(OpKind::kStatx) + 1;
+inline constexpr int kOpKindCount = static_cast<int>(OpKind::kReadyWait) + 1;
 
 struct OpTraits {
   bool returns_fd = false;
@@ -70,6 +72,8 @@ inline constexpr OpTraits kOpTraits[kOpKindCount] = {
     /* kOpenAt */ {.returns_fd = true, .file_op = true, .name = "openat"},
     /* kFsync */ {.file_op = true, .name = "fsync"},
     /* kStatx */ {.file_op = true, .name = "statx"},
+    /* kReadyRegister */ {.multishot = true, .name = "readiness registration"},
+    /* kReadyWait */ {.name = "readiness wait"},
 };
 }  // namespace detail
 
@@ -77,7 +81,8 @@ inline constexpr OpTraits kOpTraits[kOpKindCount] = {
 constexpr const OpTraits& op_traits(OpKind kind) {
   return detail::kOpTraits[static_cast<int>(kind)];
 }
-static_assert(op_traits(OpKind::kAcceptMulti).multishot && op_traits(OpKind::kOpenAt).returns_fd,
+static_assert(op_traits(OpKind::kAcceptMulti).multishot && op_traits(OpKind::kOpenAt).returns_fd &&
+                  op_traits(OpKind::kReadyRegister).multishot,
               "kOpTraits is indexed by OpKind: keep the two in the same order");
 
 }  // namespace pollux::reactor

@@ -1,7 +1,8 @@
 // Operations as futures: nop, read, write, recv, send, sendmsg, recvmsg,
 // accept, connect, close, poll_add, timeout and the file operations, on the
-// I/O backend of the current thread's RuntimeContext (io_uring today; the
-// futures name no backend type, so one binary runs on either backend).
+// I/O backend of the current thread's RuntimeContext (io_uring, or epoll
+// where io_uring is refused: runtime/runtime.h; the futures name no backend
+// type, so one binary runs on either).
 //
 //   auto [n, buf] = co_await reactor::read(fd, std::vector<char>(4096));
 //
@@ -11,18 +12,29 @@
 // the final completion, which can come after the future is gone.
 //
 // Lifecycle: the first poll starts the operation on the backend (Backend::
-// start_*: its slot takes the buffer, sockaddr, path); the backend submits
-// it at the end of the tick. Every poll keeps the coop budget protocol. A
-// start that finds no room this tick (a full submission queue the kernel
-// refuses to drain) is retried at the next tick; the buffer stays here.
+// start_*: its slot takes the buffer, sockaddr, path). io_uring submits it
+// at the end of the tick; epoll makes the syscall right there and waits for
+// readiness only on EAGAIN (its next poll after the fd is ready retries).
+// Every poll keeps the coop budget protocol. A start that finds no room
+// this tick (a full submission queue the kernel refuses to drain) is
+// retried at the next tick; the buffer stays here.
 //
 // Cancellation: dropping an operation before Ready cancels it (Backend::
-// cancel); its slot keeps the buffer until the kernel is done with it. On
-// io_uring the operation may still have happened: a dropped write may have
-// written, a dropped read may have consumed data (it is lost), a dropped
-// accept may have accepted a connection (the backend closes that fd, so it
-// never leaks), a dropped connect may have connected (the socket stays the
-// caller's). Retry only what your protocol can repeat.
+// cancel); its slot keeps the buffer until the kernel is done with it. What
+// may already have happened depends on the backend:
+//   io_uring  the operation may still have happened: a dropped write may
+//             have written, a dropped read may have consumed data (it is
+//             lost), a dropped accept may have accepted a connection (the
+//             backend closes that fd, so it never leaks), a dropped connect
+//             may have connected (the socket stays the caller's).
+//   epoll     a dropped read, write, send, recv, sendmsg, recvmsg, accept
+//             or poll_add has had no effect: its syscall runs only inside
+//             its own poll, which returns the result. A dropped connect may
+//             still have connected (the handshake runs in the kernel). A
+//             dropped file operation (openat, statx, fsync, read/write at an
+//             offset) may still run to completion on the blocking pool (an
+//             fd a dropped open delivers is closed).
+// Retry only what your protocol can repeat.
 //
 // Thread-safety: an operation is polled and dropped on the thread of the
 // backend it started on (checked in debug builds). Polling one on a thread
@@ -132,6 +144,8 @@ class [[nodiscard]] Op {
     POLLUX_CHECK(current_backend() == backend_,
                  "an I/O operation was polled on a thread other than its backend's");
     OpCore& core = *id_.core;
+    // Readiness arrived (epoll): the syscall is made here, in our own poll.
+    if (core.state == OpState::kReady) backend_->resume(id_);
     if (core.state != OpState::kCompleted) {
       if (!core.waker.will_wake(cx.waker())) core.waker = cx.waker();
       cx.budget().refund();
@@ -316,29 +330,39 @@ using OpenAtOp = Op<detail::OpenAtSpec>;
 using FsyncOp = Op<detail::FsyncSpec>;
 using StatxOp = Op<detail::StatxSpec>;
 
-// A no-op round trip through the backend. Output: OK or the error.
+// A no-op round trip through the backend (epoll: completes in its first
+// poll, no syscall). Output: OK or the error. Cancellation: nothing to undo.
 [[nodiscard]] inline NopOp nop() { return NopOp({}); }
 
 // read(2) into `buf` (up to buf.size() bytes) at `offset` (-1: the fd's
-// current position). Output: IoResult; 0 bytes means end of file.
+// current position). Output: IoResult; 0 bytes means end of file. On epoll
+// a read at an offset (or of a regular file) is a file operation on the
+// blocking pool; at -1 it is tried at once with preadv2(RWF_NOWAIT), so a
+// pipe or eventfd without O_NONBLOCK never blocks the thread either. An
+// offset on a file that cannot seek (a FIFO) is ignored, as io_uring does.
+// Cancellation: see the header comment (epoll: at -1, no effect; at an
+// offset, the read may still happen on the pool).
 [[nodiscard]] inline DataOp read(int fd, std::vector<char> buf, uint64_t offset = uint64_t(-1)) {
   return DataOp({detail::DataOpKind::kRead, fd, std::move(buf), offset, 0});
 }
 // write(2) of all of `buf` at `offset` (-1: current position). Output:
-// IoResult; a short write is possible (n < buf.size()).
+// IoResult; a short write is possible (n < buf.size()). Backends: as read().
+// Cancellation: see the header comment (epoll: at -1, no effect).
 [[nodiscard]] inline DataOp write(int fd, std::vector<char> buf, uint64_t offset = uint64_t(-1)) {
   return DataOp({detail::DataOpKind::kWrite, fd, std::move(buf), offset, 0});
 }
 // recv(2) into buf[begin, min(end, buf.size())). Output: bytes received
 // there (the rest of buf untouched); 0 means the peer shut down its write
-// side. The whole buffer comes back.
+// side. The whole buffer comes back. Cancellation: io_uring: data may have
+// been consumed (lost); epoll: no effect.
 [[nodiscard]] inline DataOp recv(int fd, std::vector<char> buf, int flags = 0, size_t begin = 0,
                                  size_t end = SIZE_MAX) {
   return DataOp({detail::DataOpKind::kRecv, fd, std::move(buf), 0, flags, begin, end});
 }
 // send(2) of buf[begin, min(end, buf.size())) with MSG_NOSIGNAL (a closed
 // peer gives EPIPE, never SIGPIPE). Output: bytes sent from `begin` (a short
-// send is possible); the whole buffer comes back.
+// send is possible); the whole buffer comes back. Cancellation: io_uring: a
+// prefix may have been sent; epoll: no effect.
 [[nodiscard]] inline DataOp send(int fd, std::vector<char> buf, int flags = 0, size_t begin = 0,
                                  size_t end = SIZE_MAX) {
   return DataOp({detail::DataOpKind::kSend, fd, std::move(buf), 0, flags | MSG_NOSIGNAL, begin,
@@ -347,6 +371,7 @@ using StatxOp = Op<detail::StatxSpec>;
 // sendmsg(2) of buf[offset..] with MSG_NOSIGNAL, to `addr` (datagram
 // sockets) or, with addr == nullptr, to the connected peer. Output: IoResult
 // whose n counts bytes sent from `offset`; the whole buffer comes back.
+// Cancellation: as send().
 [[nodiscard]] inline SendMsgOp sendmsg(int fd, std::vector<char> buf, size_t offset = 0,
                                        const sockaddr* addr = nullptr, socklen_t len = 0,
                                        int flags = 0) {
@@ -358,6 +383,7 @@ using StatxOp = Op<detail::StatxSpec>;
   return SendMsgOp(std::move(s));
 }
 // recvmsg(2) into `buf`. Output: RecvMsgResult with the sender's address.
+// Cancellation: as recv() (a datagram io_uring had received is lost).
 [[nodiscard]] inline RecvMsgOp recvmsg(int fd, std::vector<char> buf, int flags = 0) {
   return RecvMsgOp({fd, std::move(buf), flags});
 }
@@ -366,55 +392,72 @@ using StatxOp = Op<detail::StatxSpec>;
 // io_uring backend may cancel and resubmit this one behind the scenes
 // (reactor/uring/io_uring_backend.cc says why); only if it cannot do so does
 // it end with ECANCELED (kCancelled), which is safe to retry.
+// Cancellation: io_uring: a dropped accept may have accepted (that fd is
+// closed); epoll: no effect (the connection stays in the backlog).
 [[nodiscard]] inline AcceptOp accept(int listen_fd) { return AcceptOp({listen_fd}); }
-// connect(2) of socket `fd` to `addr`.
+// connect(2) of socket `fd` to `addr` (epoll: EINPROGRESS, then writable,
+// then SO_ERROR). Cancellation (both backends): a dropped connect may still
+// have connected; the socket stays the caller's.
 [[nodiscard]] inline ConnectOp connect(int fd, const sockaddr* addr, socklen_t len) {
   detail::ConnectSpec s{fd, {}, len};
   std::memcpy(&s.addr, addr, len);
   return ConnectOp(s);
 }
-// close(2) through the backend. The caller must not use `fd` afterwards.
+// close(2) through the backend (epoll: at once, in the first poll). The
+// caller must not use `fd` afterwards. Cancellation: the fd is closed either
+// way.
 [[nodiscard]] inline CloseOp close(OwnedFd fd) { return CloseOp({fd.release()}); }
-// Waits until `fd` is ready for `events` (POLLIN, POLLOUT, ...). Output: revents.
+// Waits until `fd` is ready for `events` (POLLIN, POLLOUT, ...). Output:
+// revents. One-shot; for an fd you wait on again and again, AsyncFd
+// (reactor/async_fd.h) keeps one registration. Cancellation: no effect on
+// either backend.
 [[nodiscard]] inline PollAddOp poll_add(int fd, uint32_t events) {
   return PollAddOp({fd, events});
 }
-// A timer in the backend (IORING_OP_TIMEOUT on io_uring). Prefer
-// timer::sleep, which needs no syscall to arm; this exists to measure and
-// test the backend itself.
+// A timer in the backend (IORING_OP_TIMEOUT on io_uring, a heap bounding
+// epoll_wait on epoll). Prefer timer::sleep, which needs no syscall to arm;
+// this exists to measure and test the backend itself. Cancellation: none
+// needed.
 [[nodiscard]] inline TimeoutOp timeout(absl::Duration d) { return TimeoutOp({d}); }
 
 // ---- File operations (used by fs/) ----
 
 // openat(2) of `path` relative to `dirfd` (AT_FDCWD: the working directory),
 // always with O_CLOEXEC. Output: the fd (owned); ENOENT is kNotFound and every
-// error message names the path. The path is owned by the op's slot.
-// Cancellation: a dropped open may still open the file; the backend closes
-// that fd, so it never leaks (a file it created with O_CREAT stays).
+// error message names the path. The path is owned by the op's slot (epoll:
+// by its blocking-pool job).
+// Cancellation (both backends): a dropped open may still open the file; the
+// backend closes that fd, so it never leaks (a file it created with O_CREAT
+// stays). On epoll the open runs on the blocking pool, and one that has not
+// started yet when dropped never runs.
 [[nodiscard]] inline OpenAtOp openat(int dirfd, std::string path, int flags, mode_t mode = 0) {
   return OpenAtOp({dirfd, std::move(path), flags, mode});
 }
 // fsync(2) (fdatasync(2) when `datasync`) of `fd`.
-// Cancellation: a dropped fsync may still have flushed (or be flushing).
+// Cancellation (both backends): a dropped fsync may still have flushed (or
+// be flushing: on epoll, on the blocking pool).
 [[nodiscard]] inline FsyncOp fsync(int fd, bool datasync = false) {
   return FsyncOp({fd, datasync});
 }
 // statx(2) of `path` relative to `dirfd` with `flags` (AT_EMPTY_PATH and an
 // empty path: `dirfd` itself) for the fields in `mask`. The result buffer
-// lives in the op's slot. Cancellation: nothing to undo.
+// lives in the op's slot (epoll: its blocking-pool job). Cancellation:
+// nothing to undo on either backend.
 [[nodiscard]] inline StatxOp statx(int dirfd, std::string path, int flags,
                                    unsigned mask = STATX_BASIC_STATS) {
   return StatxOp({dirfd, std::move(path), flags, mask});
 }
 // read(2) into buf[from, buf.size()) at `offset`. Output: IoResult with the
 // bytes read into that part and the whole buffer (buf[0, from) untouched).
-// Cancellation: as read().
+// Cancellation: as read() at an offset: on epoll a file operation (it may
+// still run on the blocking pool; what it read is lost).
 [[nodiscard]] inline DataOp read_into(int fd, std::vector<char> buf, size_t from,
                                       uint64_t offset) {
   return DataOp({detail::DataOpKind::kRead, fd, std::move(buf), offset, 0, from});
 }
 // write(2) of buf[from, buf.size()) at `offset`. Output: IoResult with the
-// bytes written from that part and the whole buffer. Cancellation: as write().
+// bytes written from that part and the whole buffer. Cancellation: as
+// write() at an offset: on epoll it may still run on the blocking pool.
 [[nodiscard]] inline DataOp write_from(int fd, std::vector<char> buf, size_t from,
                                        uint64_t offset) {
   return DataOp({detail::DataOpKind::kWrite, fd, std::move(buf), offset, 0, from});

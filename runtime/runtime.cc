@@ -5,11 +5,18 @@
 #include <string>
 #include <thread>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
+#include "executor/blocking/blocking_pool.h"
 #include "executor/blocking/blocking_scheduler.h"
 #include "executor/multi_thread/scheduler.h"
 #include "executor/thread_parker.h"
+#include "reactor/epoll/epoll_backend.h"
+#include "reactor/errno_status.h"
 #include "reactor/uring/io_uring_backend.h"
+#include "reactor/uring/probe.h"
 #include "runtime/internal/thread_per_core.h"
 #include "timer/time_driver.h"
 
@@ -43,23 +50,86 @@ constexpr char kPauseForbidden[] =
 // What one thread of a runtime parks in: its I/O backend (or a plain
 // parker), under its timer driver when time is enabled.
 struct Drivers {
-  std::unique_ptr<reactor::IoUringBackend> io;
+  std::unique_ptr<reactor::IoUringBackend> uring;
+  std::unique_ptr<reactor::EpollBackend> epoll;
+  reactor::Backend* io = nullptr;          // whichever of the two runs
   std::unique_ptr<ThreadParker> parker;    // when there is no I/O
   std::unique_ptr<timer::TimeDriver> time;  // when time is enabled, over io or parker
   Park* park = nullptr;
 
   RuntimeContext context() const noexcept {
     RuntimeContext ctx;
-    ctx.backend = io.get();
+    ctx.backend = io;
     ctx.timers = time ? &time->queue() : nullptr;
     return ctx;
   }
   // On the thread that will run it: own the wheel, enable the ring.
   absl::Status bind_to_current_thread() {
     if (time) time->queue().bind_to_current_thread();
-    return io ? io->enable_on_current_thread() : absl::OkStatus();
+    return uring ? uring->enable_on_current_thread() : absl::OkStatus();
+  }
+  // On the thread that ran it, as it stops: drain what is in flight.
+  void shutdown() {
+    if (uring) uring->shutdown();
+    if (epoll) epoll->shutdown();
   }
 };
+
+const char* kind_name(BackendKind k) {
+  switch (k) {
+    case BackendKind::kAuto:
+      return "kAuto";
+    case BackendKind::kIoUring:
+      return "kIoUring";
+    case BackendKind::kEpoll:
+      return "kEpoll";
+  }
+  return "?";
+}
+
+// `s` restated as "io_uring cannot be used here", with the way out; the
+// code and errno payload stay.
+absl::Status io_uring_refused(const absl::Status& s, const std::string& chosen_by) {
+  return with_context(
+      s, absl::StrCat("io_uring cannot be used here (", chosen_by,
+                      "; to run on epoll instead set POLLUX_BACKEND=epoll, which overrides the "
+                      "default BackendKind::kAuto, or use Builder::backend(BackendKind::kEpoll))"));
+}
+
+// Which backend `b` asks for, after POLLUX_BACKEND (kAuto only) and the
+// probe: kIoUring or kEpoll, and why; or the error build() returns.
+absl::StatusOr<BackendChoice> choose_backend(BackendKind asked) {
+  BackendKind kind = asked;
+  std::string why = absl::StrCat("Builder::backend(", kind_name(kind), ")");
+  if (kind == BackendKind::kAuto) {
+    if (const char* env = std::getenv("POLLUX_BACKEND"); env != nullptr && *env != '\0') {
+      if (std::strcmp(env, "io_uring") == 0) {
+        kind = BackendKind::kIoUring;
+      } else if (std::strcmp(env, "epoll") == 0) {
+        kind = BackendKind::kEpoll;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("POLLUX_BACKEND=", env, ": expected io_uring or epoll (or unset it "
+                         "to let pollux choose)"));
+      }
+      why = absl::StrCat("POLLUX_BACKEND=", env);
+    }
+  }
+  if (kind == BackendKind::kAuto) {
+    absl::Status probe = reactor::probe_io_uring();
+    if (probe.ok()) return BackendChoice{BackendKind::kIoUring, "kAuto: io_uring passed the probe"};
+    return BackendChoice{BackendKind::kEpoll,
+                         absl::StrCat("kAuto: io_uring is not usable here (", probe.message(),
+                                      "); using epoll")};
+  }
+  if (kind == BackendKind::kIoUring) {
+    // Demanded: refuse up front (a ring that can be made but not probed or
+    // entered would fail at the first block_on instead).
+    absl::Status probe = reactor::probe_io_uring();
+    if (!probe.ok()) return io_uring_refused(probe, why);
+  }
+  return BackendChoice{kind, std::move(why)};
+}
 
 // The CPUs this process may run on, in order.
 std::vector<int> allowed_cpus() {
@@ -80,6 +150,7 @@ std::vector<int> allowed_cpus() {
 struct RuntimeInner {
   using Flavour = Runtime::Builder::Flavour;
   Flavour flavour = Flavour::kCurrentThread;
+  BackendChoice choice;
   std::vector<std::unique_ptr<Drivers>> drivers;  // one per worker (core)
   std::shared_ptr<const SpawnTarget> target;
   // current_thread:
@@ -89,7 +160,8 @@ struct RuntimeInner {
   MultiThreadScheduler* multi = nullptr;
   // thread_per_core:
   std::unique_ptr<ThreadPerCore> cores;
-  // spawn_blocking (one reference to the scheduler held):
+  // spawn_blocking (one reference to the scheduler held), and the epoll
+  // backends' file operations: one pool for both and every worker.
   std::unique_ptr<blocking::BlockingPool> pool;
   BlockingScheduler* blocking = nullptr;
 
@@ -102,6 +174,7 @@ struct RuntimeInner {
   static absl::StatusOr<std::unique_ptr<RuntimeInner>> build(const Runtime::Builder& b);
 
   ~RuntimeInner() {
+    const bool current_thread = executor != nullptr;
     if (executor) {
       // Futures dropped at shutdown may cancel I/O ops and timers: they find
       // their driver through this thread's context.
@@ -114,14 +187,22 @@ struct RuntimeInner {
       multi->ref_dec();
     }
     cores.reset();  // stops and joins every core
+    // The backends first drain what they still have in flight, here for
+    // current_thread (the multi-thread flavours' workers did as they
+    // stopped): the epoll backends' file jobs get their bounded wait before
+    // the pool is shut down below, which waits for running jobs without a
+    // bound (DESIGN §9).
+    if (current_thread) {
+      for (const std::unique_ptr<Drivers>& d : drivers) d->shutdown();
+    }
     if (blocking != nullptr) {
       // Calls still queued are cancelled unrun; running ones are waited for.
       blocking->close();
       pool->shutdown();
       blocking->ref_dec();
     }
-    // Each backend drained its ring (on its thread, for the multi-thread
-    // flavours) and closes it now; each eventfd goes with its last unparker.
+    // Each backend closes its ring or set now; each eventfd goes with its
+    // last unparker.
     drivers.clear();
   }
 };
@@ -147,17 +228,36 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
           cpus.size(), " CPUs; ask for fewer workers or drop the affinity"));
     }
   }
+  if (b.io_) {
+    absl::StatusOr<BackendChoice> choice = choose_backend(b.backend_);
+    if (!choice.ok()) return choice.status();
+    inner->choice = std::move(*choice);
+  }
   for (size_t i = 0; i < n; ++i) {
     auto d = std::make_unique<Drivers>();
-    if (b.io_) {
+    if (b.io_ && inner->choice.kind == BackendKind::kIoUring) {
       reactor::IoUringOptions opts = b.uring_;
       // Every ring of the runtime shares the first one's kernel workers.
-      if (i > 0) opts.attach_wq_fd = inner->drivers[0]->io->ring_fd();
+      if (i > 0) opts.attach_wq_fd = inner->drivers[0]->uring->ring_fd();
       absl::StatusOr<std::unique_ptr<reactor::IoUringBackend>> io =
           reactor::IoUringBackend::create(opts);
+      if (!io.ok()) return io_uring_refused(io.status(), inner->choice.reason);
+      d->uring = std::move(*io);
+      d->io = d->uring.get();
+      d->park = d->io;
+    } else if (b.io_) {
+      // One epoll set per worker (DESIGN §5, "epoll under multi_thread"):
+      // an fd is registered lazily in the set of each worker that waits on
+      // it, and its owner's release removes it from each.
+      reactor::EpollOptions opts;
+      opts.pool = inner->pool.get();
+      opts.drain_timeout = b.uring_.drain_timeout;
+      absl::StatusOr<std::unique_ptr<reactor::EpollBackend>> io =
+          reactor::EpollBackend::create(opts);
       if (!io.ok()) return io.status();
-      d->io = std::move(*io);
-      d->park = d->io.get();
+      d->epoll = std::move(*io);
+      d->io = d->epoll.get();
+      d->park = d->io;
     } else {
       d->parker = std::make_unique<ThreadParker>();
       d->park = d->parker.get();
@@ -184,9 +284,7 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
     c.park = d->park;
     c.base = inner->context_of(i);
     c.on_start = [d] { return d->bind_to_current_thread(); };
-    c.on_stop = [d] {
-      if (d->io) d->io->shutdown();
-    };
+    c.on_stop = [d] { d->shutdown(); };
     if (b.pin_workers_) c.cpu = cpus[i];
     configs.push_back(std::move(c));
   }
@@ -259,8 +357,10 @@ Handle Runtime::handle() const { return Handle(inner_->target); }
 size_t Runtime::worker_count() const noexcept { return inner_->drivers.size(); }
 
 reactor::Backend* Runtime::io_backend(size_t worker) const noexcept {
-  return worker < inner_->drivers.size() ? inner_->drivers[worker]->io.get() : nullptr;
+  return worker < inner_->drivers.size() ? inner_->drivers[worker]->io : nullptr;
 }
+
+const BackendChoice& Runtime::backend() const noexcept { return inner_->choice; }
 
 timer::TimerQueue* Runtime::timer_queue(size_t worker) const noexcept {
   if (worker >= inner_->drivers.size() || !inner_->drivers[worker]->time) return nullptr;

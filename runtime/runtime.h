@@ -1,11 +1,30 @@
 // Runtime: the composition root. An executor, and what it parks in: an I/O
-// backend (an io_uring ring), under timer::TimeDriver when time is enabled (a
-// TimeDriver over a plain parker without I/O, a plain parker with neither),
-// put together by a Builder and entered with block_on.
+// backend (an io_uring ring, or an epoll set where io_uring is refused),
+// under timer::TimeDriver when time is enabled (a TimeDriver over a plain
+// parker without I/O, a plain parker with neither), put together by a
+// Builder and entered with block_on.
 //
 //   absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
-//   if (!rt.ok()) { ... }          // e.g. io_uring unavailable: the reason says so
+//   if (!rt.ok()) { ... }          // e.g. no I/O backend at all: the reason says so
+//   std::printf("on %s (%s)\n", rt->backend().name(), rt->backend().reason.c_str());
 //   int v = rt->block_on(main_task());
+//
+// Choosing the I/O backend (DESIGN §5): Builder::backend(BackendKind).
+//   kAuto (the default)  io_uring if it passes reactor::probe_io_uring()
+//                        (once per process: the features and opcodes pollux
+//                        uses, a NOP through the kernel, a multishot accept),
+//                        else epoll. The environment variable
+//                        POLLUX_BACKEND=io_uring|epoll overrides kAuto (and
+//                        only kAuto), so one binary can be pinned from outside.
+//   kIoUring             io_uring or a clear error from build(), naming the
+//                        errno and the way out (POLLUX_BACKEND=epoll).
+//   kEpoll               epoll (reactor/epoll/); its file operations run on
+//                        the runtime's blocking pool (the one spawn_blocking
+//                        uses, shared by every worker).
+// Every worker (core) of a runtime runs the same kind of backend, each its
+// own ring or epoll set. Runtime::backend() says which one runs and why.
+// The two differ in what a dropped operation may already have done
+// (reactor/ops.h, "Cancellation").
 //
 // Flavours (DESIGN §4):
 //   current_thread()     one thread runs every task. It binds to the first
@@ -44,7 +63,10 @@
 // its home worker, in the order of executor/multi_thread/scheduler.h;
 // thread_per_core: its core), and their JoinHandles yield Cancelled; then each backend
 // cancels every in-flight operation and waits (at most 10 s) for the kernel
-// to hand back its memory, keeping what it does not, then closes the ring.
+// (epoll: its file jobs on the blocking pool) to hand back its memory,
+// keeping what it does not; then the blocking pool cancels the calls still
+// queued and joins its threads (waiting for running ones without a bound);
+// then the rings (epoll sets) close.
 // The backend's eventfd is closed when the last thing that can wake the
 // executor (a JoinHandle, a cloned Waker, a Handle) is gone, so a late wake
 // never writes to a reused fd. Destroy a current_thread runtime on its
@@ -60,6 +82,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 #include <utility>
@@ -124,6 +147,22 @@ class SpawnTarget {
   mutable std::atomic<size_t> next_{0};
 };
 }  // namespace detail
+
+// Which I/O backend a runtime runs on (see the header comment).
+enum class BackendKind { kAuto, kIoUring, kEpoll };
+
+// Runtime::backend(): the backend that runs and why it was chosen.
+struct BackendChoice {
+  BackendKind kind = BackendKind::kAuto;  // kIoUring or kEpoll; kAuto: no I/O enabled
+  // How it was chosen, e.g. "POLLUX_BACKEND=epoll", "Builder::backend(kEpoll)",
+  // "kAuto: io_uring passed the probe", or "kAuto: io_uring is not usable here
+  // (io_uring_setup: Operation not permitted (errno 1)); using epoll".
+  std::string reason;
+  // "io_uring", "epoll", or "none".
+  const char* name() const noexcept {
+    return kind == BackendKind::kIoUring ? "io_uring" : kind == BackendKind::kEpoll ? "epoll" : "none";
+  }
+};
 
 // Spawns onto a runtime from any thread. Cheap to copy; outliving the
 // runtime is safe (spawning then yields a cancelled JoinHandle).
@@ -201,9 +240,14 @@ class Runtime {
       blocking_.keep_alive = d;
       return *this;
     }
-    // io_uring operations (reactor/, net/, fs/).
+    // I/O operations (reactor/, net/, fs/), on the backend backend() picks.
     Builder& enable_io() {
       io_ = true;
+      return *this;
+    }
+    // Which I/O backend (see the header comment); kAuto by default.
+    Builder& backend(BackendKind kind) {
+      backend_ = kind;
       return *this;
     }
     // Timers (sleep, timeout, interval).
@@ -212,13 +256,15 @@ class Runtime {
       return *this;
     }
     Builder& enable_all() { return enable_io().enable_time(); }
-    // Ring sizes, fault-injection seam (tests).
+    // Ring sizes, fault-injection seam (tests). Used when io_uring runs; its
+    // drain_timeout bounds the epoll backend's shutdown too.
     Builder& io_uring_options(reactor::IoUringOptions o) {
       uring_ = o;
       return *this;
     }
-    // Creates the runtime. Fails with the kernel's reason when io_uring
-    // cannot be set up.
+    // Creates the runtime. Fails with the kernel's reason when the chosen
+    // backend cannot be set up (kIoUring: with the way out), and with
+    // InvalidArgument for a POLLUX_BACKEND that is neither io_uring nor epoll.
     absl::StatusOr<Runtime> build();
 
    private:
@@ -230,6 +276,7 @@ class Runtime {
     blocking::BlockingPoolOptions blocking_;
     bool io_ = false;
     bool time_ = false;
+    BackendKind backend_ = BackendKind::kAuto;
     reactor::IoUringOptions uring_;
   };
 
@@ -309,6 +356,8 @@ class Runtime {
   // The I/O backend, or null when I/O is not enabled (multi-thread
   // flavours: worker `worker`'s).
   reactor::Backend* io_backend(size_t worker = 0) const noexcept;
+  // Which I/O backend runs and why (kind kAuto, name "none": no I/O).
+  const BackendChoice& backend() const noexcept;
   // The timer queue, or null when time is not enabled (likewise).
   timer::TimerQueue* timer_queue(size_t worker = 0) const noexcept;
 

@@ -5,11 +5,15 @@
 // SocketState is held by shared_ptr so that the halves of a split stream,
 // and every operation future in flight, keep the fd open: the fd is closed
 // only when the last of them is gone, never while an operation of ours can
-// still be submitted on it.
+// still be submitted on it. It also owns the fd in the backends' sense
+// (reactor/fd_owner.h): a readiness backend (epoll) keeps one registration
+// for the socket's life, shared by both halves, and the state's teardown
+// removes it (EPOLL_CTL_DEL) before the fd closes. On io_uring that costs an
+// atomic or two per socket.
 //
 // Thread-safety: as the reactor's operations (polled and dropped on their
 // backend's thread). SocketState is immutable after construction, except for
-// the fd's own kernel state.
+// the fd's own kernel state; its teardown may run on any thread.
 #ifndef POLLUX_NET_INTERNAL_SOCKET_H_
 #define POLLUX_NET_INTERNAL_SOCKET_H_
 
@@ -22,13 +26,18 @@
 #include "absl/strings/string_view.h"
 #include "future/future.h"
 #include "net/socket_addr.h"
+#include "reactor/fd_owner.h"
 #include "reactor/ops.h"
 #include "reactor/owned_fd.h"
 
 namespace pollux::net::detail {
 
 struct SocketState {
+  explicit SocketState(OwnedFd f) noexcept : fd(std::move(f)), owner(fd.get()) {}
   OwnedFd fd;
+  // Declared after fd, so destroyed before it: every backend that registered
+  // the socket forgets it before the fd is closed.
+  reactor::FdOwner owner;
   SocketAddr peer;        // the connected peer (streams, connected datagram sockets)
   std::string unix_name;  // Unix sockets: the path named in errors instead of `peer`
 };

@@ -143,7 +143,7 @@ Runtime make_runtime(FaultySyscalls& sys, unsigned sq = 8, unsigned cq = 64) {
   o.cq_entries = cq;
   o.syscalls = &sys;
   absl::StatusOr<Runtime> rt =
-      Runtime::Builder().current_thread().enable_all().io_uring_options(o).build();
+      Runtime::Builder().current_thread().enable_all().backend(BackendKind::kIoUring).io_uring_options(o).build();
   POLLUX_CHECK(rt.ok(), "building the runtime");
   return std::move(*rt);
 }

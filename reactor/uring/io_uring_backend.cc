@@ -27,6 +27,7 @@ using uring::DataPayload;
 using uring::MsgPayload;
 using uring::MultiPayload;
 using uring::PathPayload;
+using uring::ReadyPayload;
 using uring::SlabId;
 using uring::Slot;
 using uring::SlotHeader;
@@ -69,7 +70,20 @@ constexpr SlabId slab_id_for() {
   if constexpr (std::is_same_v<P, MultiPayload>) return SlabId::kMulti;
   if constexpr (std::is_same_v<P, TimeoutPayload>) return SlabId::kTimeout;
   if constexpr (std::is_same_v<P, PathPayload>) return SlabId::kPath;
+  if constexpr (std::is_same_v<P, ReadyPayload>) return SlabId::kReady;
 }
+
+// A multishot poll's revents as AsyncFd's readiness bits.
+uint32_t ready_bits_of(uint32_t revents) {
+  uint32_t b = 0;
+  if (revents & (POLLIN | POLLPRI)) b |= ready::kReadable;
+  if (revents & POLLOUT) b |= ready::kWritable;
+  if (revents & POLLRDHUP) b |= ready::kReadClosed;
+  if (revents & POLLHUP) b |= ready::kHangUp;
+  if (revents & POLLERR) b |= ready::kError;
+  return b;
+}
+constexpr uint32_t kReadyTickShift = 16;  // in ReadyPayload::word
 
 template <class S>
 using PayloadOf = std::decay_t<decltype(std::declval<S&>().p)>;
@@ -204,7 +218,7 @@ UringStats IoUringBackend::uring_stats() const noexcept {
 
 size_t IoUringBackend::live_ops() const noexcept {
   return bare_.live() + data_.live() + msg_.live() + addr_.live() + multi_.live() +
-         timeout_.live() + path_.live();
+         timeout_.live() + path_.live() + ready_.live();
 }
 
 // ---- Slots ----
@@ -237,6 +251,10 @@ template <>
 IoUringBackend::SlabOf<PathPayload>& IoUringBackend::slab<PathPayload>() noexcept {
   return path_;
 }
+template <>
+IoUringBackend::SlabOf<ReadyPayload>& IoUringBackend::slab<ReadyPayload>() noexcept {
+  return ready_;
+}
 
 template <class F>
 bool IoUringBackend::with_slot(uint64_t ud, F&& f) {
@@ -264,6 +282,8 @@ bool IoUringBackend::with_slot(uint64_t ud, F&& f) {
       return visit(timeout_);
     case SlabId::kPath:
       return visit(path_);
+    case SlabId::kReady:
+      return visit(ready_);
   }
   return false;
 }
@@ -285,6 +305,7 @@ void IoUringBackend::for_each_live_slot(F&& f) {
   walk(multi_);
   walk(timeout_);
   walk(path_);
+  walk(ready_);
 }
 
 namespace {
@@ -413,6 +434,8 @@ void IoUringBackend::prep(io_uring_sqe* sqe, Slot<P>& s, uint64_t ud) {
     io_uring_prep_multishot_accept(sqe, p.fd, nullptr, nullptr, kSocketFlags);
   } else if constexpr (std::is_same_v<P, TimeoutPayload>) {
     io_uring_prep_timeout(sqe, &p.ts, 0, 0);
+  } else if constexpr (std::is_same_v<P, ReadyPayload>) {
+    io_uring_prep_poll_multishot(sqe, p.fd, POLLIN | POLLOUT | POLLRDHUP | POLLPRI);
   } else if constexpr (std::is_same_v<P, PathPayload>) {
     if (s.kind == OpKind::kOpenAt) {
       io_uring_prep_openat(sqe, p.fd, p.path.c_str(), p.flags | O_CLOEXEC, p.mode);
@@ -568,6 +591,131 @@ OpId IoUringBackend::start_statx(int dirfd, std::string& path, int flags, unsign
   });
 }
 
+// ---- AsyncFd ----
+
+OpId IoUringBackend::start_ready_register(int fd) {
+  return start<ReadyPayload>(OpKind::kReadyRegister, [&](ReadyPayload& p) { p.fd = fd; });
+}
+
+Slot<ReadyPayload>* IoUringBackend::ready_registration(uint64_t ud) {
+  if (uring::slab_id_of(ud) != SlabId::kReady) return nullptr;
+  return ready_.find(uring::index_of(ud), uring::generation_of(ud));
+}
+
+OpId IoUringBackend::start_ready_wait(OpId reg, uint32_t interest) {
+  // No SQE: the registration's multishot poll delivers the edges.
+  const uint32_t index = bare_.allocate();
+  Slot<BarePayload>& s = bare_.at(index);
+  s.state = SlotState::kInFlight;
+  s.kind = OpKind::kReadyWait;
+  s.neutralized = false;
+  s.rearming = false;
+  s.awaiting_readiness = false;
+  s.poll_first = false;
+  s.sqe = nullptr;
+  s.prep_seq = 0;
+  s.res = 0;
+  s.p.ref = reg.bits;
+  s.p.arg = interest;
+  const OpId id{&s, uring::encode(SlabId::kBare, index, s.generation)};
+  Slot<ReadyPayload>* r = ready_registration(reg.bits);
+  if (r == nullptr || r->state != SlotState::kInFlight) {
+    // Gone (its AsyncFd was dropped), or ended with an error.
+    s.res = r != nullptr && r->res < 0 ? r->res : -EBADF;
+    s.state = SlotState::kCompleted;
+    return id;
+  }
+  const uint32_t word = r->p.word;
+  if ((word & ready::wakes(interest)) != 0) {
+    s.res = static_cast<int32_t>((word & ready::kAll) |
+                                 ((word >> kReadyTickShift) << ready::kReadyTickShift));
+    s.state = SlotState::kCompleted;
+    return id;
+  }
+  s.p.wprev = r->p.tail;
+  s.p.wnext = nullptr;
+  if (r->p.tail != nullptr) {
+    // SAFETY: the list holds only Slot<BarePayload> readiness waits.
+    static_cast<Slot<BarePayload>*>(r->p.tail)->p.wnext = &s;
+  } else {
+    r->p.head = &s;
+  }
+  r->p.tail = &s;
+  s.p.linked = true;
+  return id;
+}
+
+void IoUringBackend::unlink_ready_wait(Slot<BarePayload>& w) {
+  if (!w.p.linked) return;
+  Slot<ReadyPayload>* r = ready_registration(w.p.ref);
+  POLLUX_DCHECK(r != nullptr, "a linked readiness wait whose registration is gone");
+  if (r != nullptr) {
+    // SAFETY: the list holds only Slot<BarePayload> readiness waits.
+    if (w.p.wprev != nullptr) {
+      static_cast<Slot<BarePayload>*>(w.p.wprev)->p.wnext = w.p.wnext;
+    } else {
+      r->p.head = w.p.wnext;
+    }
+    if (w.p.wnext != nullptr) {
+      static_cast<Slot<BarePayload>*>(w.p.wnext)->p.wprev = w.p.wprev;
+    } else {
+      r->p.tail = w.p.wprev;
+    }
+  }
+  w.p.wprev = w.p.wnext = nullptr;
+  w.p.linked = false;
+}
+
+void IoUringBackend::wake_ready_waits(Slot<ReadyPayload>& reg, int32_t res) {
+  const uint32_t word = reg.p.word;
+  SlotHeader* next = reg.p.head;
+  while (next != nullptr) {
+    // SAFETY: the list holds only Slot<BarePayload> readiness waits.
+    auto& w = *static_cast<Slot<BarePayload>*>(next);
+    next = w.p.wnext;
+    if (res >= 0 && (word & ready::wakes(w.p.arg)) == 0) continue;
+    unlink_ready_wait(w);
+    w.res = res >= 0 ? static_cast<int32_t>((word & ready::kAll) |
+                                            ((word >> kReadyTickShift) << ready::kReadyTickShift))
+                     : res;
+    w.state = SlotState::kCompleted;
+    ++stats_.completions;
+    std::move(w.waker).wake();
+  }
+}
+
+void IoUringBackend::handle_ready_cqe(Slot<ReadyPayload>& s, uint64_t ud, int32_t res,
+                                      bool final) {
+  if (res >= 0) {
+    // An edge: OR the bits in and move the tick, even if they were set.
+    const uint32_t tick = ((s.p.word >> kReadyTickShift) + 1) & 0xFFFF;
+    s.p.word = (tick << kReadyTickShift) |
+               ((s.p.word | ready_bits_of(static_cast<uint32_t>(res))) & ready::kAll);
+    wake_ready_waits(s, 0);
+    // The kernel ended the multishot (an overflowing CQ, say): arm it again.
+    if (final) resubmit(s, ud);
+    return;
+  }
+  if (res == -ECANCELED && final) {
+    resubmit(s, ud);  // not ours (ours come to an Ignored slot): arm it again
+    return;
+  }
+  // The poll failed (a bad fd, ...): the registration ends with it.
+  s.res = res;
+  if (final) s.state = SlotState::kCompleted;
+  wake_ready_waits(s, res);
+}
+
+void IoUringBackend::clear_ready(OpId reg, uint32_t interest, uint32_t tick) {
+  Slot<ReadyPayload>* r = ready_registration(reg.bits);
+  if (r == nullptr) return;
+  if (((r->p.word >> kReadyTickShift) & 0xFFFF) != (tick & 0xFFFF)) return;  // a newer edge
+  uint32_t mask = 0;
+  if (interest & ready::kReadable) mask |= ready::kReadable;
+  if (interest & ready::kWritable) mask |= ready::kWritable;
+  r->p.word &= ~mask;
+}
+
 // ---- Driving and taking results ----
 
 MultiNext IoUringBackend::poll_multi(OpId id, const Waker& waker) {
@@ -614,6 +762,8 @@ void IoUringBackend::with_id(OpId id, F&& f) {
       return visit(timeout_);
     case SlabId::kPath:
       return visit(path_);
+    case SlabId::kReady:
+      return visit(ready_);
   }
 }
 
@@ -674,6 +824,18 @@ void IoUringBackend::cancel(OpId id) noexcept {
   with_id(id, [&](auto& s, auto& slab, uint32_t index) {
     using P = PayloadOf<std::decay_t<decltype(s)>>;
     s.waker.reset();
+    if constexpr (std::is_same_v<P, BarePayload>) {
+      if (s.kind == OpKind::kReadyWait) {
+        // No SQE of its own: it only waits in its registration's list.
+        unlink_ready_wait(s);
+        free_slot(s, slab, index);
+        return;
+      }
+    }
+    if constexpr (std::is_same_v<P, ReadyPayload>) {
+      // Waits outliving their AsyncFd (a misuse) end with EBADF.
+      wake_ready_waits(s, -EBADF);
+    }
     if constexpr (std::is_same_v<P, MultiPayload>) {
       // Delivered and never handed out: nobody owns them.
       close_queued(s.p);
@@ -923,6 +1085,10 @@ void IoUringBackend::handle_slot_cqe(Slot<P>& s, SlabOf<P>& slab, uint32_t index
     }
     return;
   }
+  if constexpr (std::is_same_v<P, ReadyPayload>) {
+    handle_ready_cqe(s, ud, res, final);
+    return;
+  }
   if (s.awaiting_readiness) {
     // The readiness poll of a -EAGAIN retry has ended.
     s.awaiting_readiness = false;
@@ -1055,6 +1221,7 @@ void IoUringBackend::drain() {
   multi_.leak();
   timeout_.leak();
   path_.leak();
+  ready_.leak();
   if (unpark_read_armed_) detail::keep_forever(unpark_buf_.release());
   std::fprintf(stderr,
                "pollux: %llu io_uring operation(s) were still in the kernel when shutdown gave "

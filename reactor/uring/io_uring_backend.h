@@ -108,7 +108,12 @@ class IoUringBackend final : public Backend {
   OpId start_openat(int dirfd, std::string& path, int flags, mode_t mode) override;
   OpId start_fsync(int fd, bool datasync) override;
   OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) override;
+  OpId start_ready_register(int fd) override;
+  OpId start_ready_wait(OpId reg, uint32_t interest) override;
+  void clear_ready(OpId reg, uint32_t interest, uint32_t tick) override;
 
+  // io_uring never sets kReady: the kernel makes the syscall itself.
+  void resume(OpId) override {}
   MultiNext poll_multi(OpId id, const Waker& waker) override;
   size_t queued(OpId id) const override;
   int32_t take_result(OpId id) override;
@@ -208,6 +213,14 @@ class IoUringBackend final : public Backend {
     if (!unsent_cancels_.empty() || !unsent_resubmits_.empty()) run_deferred_slow();
   }
   void run_deferred_slow();
+  // AsyncFd: a multishot poll's CQE (an edge, or its end).
+  void handle_ready_cqe(uring::Slot<uring::ReadyPayload>& s, uint64_t ud, int32_t res,
+                        bool final);
+  // Completes the readiness waits on `reg` that its word now satisfies
+  // (all of them, with `res`, when it is < 0).
+  void wake_ready_waits(uring::Slot<uring::ReadyPayload>& reg, int32_t res);
+  void unlink_ready_wait(uring::Slot<uring::BarePayload>& w);
+  uring::Slot<uring::ReadyPayload>* ready_registration(uint64_t ud);
   // A dropped accept on `listen_fd` has ended: re-arm the other accepts on it.
   void rearm_accepts_on(int listen_fd);
   // Cancels every op in flight and waits (bounded) for the kernel.
@@ -239,6 +252,7 @@ class IoUringBackend final : public Backend {
   SlabOf<uring::MultiPayload> multi_;
   SlabOf<uring::TimeoutPayload> timeout_;
   SlabOf<uring::PathPayload> path_;
+  SlabOf<uring::ReadyPayload> ready_;
   UringStats stats_;
 };
 

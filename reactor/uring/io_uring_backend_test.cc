@@ -86,7 +86,7 @@ void write_all(int fd, const std::string& s) {
 }
 
 Runtime make_runtime(IoUringOptions o = {}) {
-  absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().io_uring_options(o).build();
+  absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().backend(BackendKind::kIoUring).io_uring_options(o).build();
   POLLUX_CHECK(rt.ok(), "building the runtime");
   return std::move(*rt);
 }

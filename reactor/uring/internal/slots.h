@@ -66,10 +66,15 @@ struct SlotHeader : OpCore {
 
 // Every payload knows the fd its op acts on (-1: none), for re-preparation.
 
-// nop, close, poll, fsync, connect-less ops.
+// nop, close, poll, fsync, connect-less ops; AsyncFd's readiness waits
+// (which have no SQE: they wait in their registration's list).
 struct BarePayload {
   int fd = -1;
-  uint32_t arg = 0;  // poll: events; fsync: datasync
+  uint32_t arg = 0;  // poll: events; fsync: datasync; ready wait: its interest
+  uint64_t ref = 0;  // ready wait: the registration's id
+  SlotHeader* wprev = nullptr;  // ready wait: its registration's waiter list
+  SlotHeader* wnext = nullptr;
+  bool linked = false;
 };
 
 // read, write, recv, send.
@@ -142,6 +147,16 @@ struct TimeoutPayload {
   __kernel_timespec ts{};
 };
 
+// AsyncFd's registration: a multishot poll (IORING_POLL_ADD_MULTI) whose
+// CQEs are edges; `word` is ready:: bits | tick << 16, as the epoll
+// backend's readiness word (no atomics: the backend's thread only).
+struct ReadyPayload {
+  int fd = -1;
+  uint32_t word = 0;
+  SlotHeader* head = nullptr;  // waiting readiness waits (bare slots)
+  SlotHeader* tail = nullptr;
+};
+
 // openat, statx.
 struct PathPayload {
   int fd = -1;  // dirfd
@@ -158,8 +173,8 @@ struct Slot : SlotHeader {
 };
 
 // Which slab a kind's slots live in.
-enum class SlabId : uint8_t { kBare, kData, kMsg, kAddr, kMulti, kTimeout, kPath };
-inline constexpr int kSlabCount = 7;
+enum class SlabId : uint8_t { kBare, kData, kMsg, kAddr, kMulti, kTimeout, kPath, kReady };
+inline constexpr int kSlabCount = 8;
 
 constexpr SlabId slab_of(OpKind kind) {
   switch (kind) {
@@ -181,10 +196,13 @@ constexpr SlabId slab_of(OpKind kind) {
     case OpKind::kOpenAt:
     case OpKind::kStatx:
       return SlabId::kPath;
+    case OpKind::kReadyRegister:
+      return SlabId::kReady;
     case OpKind::kNop:
     case OpKind::kClose:
     case OpKind::kPoll:
     case OpKind::kFsync:
+    case OpKind::kReadyWait:
       return SlabId::kBare;
   }
   return SlabId::kBare;
