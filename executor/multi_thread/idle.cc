@@ -50,7 +50,20 @@ bool Idle::transition_worker_to_parked(uint32_t worker, bool is_searching) noexc
   // fenced reads (worker_to_notify), so one of the two sees the other.
   const uint32_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
   sleepers_.push_back(worker);
-  return is_searching && searching_of(prev) == 1;
+  const bool last_searcher = is_searching && searching_of(prev) == 1;
+  if (last_searcher) {
+    // seq_cst fence: the caller's re-check reads the queues with acquire
+    // loads (InjectQueue::len, LocalQueue::len), which the seq_cst decrement
+    // above does not order against a producer's fence: without this fence
+    // the re-check may read a length from before a push whose producer's
+    // fenced read (worker_to_notify) saw this worker still searching, and
+    // both give the task up, stranded with every worker asleep (found by
+    // tests/model/idle_model_test.cc). With it, a producer fence that
+    // precedes this one in the seq_cst order makes its push visible to the
+    // re-check; one that follows it sees the decrement.
+    atomic_fence(std::memory_order_seq_cst);
+  }
+  return last_searcher;
 }
 
 bool Idle::unpark_worker_by_id(uint32_t worker) noexcept {

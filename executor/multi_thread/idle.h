@@ -15,9 +15,10 @@
 //   finds.
 // Either the producer's fenced read sees no searcher (so it wakes one), or
 // the last searcher's decrement comes after it in the seq_cst order and its
-// re-check sees the work. At most half the workers search at once
-// (transition_worker_to_searching refuses more), which bounds the stealing
-// traffic of idle workers.
+// re-check, behind a seq_cst fence of its own (the queues' lengths are read
+// with acquire loads, not seq_cst ones), sees the work. At most half the
+// workers search at once (transition_worker_to_searching refuses more),
+// which bounds the stealing traffic of idle workers.
 //
 // A worker woken by its own events (its ring, its timers, a task pushed to
 // its remote queue) removes itself from the sleepers with
