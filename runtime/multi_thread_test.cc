@@ -1299,7 +1299,9 @@ TEST_F(MultiThreadTest, ShutdownFromAForeignThreadWithWorkQueuedRunningStolenAnd
           if (n % 16 == 0) std::this_thread::yield();
         }
       });
-      if (mode != 0) ASSERT_TRUE(wait_until([&] { return started.load() == expected_started; }));
+      if (mode != 0) {
+        ASSERT_TRUE(wait_until([&] { return started.load() == expected_started; }));
+      }
       if (mode == 2) {
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
       } else if (mode == 3) {
