@@ -32,6 +32,7 @@
 #include "future/testing/counting_waker.h"
 #include "future/testing/manual_future.h"
 #include "gtest/gtest.h"
+#include "tests/sanitizers.h"
 
 namespace pollux {
 namespace {
@@ -758,14 +759,7 @@ struct YieldOnceThenCount {
 
 // ThreadSanitizer makes each task about ten times slower; the million runs in
 // the default, asan and ubsan builds.
-#if defined(__SANITIZE_THREAD__)
-#define POLLUX_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define POLLUX_TEST_TSAN 1
-#endif
-#endif
-#if defined(POLLUX_SANITIZER) && defined(POLLUX_TEST_TSAN)
+#if defined(POLLUX_SANITIZER) && defined(POLLUX_TESTS_TSAN)
 constexpr int kManyTasks = 200'000;
 #else
 constexpr int kManyTasks = 1'000'000;

@@ -4,7 +4,8 @@
 // create_new semantics and bad options, metadata of files and directories,
 // fsync, close, concurrent reads, use without an io driver, a dropped
 // pending open leaking no fd, and write_all_at
-// looping over short writes (a FIFO whose reader drains slowly).
+// looping over short writes (a FIFO whose reader drains slowly). The
+// runtime is the flavour the BUILD target names (tests/flavour.h).
 #include "fs/file.h"
 
 #include <fcntl.h>
@@ -33,6 +34,7 @@
 #include "reactor/errno_status.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
+#include "tests/flavour.h"
 #include "tests/watchdog.h"
 
 namespace pollux {
@@ -44,7 +46,7 @@ using fs::OpenOptions;
 using reactor::IoResult;
 
 Runtime make_runtime() {
-  absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
+  absl::StatusOr<Runtime> rt = pollux::testing::runtime_builder().enable_all().build();
   POLLUX_CHECK(rt.ok(), "building the runtime");
   return std::move(*rt);
 }
@@ -88,7 +90,7 @@ class FileTest : public ::testing::Test {
   }
   void TearDown() override {
     if (rt_.io_backend() != nullptr) {
-      EXPECT_EQ(rt_.io_backend()->live_ops(), 0u) << "an op slot is still live after the test";
+      EXPECT_EQ(pollux::testing::live_ops(rt_), 0u) << "an op slot is still live after the test";
     }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -355,7 +357,7 @@ TEST(FileNoIoTest, WithoutAnIoDriverOperationsFailCleanly) {
   spit(p, "data");
   const int before = testing::open_fd_count();
   {
-    absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_time().build();
+    absl::StatusOr<Runtime> rt = pollux::testing::runtime_builder().enable_time().build();
     ASSERT_TRUE(rt.ok()) << rt.status();
     absl::StatusOr<File> f = rt->block_on(File::open(p));
     EXPECT_EQ(f.status().code(), absl::StatusCode::kFailedPrecondition) << f.status();

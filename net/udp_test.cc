@@ -1,7 +1,8 @@
 // Tests for UdpSocket (udp.h) on 127.0.0.1 and ::1: send_to/recv_from with
 // the sender's address, a receive woken by a later send, truncation,
 // connect/send/recv, address in use, errors naming the address, and the open
-// fd count back to its start after each test's runtime is destroyed.
+// fd count back to its start after each test's runtime is destroyed. The
+// runtime is the flavour the BUILD target names (tests/flavour.h).
 #include "net/udp.h"
 
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include "reactor/errno_status.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
+#include "tests/flavour.h"
 #include "tests/watchdog.h"
 #include "timer/sleep.h"
 
@@ -47,13 +49,13 @@ class UdpTest : public ::testing::TestWithParam<bool> {
   void SetUp() override {
     if (GetParam() && !has_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback (::1) here";
     baseline_ = pollux::testing::open_fd_count();
-    absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
+    absl::StatusOr<Runtime> rt = pollux::testing::runtime_builder().enable_all().build();
     ASSERT_TRUE(rt.ok()) << rt.status();
     rt_.emplace(std::move(*rt));
   }
   void TearDown() override {
     if (!rt_) return;
-    EXPECT_EQ(rt_->io_backend()->live_ops(), 0u);
+    EXPECT_EQ(pollux::testing::live_ops(*rt_), 0u);
     rt_.reset();
     EXPECT_EQ(pollux::testing::open_fd_count(), baseline_) << "an fd leaked";
   }

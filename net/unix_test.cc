@@ -2,6 +2,7 @@
 // and an abstract name, half-close, split halves, connect to a missing path
 // and to a path nobody listens on, bind to a path in use, bad paths, and the
 // open fd count back to its start after each test's runtime is destroyed.
+// The runtime is the flavour the BUILD target names (tests/flavour.h).
 #include "net/unix.h"
 
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include "reactor/errno_status.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
+#include "tests/flavour.h"
 #include "tests/watchdog.h"
 
 namespace pollux::net {
@@ -41,12 +43,12 @@ class UnixTest : public ::testing::Test {
  protected:
   void SetUp() override {
     baseline_ = pollux::testing::open_fd_count();
-    absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
+    absl::StatusOr<Runtime> rt = pollux::testing::runtime_builder().enable_all().build();
     ASSERT_TRUE(rt.ok()) << rt.status();
     rt_.emplace(std::move(*rt));
   }
   void TearDown() override {
-    EXPECT_EQ(rt_->io_backend()->live_ops(), 0u);
+    EXPECT_EQ(pollux::testing::live_ops(*rt_), 0u);
     rt_.reset();
     EXPECT_EQ(pollux::testing::open_fd_count(), baseline_) << "an fd leaked";
   }

@@ -47,16 +47,10 @@
 #include "sync/notify.h"
 #include "sync/oneshot.h"
 #include "tests/fd_count.h"
+#include "tests/sanitizers.h"
 #include "tests/watchdog.h"
 #include "timer/sleep.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define POLLUX_MT_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define POLLUX_MT_TEST_TSAN 1
-#endif
-#endif
 
 namespace pollux {
 namespace {
@@ -66,7 +60,7 @@ using testing::open_fd_count;
 using testing::Watchdog;
 using Clock = std::chrono::steady_clock;
 
-#ifdef POLLUX_MT_TEST_TSAN
+#ifdef POLLUX_TESTS_TSAN
 constexpr int64_t kScale = 2;  // TSan: 1/2 of every count
 #else
 constexpr int64_t kScale = 1;
@@ -718,7 +712,7 @@ TEST_F(MultiThreadTest, AWakerWokenBeforeItsPollReturnsPendingIsNeverLostNorPoll
 
 // ------------------------------------------------------------ 5. stealing
 
-#ifdef POLLUX_MT_TEST_TSAN
+#ifdef POLLUX_TESTS_TSAN
 constexpr auto kLongPoll = std::chrono::milliseconds(4000);
 #else
 constexpr auto kLongPoll = std::chrono::milliseconds(1000);
@@ -1082,7 +1076,7 @@ class BudgetedReady {
   }
 };
 
-#ifdef POLLUX_MT_TEST_TSAN
+#ifdef POLLUX_TESTS_TSAN
 constexpr auto kStarveLimit = std::chrono::seconds(20);
 #else
 constexpr auto kStarveLimit = std::chrono::seconds(5);

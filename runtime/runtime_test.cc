@@ -39,6 +39,7 @@
 #include "reactor/ops.h"
 #include "reactor/owned_fd.h"
 #include "tests/fd_count.h"
+#include "tests/flavour.h"
 #include "tests/watchdog.h"
 #include "timer/sleep.h"
 #include "timer/timeout.h"
@@ -52,8 +53,11 @@ using testing::make_manual_future;
 using testing::open_fd_count;
 using testing::Watchdog;
 
+// The flavour the BUILD target names (tests/flavour.h). The tests that
+// build a current_thread runtime themselves, or skip elsewhere, are about
+// current_thread: the runtime driven by the test's thread.
 Runtime make_runtime() {
-  absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
+  absl::StatusOr<Runtime> rt = pollux::testing::runtime_builder().enable_all().build();
   POLLUX_CHECK(rt.ok(), "building the runtime");
   return std::move(*rt);
 }
@@ -204,6 +208,7 @@ TEST_F(RuntimeTest, SleepIsNeverEarly) {
 }
 
 TEST_F(RuntimeTest, TheRuntimeContextIsSetOnlyInsideBlockOn) {
+  if (!pollux::testing::on_current_thread()) GTEST_SKIP() << pollux::testing::kCurrentThreadOnly;
   Runtime rt = make_runtime();
   EXPECT_EQ(reactor::current_backend(), nullptr);
   EXPECT_EQ(timer::current_timer_queue(), nullptr);
@@ -225,6 +230,7 @@ TEST_F(RuntimeTest, TheRuntimeContextIsSetOnlyInsideBlockOn) {
 }
 
 TEST_F(RuntimeTest, TryBlockOnFromAnotherThreadIsFailedPrecondition) {
+  if (!pollux::testing::on_current_thread()) GTEST_SKIP() << pollux::testing::kCurrentThreadOnly;
   Runtime rt = make_runtime();
   EXPECT_EQ(rt.block_on(ready(1)), 1);  // binds the runtime to this thread
   absl::Status other;
@@ -318,6 +324,7 @@ TEST_F(RuntimeTest, TwoThreadsRacingTheFirstBlockOnBindExactlyOne) {
 // for another thread blocks in the backend like an unpaused park. (It used
 // to make a zero-timeout kernel entry per loop: a busy spin of syscalls.)
 TEST_F(RuntimeTest, APausedClockWithNoTimerBlocksInsteadOfSpinning) {
+  if (!pollux::testing::on_current_thread()) GTEST_SKIP() << pollux::testing::kCurrentThreadOnly;
   Runtime rt = make_runtime();
   rt.block_on(poll_fn([](Context&) -> Poll<Unit> {
     timer::pause();
@@ -345,7 +352,7 @@ TEST_F(RuntimeTest, SpawnInsideBlockOn) {
   int total = rt.block_on([&]() -> Task<int> {
     JoinHandle<int> a = pollux::spawn(ready(40));
     JoinHandle<int> b = pollux::spawn([me]() -> Task<int> {
-      EXPECT_EQ(std::this_thread::get_id(), me);
+      if (pollux::testing::on_current_thread()) EXPECT_EQ(std::this_thread::get_id(), me);
       co_await sleep(absl::Milliseconds(1));
       co_return 2;
     });
@@ -386,7 +393,9 @@ TEST_F(RuntimeTest, SpawnFromAnotherThreadWhileBlockOnWaits) {
   }());
   t.join();
   EXPECT_EQ(sum, 42);
-  EXPECT_EQ(ran_elsewhere.load(), 0) << "remote spawns run on the runtime's thread";
+  if (pollux::testing::on_current_thread()) {
+    EXPECT_EQ(ran_elsewhere.load(), 0) << "remote spawns run on the runtime's thread";
+  }
 }
 
 TEST_F(RuntimeTest, RemoteSpawnJoinedFromTheSpawningThread) {
@@ -427,8 +436,9 @@ TEST_F(RuntimeTest, HandleOutlivingTheRuntimeSpawnsCancelledTasks) {
 TEST_F(RuntimeTest, SleepCompletesWhileHundredTasksKeepYielding) {
   constexpr int kTasks = 100;
   Runtime rt = make_runtime();
-  bool done = false;
-  int stopped_by_flag = 0, stopped_by_limit = 0;
+  // Atomics: on the multi-thread flavours the tasks run on both workers.
+  std::atomic<bool> done{false};
+  std::atomic<int> stopped_by_flag{0}, stopped_by_limit{0};
   absl::Duration slept;
   rt.block_on([&]() -> Task<void> {
     std::vector<JoinHandle<void>> hs;
@@ -436,7 +446,7 @@ TEST_F(RuntimeTest, SleepCompletesWhileHundredTasksKeepYielding) {
       hs.push_back(pollux::spawn([d = &done, flag = &stopped_by_flag,
                                   lim = &stopped_by_limit]() -> Task<void> {
         const absl::Time limit = absl::Now() + absl::Seconds(10);
-        for (long n = 0; !*d; ++n) {
+        for (long n = 0; !d->load(); ++n) {
           if (n > 5'000'000 || absl::Now() > limit) {
             ++*lim;
             co_return;
@@ -453,8 +463,8 @@ TEST_F(RuntimeTest, SleepCompletesWhileHundredTasksKeepYielding) {
     done = true;
     for (auto& h : hs) (void)co_await h;
   }());
-  EXPECT_EQ(stopped_by_flag, kTasks) << "the sleep only fired once the busy tasks gave up";
-  EXPECT_EQ(stopped_by_limit, 0);
+  EXPECT_EQ(stopped_by_flag.load(), kTasks) << "the sleep only fired once the busy tasks gave up";
+  EXPECT_EQ(stopped_by_limit.load(), 0);
   EXPECT_GE(slept, absl::Milliseconds(5)) << "woke early";
 }
 
@@ -467,6 +477,7 @@ TEST_F(RuntimeTest, SleepCompletesWhileHundredTasksKeepYielding) {
 // go, every object they owned is destroyed, every fd the runtime or the tasks
 // opened is closed.
 TEST_F(RuntimeTest, DestroyingTheRuntimeCancelsPendingTasks) {
+  if (!pollux::testing::on_current_thread()) GTEST_SKIP() << pollux::testing::kCurrentThreadOnly;
   Counted::reset();
   const int64_t cells_before = live_task_cells();
   const int fds_before = open_fd_count();

@@ -1,4 +1,5 @@
-"""Tests that run on both I/O backends (DESIGN §5: every test above reactor/)."""
+"""Tests that run on both I/O backends (DESIGN §5: every test above reactor/)
+and on every runtime flavour (the runtime-level tests)."""
 
 def cc_test_both_backends(name, **kwargs):
     """A cc_test, and `name`_epoll: the same test on the epoll backend.
@@ -13,3 +14,19 @@ def cc_test_both_backends(name, **kwargs):
     env = dict(epoll.pop("env", {}))
     env["POLLUX_BACKEND"] = "epoll"
     native.cc_test(name = name + "_epoll", env = env, **epoll)
+
+def cc_test_every_flavour(name, **kwargs):
+    """cc_test_both_backends, and the test on the two multi-thread flavours.
+
+    `name`_multi_thread and `name`_thread_per_core set POLLUX_TEST_FLAVOUR,
+    which tests/flavour.h's runtime_builder() reads: every runtime the test
+    builds through it is multi_thread(2) or thread_per_core(2) (on the
+    default backend; runtime/flavours_test runs both flavours on epoll too).
+    Tests that only make sense on current_thread skip themselves there.
+    """
+    cc_test_both_backends(name = name, **kwargs)
+    for flavour in ["multi_thread", "thread_per_core"]:
+        variant = dict(kwargs)
+        env = dict(variant.pop("env", {}))
+        env["POLLUX_TEST_FLAVOUR"] = flavour
+        native.cc_test(name = name + "_" + flavour, env = env, **variant)

@@ -1,5 +1,6 @@
 // Test scaffolding shared by the example servers' tests: a fixture that
-// gives each test a fresh current_thread runtime, runs a server on a fresh
+// gives each test a fresh runtime (of the flavour the BUILD target names,
+// tests/flavour.h), runs a server on a fresh
 // 127.0.0.1:0 listener while a client coroutine talks to it, and checks at
 // teardown that the process's open fd count is back where it started.
 //
@@ -26,6 +27,7 @@
 #include "net/tcp.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
+#include "tests/flavour.h"
 #include "tests/watchdog.h"
 #include "timer/timeout.h"
 
@@ -57,7 +59,7 @@ class ServerTest : public ::testing::Test {
 
   void SetUp() override {
     baseline_fds_ = pollux::testing::open_fd_count();
-    absl::StatusOr<Runtime> rt = Runtime::Builder().current_thread().enable_all().build();
+    absl::StatusOr<Runtime> rt = pollux::testing::runtime_builder().enable_all().build();
     ASSERT_TRUE(rt.ok()) << rt.status();
     rt_.emplace(std::move(*rt));
   }

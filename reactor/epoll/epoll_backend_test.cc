@@ -44,6 +44,7 @@
 #include "reactor/owned_fd.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
+#include "tests/sanitizers.h"
 #include "tests/seccomp.h"
 #include "tests/watchdog.h"
 #include "timer/sleep.h"
@@ -414,7 +415,7 @@ int stuck_job_child(void* arg) {
 }
 
 TEST(EpollShutdownTest, AStuckFileJobIsGivenUpOnAndItsMemoryKept) {
-#if defined(__SANITIZE_THREAD__)
+#if defined(POLLUX_TESTS_TSAN)
   GTEST_SKIP() << "forks a child: ThreadSanitizer cannot start threads after a multi-threaded fork";
 #endif
   testing::Watchdog dog(std::chrono::seconds(30), "stuck job shutdown");
