@@ -6,18 +6,17 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "examples/server_flags.h"
 #include "executor/join_handle.h"
@@ -34,10 +33,13 @@ namespace {
 // removes its own entry when its handler returns; whatever is left when the
 // server task is dropped is aborted, so no connection outlives its server.
 // Locked: on a multi_thread runtime connection tasks finish on any worker.
+// A std::mutex, not absl::Mutex: Debian's abseil is built without
+// ThreadSanitizer, which then cannot see absl::Mutex's ordering and reports
+// every access under it as a race (future/internal/mutex.h says more).
 struct LiveConnections {
-  absl::Mutex mu;
-  uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
-  std::unordered_map<uint64_t, JoinHandle<void>> tasks ABSL_GUARDED_BY(mu);
+  std::mutex mu;
+  uint64_t next_id = 0;                                   // guarded by mu
+  std::unordered_map<uint64_t, JoinHandle<void>> tasks;  // guarded by mu
 };
 
 // Lives in the server's coroutine frame: destroying the frame (dropping the
@@ -50,7 +52,7 @@ class AbortConnectionsOnDrop {
   ~AbortConnectionsOnDrop() {
     std::unordered_map<uint64_t, JoinHandle<void>> tasks;
     {
-      absl::MutexLock lock(&live_->mu);
+      std::lock_guard lock(live_->mu);
       tasks.swap(live_->tasks);
     }
     for (auto& [id, task] : tasks) task.abort();
@@ -98,7 +100,7 @@ Task<void> serve_connections(net::TcpListener listener, ConnectionHandler handle
     }
     // Spawned under the lock, so its entry is in the map before the task
     // (which may start at once on another worker) can remove it.
-    absl::MutexLock lock(&live->mu);
+    std::lock_guard lock(live->mu);
     const uint64_t id = live->next_id++;
     JoinHandle<void> task = pollux::spawn(
         [live, id, handler, stream = std::move(*accepted)]() mutable -> Task<void> {
@@ -106,7 +108,7 @@ Task<void> serve_connections(net::TcpListener listener, ConnectionHandler handle
           // Our own handle, dropped after the unlock: detaching a running
           // task is fine.
           std::optional<JoinHandle<void>> own;
-          absl::MutexLock done(&live->mu);
+          std::lock_guard done(live->mu);
           if (auto it = live->tasks.find(id); it != live->tasks.end()) {
             own.emplace(std::move(it->second));
             live->tasks.erase(it);
