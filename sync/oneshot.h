@@ -322,11 +322,11 @@ class [[nodiscard]] Receiver {
   Poll<std::optional<T>> ready_from(uint32_t s) noexcept {
     if ((s & detail::kValueSent) && !(closed_ && closed_before_value_)) {
       std::optional<T> v = take_value();
-      finish();
+      finish(s);
       return Ready(std::move(v));
     }
     if (s & (detail::kTxDropped | detail::kClosed)) {
-      finish();
+      finish(s);
       return Ready(std::optional<T>());
     }
     return Pending{};
@@ -336,10 +336,20 @@ class [[nodiscard]] Receiver {
     inner_->value.get_mut().reset();
     return v;
   }
-  // After Ready: let go of the channel (as a drop does, with nothing left:
-  // the value was taken, or none will come).
-  void finish() noexcept {
-    std::exchange(inner_, nullptr)->finish(detail::kClosed | detail::kRxGone, detail::kTxGone);
+  // After Ready, given the state `seen` that made it Ready: let go of the
+  // channel (as a drop does, with nothing left: the value was taken, or
+  // none will come). When `seen` already has TX_GONE, nobody else will
+  // touch the block again, so it is freed without a read-modify-write: the
+  // acquire that saw TX_GONE ordered the sender's last writes before this.
+  // That is the common case (send, then recv) and saves a locked
+  // instruction.
+  void finish(uint32_t seen) noexcept {
+    detail::Inner<T>* in = std::exchange(inner_, nullptr);
+    if (seen & detail::kTxGone) {
+      detail::Inner<T>::destroy(in);
+      return;
+    }
+    in->finish(detail::kClosed | detail::kRxGone, detail::kTxGone);
   }
 
   detail::Inner<T>* inner_;
