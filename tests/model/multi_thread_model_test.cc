@@ -39,6 +39,12 @@
 // The bound: no preemption (see kPreemptions), every load value and
 // notify choice. Each model takes seconds; their sizes and what was left
 // out for time are noted at each.
+//
+// The models can fail: on the planted copy of the scheduler
+// (tests/model/planted/careless_scheduler.h) the wake from the other
+// worker must trip the "polled off its home" CHECK when a wake puts a
+// pinned task homed elsewhere in the waker's LIFO slot, and the steal
+// model must deadlock when the shutdown does not drain a stealable queue.
 #include <atomic>
 #include <cstdio>
 #include <cstdint>
@@ -61,12 +67,20 @@
 #include "future/poll.h"
 #include "future/waker.h"
 #include "tests/model/model_test.h"
+#include "tests/model/planted/careless_scheduler.h"
 #include "tests/model/sync_model.h"
 
 namespace pollux::model {
 namespace {
 
 using detail::MultiThreadScheduler;
+using detail::planted::CarelessBug;
+using detail::planted::CarelessScheduler;
+
+class MultiThreadModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
 using detail::Placement;
 using detail::WorkerConfig;
 
@@ -230,7 +244,7 @@ class ModelTask {
   detail::RaceCell<int> polls_{0};
 };
 
-JoinHandle<int> spawn(MultiThreadScheduler* s, Kind kind, TaskLog* log, int value,
+JoinHandle<int> spawn(detail::Schedule* s, Kind kind, TaskLog* log, int value,
                       uint32_t home = kNotPinned, WakerSlot* slot = nullptr,
                       PollGate* gate = nullptr) {
   ModelTask task(kind, log, value, home, slot, gate);
@@ -297,7 +311,9 @@ class StartGate {
 };
 
 // The runtime of one execution: a ThreadParker per worker and the
-// scheduler, started and stopped as runtime.cc does it.
+// scheduler (the real one, or a planted copy), started and stopped as
+// runtime.cc does it.
+template <class Scheduler>
 class Runtime2 {
  public:
   Runtime2() : gate_(kWorkers) {
@@ -310,7 +326,7 @@ class Runtime2 {
         return absl::OkStatus();
       };
     }
-    scheduler_ = MultiThreadScheduler::start(std::move(configs));
+    scheduler_ = Scheduler::start(std::move(configs));
   }
   // Waits for the workers' registration, then lets them into their loops.
   void go() {
@@ -326,13 +342,13 @@ class Runtime2 {
     scheduler_->shutdown();
     scheduler_->join();
   }
-  MultiThreadScheduler* scheduler() { return scheduler_; }
+  Scheduler* scheduler() { return scheduler_; }
   ~Runtime2() { scheduler_->ref_dec(); }
 
  private:
   StartGate gate_;
   ThreadParker parks_[kWorkers];  // outlive the scheduler's workers
-  MultiThreadScheduler* scheduler_;
+  Scheduler* scheduler_;
 };
 
 // Whatever each execution must leave as it found it.
@@ -395,7 +411,7 @@ void spawn_join_stop(Kind kind, bool pinned) {
   NothingLeft nothing_left;
   TaskLog log;
   {
-    Runtime2 rt;
+    Runtime2<MultiThreadScheduler> rt;
     rt.go();
     Parker parker;
     JoinHandle<int> h = spawn(rt.scheduler(), kind, &log, kValue, pinned ? kHome : kNotPinned);
@@ -409,7 +425,7 @@ void spawn_join_stop(Kind kind, bool pinned) {
 // Scenario 3: the inject queue's hand-off to whichever worker takes it, and
 // a self-wake to the back of that worker's queue (or stolen from there by
 // the other worker, when it is searching): two polls, ordered.
-TEST(MultiThreadModelTest, AYieldingSpawnFromOutsideRunsOnce) {
+TEST_F(MultiThreadModelTest, AYieldingSpawnFromOutsideRunsOnce) {
   POLLUX_MODEL_ONLY();
   expect_explored(check([] { spawn_join_stop(Kind::kYieldOnce, /*pinned=*/false); },
                         options("multi_thread: 1 yielding spawn from outside")));
@@ -420,7 +436,7 @@ TEST(MultiThreadModelTest, AYieldingSpawnFromOutsideRunsOnce) {
 // A task pinned to kHome: spawned from outside (its home's remote queue),
 // it wakes itself once (its home's pinned FIFO). Worker 0 never polls it,
 // whether it is searching or parked.
-TEST(MultiThreadModelTest, AYieldingPinnedTaskRunsOnItsHome) {
+TEST_F(MultiThreadModelTest, AYieldingPinnedTaskRunsOnItsHome) {
   POLLUX_MODEL_ONLY();
   expect_explored(check([] { spawn_join_stop(Kind::kYieldOnce, /*pinned=*/true); },
                         options("multi_thread: 1 yielding spawn pinned to worker 1")));
@@ -431,13 +447,14 @@ TEST(MultiThreadModelTest, AYieldingPinnedTaskRunsOnItsHome) {
 // MultiThreadScheduler::wake pushes it to its home's remote queue, never
 // to the waker's LIFO slot) or from outside (the main thread: push_remote
 // too). P's second poll must be on kHome, after its first.
+template <class Scheduler = MultiThreadScheduler>
 void wake_of_a_pinned_task(bool from_other_worker) {
   constexpr int kPinnedValue = 1;
   constexpr int kWakerValue = 2;
   NothingLeft nothing_left;
   TaskLog p_log, w_log;
   {
-    Runtime2 rt;
+    Runtime2<Scheduler> rt;
     rt.wait_registered();
     Parker parker;
     WakerSlot slot;
@@ -466,13 +483,13 @@ void wake_of_a_pinned_task(bool from_other_worker) {
   }
 }
 
-TEST(MultiThreadModelTest, APinnedTaskWokenFromOutsideRunsOnItsHome) {
+TEST_F(MultiThreadModelTest, APinnedTaskWokenFromOutsideRunsOnItsHome) {
   POLLUX_MODEL_ONLY();
   expect_explored(check([] { wake_of_a_pinned_task(/*from_other_worker=*/false); },
                         options("multi_thread: pinned task woken from outside")));
 }
 
-TEST(MultiThreadModelTest, APinnedTaskWokenFromTheOtherWorkerRunsOnItsHome) {
+TEST_F(MultiThreadModelTest, APinnedTaskWokenFromTheOtherWorkerRunsOnItsHome) {
   POLLUX_MODEL_ONLY();
   expect_explored(check([] { wake_of_a_pinned_task(/*from_other_worker=*/true); },
                         options("multi_thread: pinned task woken from the other worker")));
@@ -523,13 +540,14 @@ struct StealOutcomes {
 };
 StealOutcomes steal_outcomes;
 
+template <class Scheduler = MultiThreadScheduler>
 void shutdown_racing_a_steal(Kind gated) {
   constexpr int kGatedValue = 1;
   constexpr int kQueuedValue = 2;
   NothingLeft nothing_left;
   TaskLog g_log, q_log;
   {
-    Runtime2 rt;
+    Runtime2<Scheduler> rt;
     rt.wait_registered();
     Parker parker;
     PollGate gate;
@@ -573,15 +591,40 @@ void check_shutdown_racing_a_steal(Kind gated, const char* name) {
                static_cast<unsigned long long>(steal_outcomes.cancelled.load()));
 }
 
-TEST(MultiThreadModelTest, ShutdownRacingAStealDuringAPoll) {
+TEST_F(MultiThreadModelTest, ShutdownRacingAStealDuringAPoll) {
   POLLUX_MODEL_ONLY();
   check_shutdown_racing_a_steal(Kind::kGated, "multi_thread: shutdown vs a steal, during a poll");
 }
 
-TEST(MultiThreadModelTest, ShutdownRacingAStealDuringAPollThatYields) {
+TEST_F(MultiThreadModelTest, ShutdownRacingAStealDuringAPollThatYields) {
   POLLUX_MODEL_ONLY();
   check_shutdown_racing_a_steal(Kind::kGatedYield,
                                 "multi_thread: shutdown vs a steal, during a poll that yields");
+}
+
+// ---- The planted twins: the models can fail ----
+
+// A wake from worker 0 put in its own LIFO slot: the pinned task's second
+// poll is on worker 0.
+TEST_F(MultiThreadModelTest, PlantedWakeToTheWakersLifoIsCaught) {
+  POLLUX_MODEL_ONLY();
+  EXPECT_EXIT(
+      check([] {
+        wake_of_a_pinned_task<CarelessScheduler<CarelessBug::kWakeToWakersLifo>>(
+            /*from_other_worker=*/true);
+      }, options("planted: pinned task woken into the waker's LIFO slot")),
+      ExitsWithFailure(), "pollux model checker: assertion failed");
+}
+
+// A stealable queue not drained at shutdown: Q, queued unpolled (RUNNING,
+// its queue entry's), is left by the shard walk and never completed, so
+// the main thread waits on its JoinHandle for ever.
+TEST_F(MultiThreadModelTest, PlantedUndrainedRunQueueAtShutdownIsCaught) {
+  POLLUX_MODEL_ONLY();
+  EXPECT_EXIT(
+      check([] { shutdown_racing_a_steal<CarelessScheduler<CarelessBug::kNoRunQueueDrain>>(Kind::kGated); },
+            options("planted: stealable queue not drained at shutdown")),
+      ExitsWithFailure(), "pollux model checker: deadlock");
 }
 
 }  // namespace
