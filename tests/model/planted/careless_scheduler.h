@@ -1,0 +1,777 @@
+// PLANTED BUGS (DESIGN §10): a copy of detail::MultiThreadScheduler
+// (executor/multi_thread/scheduler.{h,cc} at 1a35f2d) with one mistake,
+// chosen by kBug:
+// - kWakeToWakersLifo: wake() on a worker forgets that a pinned task homed
+//   elsewhere goes to its home's remote queue, and puts it in the waker's
+//   LIFO slot: it is polled off its home (the scheduler's CHECK, the
+//   model's assert);
+// - kNoRunQueueDrain: shutdown_worker() does not drain its stealable queue,
+//   so a spawned task still queued there at shutdown, RUNNING and owned by
+//   its queue entry, is left alone by the shard walk (which leaves RUNNING
+//   tasks to their entries) and never completed: its JoinHandle waits for
+//   ever (a deadlock), its cell leaks.
+// The model checker must report both (tests/model/multi_thread_model_test.cc).
+// In namespace detail::planted so the copy reads as the original. Never use
+// outside that test.
+#ifndef POLLUX_TESTS_MODEL_PLANTED_CARELESS_SCHEDULER_H_
+#define POLLUX_TESTS_MODEL_PLANTED_CARELESS_SCHEDULER_H_
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "executor/context.h"
+#include "executor/internal/schedule.h"
+#include "executor/internal/task.h"
+#include "executor/internal/task_list.h"
+#include "executor/internal/task_state.h"
+#include "executor/multi_thread/idle.h"
+#include "executor/multi_thread/inject.h"
+#include "executor/multi_thread/local_queue.h"
+#include "executor/multi_thread/owned_shards.h"
+#include "executor/multi_thread/scheduler.h"
+#include "future/assert.h"
+#include "future/context.h"
+#include "future/internal/atomic.h"
+#include "future/internal/mutex.h"
+#include "future/internal/race_cell.h"
+#include "future/internal/thread.h"
+
+namespace pollux::detail::planted {
+
+enum class CarelessBug { kWakeToWakersLifo, kNoRunQueueDrain };
+
+template <CarelessBug kBug>
+class CarelessScheduler final : public Schedule {
+ public:
+  static constexpr size_t kTickPolls = 61;
+  static constexpr int kMaxLifoPolls = 3;
+  static constexpr uint32_t kInitialGlobalQueueInterval = 61;
+
+  // Starts one thread per config. The caller holds the one reference this
+  // returns with; shutdown() and join() before giving it back.
+  static CarelessScheduler* start(std::vector<WorkerConfig> workers);
+
+  // --- Schedule ---
+  void schedule(Header* task, ScheduleKind kind) noexcept override;
+  bool release(Header* task) noexcept override { return owned_.remove(task); }
+  // Unparks every worker.
+  void unpark() noexcept override;
+  void drop_task_ref() noexcept override;
+
+  // Step 1 of the shutdown protocol; idempotent.
+  void shutdown() noexcept;
+  // Waits until every worker has exited (steps 2-5).
+  void join();
+  bool is_shutdown() const noexcept {
+    // acquire: pairs with shutdown()'s release store, after the queues closed.
+    return shutdown_.load(std::memory_order_acquire);
+  }
+  // OK, or the first error that stopped a worker (on_start, or a Park that
+  // failed for good); the runtime shuts down when one is recorded.
+  absl::Status status() const;
+  uint32_t worker_count() const noexcept { return count_; }
+  // Tasks bound and not yet complete (a snapshot, for tests).
+  size_t live_tasks() const noexcept { return owned_.size(); }
+
+ private:
+  struct Core;
+  struct Worker;
+
+  explicit CarelessScheduler(std::vector<WorkerConfig> configs);
+  ~CarelessScheduler() override;
+
+  // The worker whose thread calls this, or null on any other thread.
+  Worker* current_worker() noexcept;
+
+  void spawn(Header* task, Worker* here) noexcept;
+  void wake(Header* task, Worker* here) noexcept;
+  // On `w`'s thread: a pinned task (homed on w) to its pinned FIFO, any
+  // other to its stealable queue (waking a sleeper when `notify`).
+  void push_local(Worker& w, Header* task, bool notify) noexcept;
+  void push_stealable(Worker& w, Header* task, bool notify) noexcept;
+  // Any thread: a task pinned to `home` into its remote queue, and unpark it.
+  void push_remote(Worker& home, Header* task) noexcept;
+  void notify_parked() noexcept;
+  void notify_if_work_pending() noexcept;
+  void record_failure(absl::Status s) noexcept;
+
+  // The worker loop and its parts (worker's thread).
+  void run_worker(uint32_t index);
+  void run_worker_loop(uint32_t index);
+  size_t run_tick(Worker& w);
+  Header* next_task(Worker& w) noexcept;
+  Header* next_local_task(Worker& w) noexcept;
+  Header* pop_inject_batch(Worker& w) noexcept;
+  Header* steal_work(Worker& w) noexcept;
+  void end_search(Worker& w) noexcept;
+  // Polls `task`, then the LIFO chain it starts; returns polls made.
+  size_t run_with_lifo(Worker& w, Header* task);
+  void poll_task(Worker& w, Header* task, bool continue_budget);
+  bool has_tasks(Worker& w) const noexcept;
+  void park(Worker& w);
+  void shutdown_worker(Worker& w);
+
+  // Waits until all `count_` workers have arrived (the shutdown barriers).
+  void rendezvous() noexcept;
+
+  const uint32_t count_;
+  std::unique_ptr<Worker[]> workers_;
+  InjectQueue inject_;
+  Idle idle_;
+  ShardedOwnedTasks owned_;
+  Atomic<bool> shutdown_{false};
+  // Spawns from threads that are not workers: their shard and id counter.
+  Atomic<uint64_t> external_spawns_{0};
+
+  mutable Mutex mu_;
+  // shutdown() has begun (it sets shutdown_ only once the queues it closed
+  // are disposed of: see shutdown()).
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  CondVar rendezvous_cv_;
+  uint32_t rendezvous_arrived_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t rendezvous_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
+  std::vector<Thread> threads_ ABSL_GUARDED_BY(mu_);
+};
+
+
+// The worker thread's own state: nobody else reads or writes it.
+template <CarelessBug kBug>
+struct CarelessScheduler<kBug>::Core {
+  Header* lifo_slot = nullptr;
+  // Tasks pinned to this worker (never stolen), served alternately with the
+  // stealable queue.
+  TaskList pinned;
+  bool pinned_turn = false;
+  bool searching = false;
+  uint32_t polls_since_inject = 0;
+  uint32_t global_queue_interval = kInitialGlobalQueueInterval;
+  // Mean poll time (ns), an exponentially weighted moving average sampled
+  // every kTuneEveryTicks ticks: the clock is read twice per sample only.
+  double mean_poll_ns = 0;
+  uint32_t ticks = 0;
+  uint64_t rng = 0;
+  uint64_t next_task_id = 0;
+  // References to the scheduler already counted, handed to cells spawned
+  // here and given back by cells freed here (as LocalCore's bank): no
+  // locked instruction on a line every worker shares, per spawn or free.
+  // Only a count; returned when the worker exits.
+  size_t banked_refs = 0;
+  Budget budget;
+};
+
+template <CarelessBug kBug>
+struct alignas(64) CarelessScheduler<kBug>::Worker {
+  uint32_t index = 0;
+  WorkerConfig config;
+  std::shared_ptr<Unparker> unparker;
+  // Any thread: stolen from, and pushed to by its own thread.
+  LocalQueue run_queue;
+  // Any thread: wakes of tasks pinned here from other threads, and tasks
+  // spawned onto this worker (spawn_on) from elsewhere.
+  Mutex remote_mu;
+  TaskList remote ABSL_GUARDED_BY(remote_mu);
+  bool remote_closed ABSL_GUARDED_BY(remote_mu) = false;
+  Atomic<bool> remote_nonempty{false};
+  // The worker's thread only.
+  Core core;
+};
+
+
+// The inject interval targets one look at the inject queue every 200 us of
+// polling, as tokio does (TARGET_GLOBAL_QUEUE_INTERVAL), between 2 and 127.
+inline constexpr double kTargetInjectIntervalNs = 200'000;
+inline constexpr double kPollTimeEwmaAlpha = 0.1;
+inline constexpr uint32_t kMinGlobalQueueInterval = 2;
+inline constexpr uint32_t kMaxGlobalQueueInterval = 127;
+inline constexpr uint32_t kTuneEveryTicks = 16;
+inline constexpr size_t kBankedRefBatch = 64;
+// At most this many tasks move from the inject queue to a worker at once.
+inline constexpr size_t kMaxInjectBatch = 128;
+
+inline uint64_t monotonic_ns() noexcept {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// xorshift64*: the victim choice needs speed, not quality.
+inline uint32_t next_random(uint64_t& s) noexcept {
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return static_cast<uint32_t>((s * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+
+template <CarelessBug kBug>
+CarelessScheduler<kBug>* CarelessScheduler<kBug>::start(std::vector<WorkerConfig> workers) {
+  POLLUX_CHECK(!workers.empty(), "a multi_thread scheduler needs at least one worker");
+  auto* s = new CarelessScheduler(std::move(workers));
+  MutexLock lock(s->mu_);
+  for (uint32_t i = 0; i < s->count_; ++i) {
+    s->threads_.emplace_back([s, i] { s->run_worker(i); });
+  }
+  return s;
+}
+
+template <CarelessBug kBug>
+CarelessScheduler<kBug>::CarelessScheduler(std::vector<WorkerConfig> configs)
+    : count_(static_cast<uint32_t>(configs.size())),
+      workers_(std::make_unique<Worker[]>(configs.size())),
+      idle_(count_),
+      owned_(count_) {
+  for (uint32_t i = 0; i < count_; ++i) {
+    Worker& w = workers_[i];
+    w.index = i;
+    w.config = std::move(configs[i]);
+    w.unparker = w.config.park->unparker();
+    w.core.rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+  }
+}
+
+template <CarelessBug kBug>
+CarelessScheduler<kBug>::~CarelessScheduler() = default;
+
+template <CarelessBug kBug>
+typename CarelessScheduler<kBug>::Worker* CarelessScheduler<kBug>::current_worker() noexcept {
+  const RuntimeContext& ctx = RuntimeContext::current();
+  return ctx.scheduler == this ? &workers_[ctx.worker_index] : nullptr;
+}
+
+// ---------------------------------------------------------------- scheduling
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::schedule(Header* task, ScheduleKind kind) noexcept {
+  Worker* here = current_worker();
+  switch (kind) {
+    case ScheduleKind::kSpawn:
+      spawn(task, here);
+      return;
+    case ScheduleKind::kSelfWake:
+      // Still RUNNING, on the worker that just polled it: to the back of
+      // its queue (a yield runs after what is queued), waking nobody.
+      POLLUX_DCHECK(here != nullptr, "a self-wake off the polling worker");
+      if (is_shutdown()) {
+        abandon_queued_task(task);
+        return;
+      }
+      push_local(*here, task, /*notify=*/false);
+      return;
+    case ScheduleKind::kWake:
+      wake(task, here);
+      return;
+  }
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::drop_task_ref() noexcept {
+  if (Worker* here = current_worker()) {
+    ++here->core.banked_refs;
+    return;
+  }
+  ref_dec();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::spawn(Header* task, Worker* here) noexcept {
+  // The cell's reference, given back by drop_task_ref when it is freed.
+  if (here == nullptr) {
+    ref_inc();
+  } else {
+    if (here->core.banked_refs == 0) {
+      ref_inc(kBankedRefBatch);
+      here->core.banked_refs = kBankedRefBatch;
+    }
+    --here->core.banked_refs;
+  }
+  uint32_t shard;
+  uint64_t id;
+  // relaxed: the cell is not shared yet.
+  const bool pinned = task->pins.load(std::memory_order_relaxed) != 0;
+  if (here != nullptr) {
+    shard = pinned ? task->home : here->index;
+    id = ShardedOwnedTasks::make_id(here->index, here->core.next_task_id++);
+  } else if (pinned) {
+    POLLUX_CHECK(task->home < count_, "spawn_on(worker, f) with a worker the runtime lacks");
+    shard = task->home;
+    id = ShardedOwnedTasks::make_id(count_, external_spawns_.fetch_add(1, std::memory_order_relaxed));
+  } else {
+    // relaxed: only a counter (shard choice and id).
+    const uint64_t n = external_spawns_.fetch_add(1, std::memory_order_relaxed);
+    shard = static_cast<uint32_t>(n % count_);
+    id = ShardedOwnedTasks::make_id(count_, n);
+  }
+  if (!owned_.bind(task, shard, id)) {
+    // Closed: never polled and in no list, so it is cancelled here.
+    cancel_unowned_task(task);
+    return;
+  }
+  if (pinned && (here == nullptr || task->home != here->index)) {
+    push_remote(workers_[task->home], task);  // spawn_on another worker
+    return;
+  }
+  if (here != nullptr) {
+    if (is_shutdown()) {
+      abandon_queued_task(task);
+      return;
+    }
+    // A spawn_local task is pinned from birth (spawn.h) and stays here.
+    push_local(*here, task, /*notify=*/true);
+    return;
+  }
+  // Held across the notify: once queued the task may run and be freed with
+  // the last reference that kept this scheduler alive.
+  ref_inc();
+  if (inject_.push(task)) {
+    notify_parked();
+  } else {
+    abandon_queued_task(task);
+  }
+  ref_dec();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::wake(Header* task, Worker* here) noexcept {
+  // relaxed: the NOTIFIED transition that led here ordered the last poll's
+  // pin changes before this read (TaskPin, executor/context.h).
+  const bool pinned = task->pins.load(std::memory_order_relaxed) != 0;
+  if (here != nullptr) {
+    if (is_shutdown()) {
+      drop_reference(task);
+      return;
+    }
+    // PLANTED (kWakeToWakersLifo): the real code sends every pinned task
+    // homed elsewhere to its home.
+    if (pinned && task->home != here->index && kBug != CarelessBug::kWakeToWakersLifo) {
+      push_remote(workers_[task->home], task);
+      return;
+    }
+    if (RuntimeContext::current().task != nullptr) {
+      // Woken by the running task: likely the next thing it needs (a
+      // message's receiver), run right after it, on this worker.
+      if (Header* displaced = std::exchange(here->core.lifo_slot, task)) {
+        push_local(*here, displaced, /*notify=*/true);
+      }
+      return;
+    }
+    push_local(*here, task, /*notify=*/true);
+    return;
+  }
+  if (pinned) {
+    push_remote(workers_[task->home], task);
+    return;
+  }
+  ref_inc();  // as in spawn
+  if (inject_.push(task)) {
+    notify_parked();
+  } else {
+    drop_reference(task);
+  }
+  ref_dec();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::push_local(Worker& w, Header* task, bool notify) noexcept {
+  // relaxed: this thread polled the task last, or won its NOTIFIED.
+  if (task->pins.load(std::memory_order_relaxed) != 0) {
+    POLLUX_DCHECK(task->home == w.index, "a pinned task queued off its home worker");
+    w.core.pinned.push_back(task);
+    return;
+  }
+  push_stealable(w, task, notify);
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::push_stealable(Worker& w, Header* task, bool notify) noexcept {
+  TaskList overflow;
+  if (w.run_queue.push_back(task, overflow) && !inject_.push_batch(overflow)) {
+    while (Header* h = overflow.pop_front()) abandon_queued_task(h);
+    return;
+  }
+  if (notify) notify_parked();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::push_remote(Worker& home, Header* task) noexcept {
+  ref_inc();  // as in spawn: the task may be freed before the unpark
+  bool queued = false;
+  {
+    MutexLock lock(home.remote_mu);
+    if (!home.remote_closed) {
+      home.remote.push_back(task);
+      // release: pairs with has_tasks()' acquire.
+      home.remote_nonempty.store(true, std::memory_order_release);
+      queued = true;
+    }
+  }
+  if (queued) {
+    home.unparker->unpark();  // outside the lock: it may make a syscall
+  } else {
+    // Shutting down: a new task (spawn_on) is cancelled here; a woken one
+    // gives back the entry's reference (the shard walk drops its future).
+    abandon_queued_task(task);
+  }
+  ref_dec();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::notify_parked() noexcept {
+  if (std::optional<uint32_t> w = idle_.worker_to_notify()) workers_[*w].unparker->unpark();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::notify_if_work_pending() noexcept {
+  for (uint32_t i = 0; i < count_; ++i) {
+    if (!workers_[i].run_queue.is_empty()) {
+      notify_parked();
+      return;
+    }
+  }
+  if (!inject_.is_empty()) notify_parked();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::unpark() noexcept {
+  for (uint32_t i = 0; i < count_; ++i) workers_[i].unparker->unpark();
+}
+
+// ---------------------------------------------------------------- the worker loop
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::run_worker(uint32_t index) {
+  run_worker_loop(index);
+  // Outside the worker's context: cells freed on this thread from now on
+  // count atomically. The runtime's own reference outlives this.
+  if (const size_t banked = std::exchange(workers_[index].core.banked_refs, 0)) ref_dec(banked);
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::run_worker_loop(uint32_t index) {
+  Worker& w = workers_[index];
+  if (w.config.cpu.has_value()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(*w.config.cpu, &set);
+    if (int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); err != 0) {
+      record_failure(absl::InvalidArgumentError("multi_thread worker " + std::to_string(index) +
+                                                ": cannot pin to CPU " +
+                                                std::to_string(*w.config.cpu)));
+    }
+  }
+  RuntimeContext ctx = w.config.base;
+  ctx.scheduler = this;
+  ctx.worker_index = index;
+  ctx.task = nullptr;
+  ctx.task_pins = nullptr;
+  RuntimeContext::Enter entered(ctx);
+  if (w.config.on_start) {
+    if (absl::Status s = w.config.on_start(); !s.ok()) record_failure(std::move(s));
+  }
+  Park& park_here = *w.config.park;
+  while (!is_shutdown()) {
+    const size_t polls = run_tick(w);
+    if (is_shutdown()) break;
+    if (polls > 0 || has_tasks(w)) {
+      park_here.poll_now();
+    } else {
+      park(w);
+    }
+    if (absl::Status s = park_here.status(); !s.ok()) record_failure(std::move(s));
+  }
+  shutdown_worker(w);
+}
+
+template <CarelessBug kBug>
+size_t CarelessScheduler<kBug>::run_tick(Worker& w) {
+  Core& c = w.core;
+  const bool tune = ++c.ticks % kTuneEveryTicks == 0;
+  const uint64_t start = tune ? monotonic_ns() : 0;
+  size_t polls = 0;
+  while (polls < kTickPolls && !is_shutdown()) {
+    Header* task = next_task(w);
+    if (task == nullptr) task = steal_work(w);
+    if (task == nullptr) break;
+    if (c.searching) end_search(w);
+    polls += run_with_lifo(w, task);
+  }
+  if (tune && polls > 0) {
+    const double per_poll = static_cast<double>(monotonic_ns() - start) / polls;
+    c.mean_poll_ns = c.mean_poll_ns == 0
+                         ? per_poll
+                         : kPollTimeEwmaAlpha * per_poll + (1 - kPollTimeEwmaAlpha) * c.mean_poll_ns;
+    const double interval = kTargetInjectIntervalNs / std::max(c.mean_poll_ns, 1.0);
+    c.global_queue_interval = static_cast<uint32_t>(std::clamp<double>(
+        interval, kMinGlobalQueueInterval, kMaxGlobalQueueInterval));
+  }
+  return polls;
+}
+
+template <CarelessBug kBug>
+Header* CarelessScheduler<kBug>::next_task(Worker& w) noexcept {
+  Core& c = w.core;
+  if (++c.polls_since_inject >= c.global_queue_interval) {
+    // Fairness: the inject queue is not starved by a busy local queue.
+    c.polls_since_inject = 0;
+    if (Header* h = inject_.pop()) return h;
+  }
+  if (Header* h = next_local_task(w)) return h;
+  return pop_inject_batch(w);
+}
+
+template <CarelessBug kBug>
+Header* CarelessScheduler<kBug>::next_local_task(Worker& w) noexcept {
+  Core& c = w.core;
+  if (Header* h = std::exchange(c.lifo_slot, nullptr)) return h;
+  // acquire: pairs with push_remote's release store.
+  if (w.remote_nonempty.load(std::memory_order_acquire)) {
+    MutexLock lock(w.remote_mu);
+    c.pinned.append(w.remote);
+    // relaxed: under remote_mu; a later push sets it again.
+    w.remote_nonempty.store(false, std::memory_order_relaxed);
+  }
+  c.pinned_turn = !c.pinned_turn;
+  if (c.pinned_turn) {
+    if (Header* h = c.pinned.pop_front()) return h;
+    return w.run_queue.pop();
+  }
+  if (Header* h = w.run_queue.pop()) return h;
+  return c.pinned.pop_front();
+}
+
+template <CarelessBug kBug>
+Header* CarelessScheduler<kBug>::pop_inject_batch(Worker& w) noexcept {
+  if (inject_.is_empty()) return nullptr;
+  // A fair share of what waits, as much as fits without overflowing.
+  const size_t share = inject_.len() / count_ + 1;
+  const size_t n = std::min({share, size_t{w.run_queue.remaining_slots()} + 1, kMaxInjectBatch});
+  TaskList batch;
+  inject_.pop_batch(batch, n);
+  Header* first = batch.pop_front();
+  while (Header* h = batch.pop_front()) push_stealable(w, h, /*notify=*/false);
+  return first;
+}
+
+template <CarelessBug kBug>
+Header* CarelessScheduler<kBug>::steal_work(Worker& w) noexcept {
+  if (is_shutdown()) return nullptr;
+  Core& c = w.core;
+  if (!c.searching) {
+    if (!idle_.transition_worker_to_searching()) return nullptr;
+    c.searching = true;
+  }
+  const uint32_t first = next_random(c.rng) % count_;
+  for (uint32_t i = 0; i < count_; ++i) {
+    const uint32_t victim = (first + i) % count_;
+    if (victim == w.index) continue;
+    if (Header* h = workers_[victim].run_queue.steal_into(w.run_queue)) return h;
+  }
+  return pop_inject_batch(w);
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::end_search(Worker& w) noexcept {
+  w.core.searching = false;
+  // The last searcher found work: there may be more, so another looks.
+  if (idle_.transition_worker_from_searching()) notify_parked();
+}
+
+template <CarelessBug kBug>
+size_t CarelessScheduler<kBug>::run_with_lifo(Worker& w, Header* task) {
+  Core& c = w.core;
+  poll_task(w, task, /*continue_budget=*/false);
+  size_t polls = 1;
+  int lifo_polls = 0;
+  while (Header* next = std::exchange(c.lifo_slot, nullptr)) {
+    if (lifo_polls >= kMaxLifoPolls || c.budget.remaining() == 0 || is_shutdown()) {
+      // Two tasks waking each other must not monopolise the worker.
+      push_local(w, next, /*notify=*/true);
+      break;
+    }
+    ++lifo_polls;
+    poll_task(w, next, /*continue_budget=*/true);
+    ++polls;
+  }
+  return polls;
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::poll_task(Worker& w, Header* task, bool continue_budget) {
+  // relaxed: we own the task (RUNNING's hand-off ordered its last poll).
+  if (task->pins.load(std::memory_order_relaxed) == 0) {
+    task->home = w.index;
+  } else {
+    POLLUX_CHECK(task->home == w.index, "a pinned task was polled off its home worker");
+  }
+  run_task(task, w.core.budget, continue_budget);
+}
+
+template <CarelessBug kBug>
+bool CarelessScheduler<kBug>::has_tasks(Worker& w) const noexcept {
+  const Core& c = w.core;
+  // acquire: as in next_local_task.
+  return c.lifo_slot != nullptr || !c.pinned.empty() || !w.run_queue.is_empty() ||
+         w.remote_nonempty.load(std::memory_order_acquire);
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::park(Worker& w) {
+  Core& c = w.core;
+  if (idle_.transition_worker_to_parked(w.index, c.searching)) {
+    // The last searcher: work queued after the others stopped looking
+    // would be stranded unless someone is woken for it (idle.h).
+    notify_if_work_pending();
+  }
+  c.searching = false;
+  Park& park_here = *w.config.park;
+  for (;;) {
+    // A push to this worker's remote queue or a notify unparks it, and an
+    // unpark before park() makes it return at once: nothing is lost
+    // between the check and the park.
+    if (!has_tasks(w) && !is_shutdown()) park_here.park(std::nullopt);
+    if (is_shutdown() || !park_here.status().ok()) return;
+    if (has_tasks(w)) {
+      // Its own events (ring, timers, remote queue) woke it, or a notify
+      // did: only the latter makes it a searcher.
+      c.searching = !idle_.unpark_worker_by_id(w.index);
+      return;
+    }
+    if (!idle_.is_parked(w.index)) {
+      c.searching = true;  // notified to look for work
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- shutdown
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::shutdown() noexcept {
+  TaskList injected;
+  TaskList remote;
+  {
+    MutexLock lock(mu_);
+    if (closing_) return;
+    closing_ = true;
+    owned_.close_all();
+    inject_.close(injected);
+    for (uint32_t i = 0; i < count_; ++i) {
+      Worker& w = workers_[i];
+      MutexLock remote_lock(w.remote_mu);
+      w.remote_closed = true;
+      remote.append(w.remote);
+    }
+  }
+  // Outside the lock: futures dropped here may wake or spawn (the closed
+  // queues refuse both). Tasks never polled (spawns from other threads) are
+  // cancelled here; woken ones only give back the queue entry's reference
+  // (their futures go in the shard walk, on a worker).
+  while (Header* h = injected.pop_front()) abandon_queued_task(h);
+  while (Header* h = remote.pop_front()) abandon_queued_task(h);
+  // Only now, with both lists above empty, may the workers start their
+  // shutdown walk: it links the tasks it takes through Header::queue_next,
+  // the link these lists use. Publishing the flag before them (as this did)
+  // let a worker take a task still in `injected` or `remote`: each thread's
+  // push_back/pop_front cut the other's chain, so a queued RUNNING task was
+  // never abandoned (the walk leaves RUNNING ones to their queue entry) and
+  // tasks behind the cut in a worker's list were never shut down: their
+  // futures, cells and JoinHandles outlived the runtime
+  // (multi_thread_test's ShutdownFromAForeignThread..., TSan: a race
+  // between TaskList::push_back in take_if and pop_front here).
+  // release: pairs with is_shutdown()'s acquire; the queues are closed.
+  shutdown_.store(true, std::memory_order_release);
+  unpark();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::shutdown_worker(Worker& w) {
+  Core& c = w.core;
+  // Step 2: nothing of this worker's queues is polled again. An entry still
+  // RUNNING (a first poll, a self-wake) is completed as cancelled here.
+  if (Header* h = std::exchange(c.lifo_slot, nullptr)) abandon_queued_task(h);
+  while (Header* h = c.pinned.pop_front()) abandon_queued_task(h);
+  // PLANTED (kNoRunQueueDrain): the real code drains the stealable queue.
+  if constexpr (kBug != CarelessBug::kNoRunQueueDrain) {
+    while (Header* h = w.run_queue.pop()) abandon_queued_task(h);
+  }
+  TaskList remote;
+  {
+    MutexLock lock(w.remote_mu);
+    remote.append(w.remote);
+  }
+  while (Header* h = remote.pop_front()) abandon_queued_task(h);
+  rendezvous();  // no worker polls any more: pins and homes are final
+  TaskList mine;
+  for (uint32_t shard = 0; shard < count_; ++shard) {
+    owned_.take_if(
+        shard,
+        [&](Header* h) {
+          // relaxed: ordered by the rendezvous after the last poll.
+          const bool pinned = h->pins.load(std::memory_order_relaxed) != 0;
+          return (pinned ? h->home : trailer_of(h)->owned_shard) == w.index;
+        },
+        mine);
+  }
+  // Futures dropped here may wake or spawn: the closed queues refuse both.
+  while (Header* h = mine.pop_front()) shutdown_unlisted_task(h);
+  rendezvous();  // step 3
+  if (w.index == 0) {
+    POLLUX_CHECK(owned_.size() == 0, "a task survived the multi_thread shutdown walk");
+  }
+  if (w.config.on_stop) w.config.on_stop();  // step 4
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::rendezvous() noexcept {
+  MutexLock lock(mu_);
+  const uint64_t generation = rendezvous_generation_;
+  if (++rendezvous_arrived_ == count_) {
+    rendezvous_arrived_ = 0;
+    ++rendezvous_generation_;
+    rendezvous_cv_.notify_all();
+    return;
+  }
+  while (rendezvous_generation_ == generation) rendezvous_cv_.wait(mu_);
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::join() {
+  POLLUX_CHECK(current_worker() == nullptr, "a multi_thread runtime joined from its own worker");
+  std::vector<Thread> threads;
+  {
+    MutexLock lock(mu_);
+    threads.swap(threads_);
+  }
+  for (Thread& t : threads) t.join();
+}
+
+template <CarelessBug kBug>
+void CarelessScheduler<kBug>::record_failure(absl::Status s) noexcept {
+  {
+    MutexLock lock(mu_);
+    if (failure_.ok()) failure_ = std::move(s);
+  }
+  shutdown();
+}
+
+template <CarelessBug kBug>
+absl::Status CarelessScheduler<kBug>::status() const {
+  MutexLock lock(mu_);
+  return failure_;
+}
+
+}  // namespace pollux::detail::planted
+
+#endif  // POLLUX_TESTS_MODEL_PLANTED_CARELESS_SCHEDULER_H_
