@@ -1223,37 +1223,22 @@ OpId EpollBackend::start_nop() {
 
 OpId EpollBackend::start_read(int fd, std::vector<char>& buf, size_t begin, size_t end,
                               uint64_t offset) {
-  DataPayload* p;
-  OpId id = allocate<DataPayload>(OpKind::kRead, &p);
-  // SAFETY: allocate<DataPayload> made `id` for a Slot<DataPayload>.
-  auto& s = static_cast<SlotOf<DataPayload>&>(*id.core);
-  if (offset != kNoOffset) {
-    // A positional read is a file read: the pool's.
-    auto job = std::make_unique<FileJob>();
-    job->fd = fd;
-    job->buf = std::move(buf);
-    job->begin = begin;
-    job->end = end;
-    job->offset = offset;
-    submit_job(s, id.bits, std::move(job));
-    return id;
-  }
-  p->fd = fd;
-  p->buf = std::move(buf);
-  p->begin = begin;
-  p->end = end;
-  p->offset = offset;
-  drive(s, id.bits);
-  return id;
+  return start_read_or_write(OpKind::kRead, fd, buf, begin, end, offset);
 }
 
 OpId EpollBackend::start_write(int fd, std::vector<char>& buf, size_t begin, size_t end,
                                uint64_t offset) {
+  return start_read_or_write(OpKind::kWrite, fd, buf, begin, end, offset);
+}
+
+OpId EpollBackend::start_read_or_write(OpKind kind, int fd, std::vector<char>& buf, size_t begin,
+                                       size_t end, uint64_t offset) {
   DataPayload* p;
-  OpId id = allocate<DataPayload>(OpKind::kWrite, &p);
+  OpId id = allocate<DataPayload>(kind, &p);
   // SAFETY: allocate<DataPayload> made `id` for a Slot<DataPayload>.
   auto& s = static_cast<SlotOf<DataPayload>&>(*id.core);
   if (offset != kNoOffset) {
+    // A positional read or write is a file operation: the pool's.
     auto job = std::make_unique<FileJob>();
     job->fd = fd;
     job->buf = std::move(buf);

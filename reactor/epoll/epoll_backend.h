@@ -238,6 +238,10 @@ class EpollBackend final : public Backend {
   void ready_wait_drive(SlotOf<epoll::BarePayload>& s);
   // multishot accept: up to 64 accepts while the listener is ready.
   void accept_burst(SlotOf<epoll::MultiPayload>& s);
+  // start_read and start_write: a positional one goes to the blocking pool
+  // (a file), a stream one is tried at once (drive).
+  OpId start_read_or_write(OpKind kind, int fd, std::vector<char>& buf, size_t begin, size_t end,
+                           uint64_t offset);
   // Hands the op to the blocking pool as `job` (which owns its memory).
   template <class P>
   void submit_job(SlotOf<P>& s, uint64_t bits, std::unique_ptr<epoll::FileJob> job);
