@@ -113,10 +113,6 @@ class WakerSlot {
     while (!stored_) cv_.wait(mu_);
     return std::move(waker_);
   }
-  void wait_stored() {
-    detail::MutexLock lock(mu_);
-    while (!stored_) cv_.wait(mu_);
-  }
 
  private:
   detail::Mutex mu_;
@@ -259,7 +255,7 @@ JoinHandle<int> spawn(detail::Schedule* s, Kind kind, TaskLog* log, int value,
 // would be a choice the next executions do not have (a nondeterministic
 // model). So each thread makes its first count while every other thread is
 // blocked: the main thread before it starts any, then the workers (in
-// their on_start hooks) and the model's other threads in turn, each while
+// their on_start hooks) in turn, each while
 // holding the gate's lock with every other thread waiting for it or on its
 // condition variable. The same steps in every execution; only the first
 // takes the registry lock. The workers then wait until the main thread
@@ -272,8 +268,8 @@ class StartGate {
     detail::count_task_alloc();
     detail::count_task_dealloc();
   }
-  // Registrant `turn` (a worker's index; the others' after them): registers,
-  // then waits for release().
+  // Registrant `turn` (a worker's index): registers in its turn, then
+  // waits for release().
   void registrant_start(uint32_t turn) {
     detail::MutexLock lock(mu_);
     arrive();
