@@ -1,6 +1,13 @@
 """Tests that run on both I/O backends (DESIGN §5: every test above reactor/)
 and on every runtime flavour (the runtime-level tests)."""
 
+def _cc_test_with_env(name, extra_env, kwargs):
+    """A cc_test of `kwargs` whose environment also has `extra_env`."""
+    variant = dict(kwargs)
+    env = dict(variant.pop("env", {}))
+    env.update(extra_env)
+    native.cc_test(name = name, env = env, **variant)
+
 def cc_test_both_backends(name, **kwargs):
     """A cc_test, and `name`_epoll: the same test on the epoll backend.
 
@@ -10,10 +17,7 @@ def cc_test_both_backends(name, **kwargs):
     targets report their own test.xml, so CI counts both.
     """
     native.cc_test(name = name, **kwargs)
-    epoll = dict(kwargs)
-    env = dict(epoll.pop("env", {}))
-    env["POLLUX_BACKEND"] = "epoll"
-    native.cc_test(name = name + "_epoll", env = env, **epoll)
+    _cc_test_with_env(name + "_epoll", {"POLLUX_BACKEND": "epoll"}, kwargs)
 
 def cc_test_every_flavour(name, **kwargs):
     """cc_test_both_backends, and the test on the two multi-thread flavours.
@@ -26,7 +30,4 @@ def cc_test_every_flavour(name, **kwargs):
     """
     cc_test_both_backends(name = name, **kwargs)
     for flavour in ["multi_thread", "thread_per_core"]:
-        variant = dict(kwargs)
-        env = dict(variant.pop("env", {}))
-        env["POLLUX_TEST_FLAVOUR"] = flavour
-        native.cc_test(name = name + "_" + flavour, env = env, **variant)
+        _cc_test_with_env(name + "_" + flavour, {"POLLUX_TEST_FLAVOUR": flavour}, kwargs)

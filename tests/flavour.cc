@@ -3,9 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 
-#include "absl/status/statusor.h"
 #include "executor/join_handle.h"
 #include "executor/join_result.h"
 #include "future/assert.h"
