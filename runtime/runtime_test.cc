@@ -352,7 +352,9 @@ TEST_F(RuntimeTest, SpawnInsideBlockOn) {
   int total = rt.block_on([&]() -> Task<int> {
     JoinHandle<int> a = pollux::spawn(ready(40));
     JoinHandle<int> b = pollux::spawn([me]() -> Task<int> {
-      if (pollux::testing::on_current_thread()) EXPECT_EQ(std::this_thread::get_id(), me);
+      if (pollux::testing::on_current_thread()) {
+        EXPECT_EQ(std::this_thread::get_id(), me);
+      }
       co_await sleep(absl::Milliseconds(1));
       co_return 2;
     });
