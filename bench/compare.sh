@@ -39,7 +39,8 @@
 #
 # Env: REPS (3), DURATION (5), WARMUP (1), CONNS (50), SIZE (64), DEPTH (1),
 # MODES ("echo http"), SERVERS ("raw pollux raw_epoll pollux_epoll"), SERVER_CPU (0), CLIENT_CPU (1),
-# THREADS (1; see "Threads mode", which has other defaults and CPU settings).
+# THREADS (1; see "Threads mode", which has other defaults and CPU settings),
+# RESULTS_TSV (unset: print only; see "Machine-readable results" below).
 # SERVERS may also name "base": pollux's servers built elsewhere (an older
 # commit's worktree), found in BASE_BIN_DIR (its bazel-bin/examples), to
 # measure a change against the commit before it: SERVERS="base pollux".
@@ -82,8 +83,39 @@
 # Env in threads mode: REPS (12), SERVERS ("raw pollux_mt pollux_tpc"),
 # SERVER_CPUS and CLIENT_CPUS ("0,...,N-1", taskset/--cpu lists; SERVER_CPU
 # and CLIENT_CPU are not used), the rest as above.
+#
+# Machine-readable results (RESULTS_TSV=path, either mode): besides the
+# printed output, which stays as it is, the script writes a tab-separated
+# file for bench/plot/plot.py. Lines starting with '#' are comments (the
+# setup line printed above the table); then a header row and one row per
+# kind below, columns
+#   kind mode server rep msgs_per_sec cpu_us_per_msg user_us_per_msg
+#   sys_us_per_msg p50_us p99_us busy_pct loadgen_busy_pct errors
+#   run        one successful run; rep is its repetition (round)
+#   median     per mode and server, the medians over its runs; rep is how
+#              many runs (the printed table's row)
+#   lo, hi     the 95% interval of those medians, as in threads mode (below
+#              6 runs, min and max), also in one-thread mode, which does not
+#              print it
+#   ratio      one-thread mode: server "B/A", the ratio of B's medians to A's
+#              (the printed ratio row)
+#   paired, paired_lo, paired_hi   server "B/A", the median of each
+#              repetition's B/A and its 95% interval (the printed paired
+#              row); rep is how many pairs
+# for the pairs the printed table has. Empty cells: not measured there (the
+# ratio rows leave p50, p99, busy % and errors empty, as the table does).
+# The path is taken relative to the directory the script was started in; the
+# file is created at the start (so a bad path fails before the runs) and
+# written after the last run, also when some runs failed.
+#
 # Exits non-zero when any run failed (loadgen errors, server died, no port).
 set -euo pipefail
+if [[ -n ${RESULTS_TSV:-} ]]; then
+  # Before the cd below, so a relative path means what the caller meant.
+  RESULTS_TSV=$(realpath -m -- "$RESULTS_TSV")
+  : >"$RESULTS_TSV"
+fi
+export RESULTS_TSV=${RESULTS_TSV:-}
 cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-1}
@@ -310,16 +342,18 @@ done
 
 echo
 if ((THREADS > 1)); then
-  echo "$(nproc) CPUs, kernel $(uname -r); $THREADS server threads on CPUs $SERVER_CPUS," \
-    "$THREADS loadgen threads on CPUs $CLIENT_CPUS; $CONNS conns ($((CONNS / THREADS)) per server" \
-    "thread) x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s;" \
-    "medians [95% intervals] of $REPS rounds"
+  setup_line="$(nproc) CPUs, kernel $(uname -r); $THREADS server threads on CPUs $SERVER_CPUS,\
+ $THREADS loadgen threads on CPUs $CLIENT_CPUS; $CONNS conns ($((CONNS / THREADS)) per server\
+ thread) x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s;\
+ medians [95% intervals] of $REPS rounds"
 else
-  echo "$(nproc) CPUs, kernel $(uname -r); server on CPU $SERVER_CPU, loadgen on CPU $CLIENT_CPU;" \
-    "$CONNS conns x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s; medians of $REPS"
+  setup_line="$(nproc) CPUs, kernel $(uname -r); server on CPU $SERVER_CPU, loadgen on CPU $CLIENT_CPU;\
+ $CONNS conns x depth $DEPTH, $SIZE B echo messages, ${WARMUP} s warmup + ${DURATION} s; medians of $REPS"
 fi
-python3 - "$results" "$ticks_per_sec" "$MODES" "$SERVERS" "$THREADS" <<'EOF'
-import math, statistics, sys
+echo "$setup_line"
+# The setup line also heads RESULTS_TSV, as a comment.
+SETUP_LINE=$setup_line python3 - "$results" "$ticks_per_sec" "$MODES" "$SERVERS" "$THREADS" <<'EOF'
+import math, os, statistics, sys
 
 path, ticks_per_sec, modes, servers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
 threads = int(sys.argv[5])
@@ -364,6 +398,58 @@ def median_interval(values):
 def cell(values, fmt, suffix=""):
     m, lo, hi = median_interval(values)
     return f"{m:{fmt}}{suffix} [{lo:{fmt}}, {hi:{fmt}}]"
+
+def write_tsv(path):
+    """RESULTS_TSV (the header's "Machine-readable results"): the runs and
+    the figures the table below prints, unrounded. Computed here, apart from
+    the printing, so the printed output cannot change with it."""
+    metrics = ["rate", "cpu_us", "user_us", "sys_us", "p50", "p99", "busy", "client_busy"]
+    cols = ["kind", "mode", "server", "rep", "msgs_per_sec", "cpu_us_per_msg", "user_us_per_msg",
+            "sys_us_per_msg", "p50_us", "p99_us", "busy_pct", "loadgen_busy_pct", "errors"]
+    num = lambda x: "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+    lines = [f"# {os.environ.get('SETUP_LINE', '')}", "\t".join(cols)]
+    emit = lambda kind, mode, server, rep, vals, errors: lines.append("\t".join(
+        [kind, mode, server, str(rep)] + [num(vals.get(k)) for k in metrics] + [errors]))
+    for mode in modes:
+        for server in servers:
+            rows = runs.get((mode, server), [])
+            for row in rows:
+                emit("run", mode, server, row["rep"], row, str(row["errors"]))
+            if not rows:
+                continue
+            stats = {k: median_interval([row[k] for row in rows]) for k in metrics}
+            errors = str(sum(row["errors"] for row in rows))
+            for i, kind in enumerate(["median", "lo", "hi"]):
+                emit(kind, mode, server, len(rows), {k: v[i] for k, v in stats.items()}, errors)
+        # The pairs the printed table has ratio rows for.
+        if threads > 1:
+            pairs = [(servers[0], s) for s in servers[1:]]
+        else:
+            pairs = [(servers[0], servers[1])] if len(servers) >= 2 else []
+            if ("raw_epoll" in servers and "pollux_epoll" in servers and pairs
+                    and pairs[0] != ("raw_epoll", "pollux_epoll")):
+                pairs.append(("raw_epoll", "pollux_epoll"))
+        ratio_keys = ["rate", "cpu_us", "user_us", "sys_us"]
+        div = lambda x, y: y / x if x else float("nan")
+        for first, second in pairs:
+            a, b = runs.get((mode, first), []), runs.get((mode, second), [])
+            if not a or not b:
+                continue
+            name = f"{second}/{first}"
+            if threads == 1:
+                emit("ratio", mode, name, "", {k: div(med(a, k), med(b, k)) for k in ratio_keys}, "")
+            base = {row["rep"]: row for row in a}
+            both = [(base[row["rep"]], row) for row in b if row["rep"] in base]
+            if not both:
+                continue
+            stats = {k: median_interval([div(x[k], y[k]) for x, y in both]) for k in ratio_keys}
+            for i, kind in enumerate(["paired", "paired_lo", "paired_hi"]):
+                emit(kind, mode, name, len(both), {k: v[i] for k, v in stats.items()}, "")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+if os.environ.get("RESULTS_TSV"):
+    write_tsv(os.environ["RESULTS_TSV"])
 
 if threads > 1:
     print(f"| mode | server | runs | msgs/s | p50 us | p99 us | server cpu us/msg | user us/msg "
