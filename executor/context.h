@@ -41,6 +41,8 @@ namespace timer {
 class TimerQueue;
 }  // namespace timer
 
+// The per-thread record of what runs here (see above); each layer reads its
+// part.
 struct RuntimeContext {
   detail::Schedule* scheduler = nullptr;
   detail::Header* task = nullptr;
@@ -118,6 +120,8 @@ inline constexpr uint32_t kKeptPinUnit = uint32_t{1} << 16;
 inline constexpr uint32_t kOwnPinsMask = kKeptPinUnit - 1;
 }  // namespace detail
 
+// A pin on the task being polled: while held, the task stays on this worker
+// (see above).
 class [[nodiscard]] TaskPin {
  public:
   TaskPin() = default;

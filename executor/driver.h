@@ -27,6 +27,8 @@
 
 namespace pollux {
 
+// Wakes a parked Park from any thread; may outlive it (then does nothing
+// harmful).
 class Unparker {
  public:
   virtual ~Unparker() = default;
@@ -35,6 +37,7 @@ class Unparker {
   virtual void unpark() noexcept = 0;
 };
 
+// What an executor waits in between ticks (see above); owned by one thread.
 class Park {
  public:
   virtual ~Park() = default;

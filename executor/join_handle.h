@@ -31,6 +31,8 @@ namespace detail {
 class HandleFactory;
 }
 
+// The owning handle to a spawned task: a Future of its JoinResult<T>; dropping
+// it detaches the task.
 template <class T>
 class [[nodiscard]] JoinHandle {
  public:

@@ -19,8 +19,11 @@
 
 namespace pollux {
 
+// Why a task has no value: it was cancelled, or its poll threw (the exception
+// is kept).
 class JoinError {
  public:
+  // Cancelled (abort() or executor shutdown), or panicked (the poll threw).
   enum class Kind { kCancelled, kPanicked };
 
   static JoinError cancelled() noexcept { return JoinError(Kind::kCancelled, nullptr); }
@@ -46,6 +49,7 @@ class JoinError {
   std::exception_ptr exception_;
 };
 
+// How a task ended: its value (ok()), or a JoinError. A plain value type.
 template <class T>
 class [[nodiscard]] JoinResult {
  public:

@@ -77,6 +77,8 @@ struct TryOutput<absl::StatusOr<U>> {
 template <class T>
 using try_output_t = typename detail::TryOutput<T>::type;
 
+// Runs tasks on the thread that created it (see above); every call on that
+// thread.
 class LocalExecutor {
  public:
   // Task polls per tick before the executor looks at other threads' wakes and its Park.

@@ -21,6 +21,8 @@
 
 namespace pollux {
 
+// A Park with no I/O: sleeps on a condition variable until unpark() or the
+// timeout.
 class ThreadParker final : public Park {
  public:
   ThreadParker();

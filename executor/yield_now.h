@@ -11,6 +11,7 @@
 
 namespace pollux {
 
+// The future yield_now() returns: Pending once (waking itself), then Ready.
 class [[nodiscard]] YieldNow {
  public:
   using Output = void;

@@ -113,6 +113,8 @@ struct Metadata {
   absl::Time mtime;
 };
 
+// An open file with positional I/O on owned buffers (see above); move-only, one
+// thread at a time.
 class File {
  public:
   // Opens `path` with `options`.

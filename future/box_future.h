@@ -18,6 +18,8 @@
 
 namespace pollux {
 
+// A type-erased Future with Output = T in one heap allocation; movable even
+// after a poll.
 template <class T>
 class [[nodiscard]] BoxFuture {
  public:

@@ -27,6 +27,8 @@
 
 namespace pollux {
 
+// A task's cooperative poll budget: try_take() before polling a resource,
+// refund() on a real Pending.
 class Budget {
  public:
   static constexpr uint32_t kDefault = 128;
@@ -54,6 +56,8 @@ class Budget {
   uint32_t remaining_;
 };
 
+// What poll() receives: the task's borrowed Waker and Budget, valid only for
+// that poll.
 class Context {
  public:
   Context(const Waker& waker, Budget& budget) noexcept : waker_(waker), budget_(budget) {}

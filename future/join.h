@@ -54,6 +54,8 @@ class MaybeDone {
 
 }  // namespace detail
 
+// The future join(fs...) returns: Output is the tuple of the children's
+// outputs.
 template <Future... Fs>
 class [[nodiscard]] Join {
  public:

@@ -45,6 +45,7 @@ decltype(auto) apply_output(Fn&& fn, Poll<output_t<F>>&& p) {
 }
 }  // namespace detail
 
+// The future map(fut, fn) returns: Output is fn(fut's output).
 template <Future F, class Fn>
 class [[nodiscard]] Map {
  public:
@@ -76,6 +77,8 @@ template <Future F, class Fn>
   return Map<F, std::decay_t<Fn>>(std::move(fut), std::forward<Fn>(fn));
 }
 
+// The future then(fut, fn) returns: polls the future fn(output) builds, in
+// place.
 template <Future F, class Fn>
 class [[nodiscard]] Then {
   using Second = typename detail::ApplyResult<Fn, output_t<F>>::type;

@@ -49,6 +49,7 @@ template <class T>
 Ready(T) -> Ready<T>;
 Ready() -> Ready<void>;
 
+// The result of one poll: Ready with a T, or Pending (see above).
 template <class T>
 class [[nodiscard]] Poll {
  public:
@@ -100,6 +101,7 @@ class [[nodiscard]] Poll {
   std::optional<T> value_;
 };
 
+// Poll<void>: Ready carries no value.
 template <>
 class [[nodiscard]] Poll<void> {
  public:

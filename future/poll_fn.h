@@ -26,6 +26,7 @@ struct PollValue<Poll<T>> {
 };
 }  // namespace detail
 
+// The future poll_fn(f) returns: each poll calls f(cx).
 template <class F>
 class [[nodiscard]] PollFn {
  public:

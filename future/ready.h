@@ -15,6 +15,7 @@
 
 namespace pollux {
 
+// The future ready(v) returns: Ready(v) on its first poll.
 template <class T>
 class [[nodiscard]] ReadyFuture {
  public:
@@ -31,6 +32,7 @@ class [[nodiscard]] ReadyFuture {
   std::optional<T> value_;
 };
 
+// The future ready() returns: Ready on its first poll.
 template <>
 class [[nodiscard]] ReadyFuture<void> {
  public:
@@ -51,6 +53,7 @@ template <class T>
 }
 [[nodiscard]] inline ReadyFuture<void> ready() { return {}; }
 
+// The future pending<T>() returns: never Ready, registers no waker.
 template <class T>
 class [[nodiscard]] PendingFuture {
  public:

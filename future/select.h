@@ -32,12 +32,15 @@
 
 namespace pollux {
 
+// select's output: which child won (`index`) and its output (`value`).
 template <class... Ts>
 struct SelectResult {
   size_t index;
   std::variant<Ts...> value;
 };
 
+// The future select(fs...) returns: the first child to finish wins, the rest
+// are dropped.
 template <Future... Fs>
 class [[nodiscard]] Select {
  public:

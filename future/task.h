@@ -224,6 +224,7 @@ struct TaskAccess {
 
 }  // namespace detail
 
+// A lazy C++20 coroutine that is a Future with Output = T (see above).
 template <class T>
 class [[nodiscard]] Task {
  public:

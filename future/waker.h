@@ -37,6 +37,8 @@ struct WakerVTable {
   void (*drop)(void* data) noexcept;
 };
 
+// A handle that makes an executor poll its task again; copying clones it (see
+// above).
 class Waker {
  public:
   // The empty waker: wake/clone/drop do nothing.

@@ -30,6 +30,8 @@
 
 namespace pollux::net {
 
+// An IPv4 or IPv6 address and port; always a valid sockaddr. A plain value
+// type.
 class SocketAddr {
  public:
   // 0.0.0.0:0.

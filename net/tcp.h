@@ -222,6 +222,7 @@ class Incoming;
 // A listening TCP socket.
 class TcpListener {
  public:
+  // How bind() sets the listening socket up.
   struct Options {
     bool reuse_port = false;  // SO_REUSEPORT (several listeners on one port)
     int backlog = 1024;       // listen(2) backlog
@@ -286,6 +287,7 @@ class TcpListener {
 // futures (they point into it); moving it is fine when none is pending.
 class Incoming {
  public:
+  // The future next() returns: the next accepted connection, or an error.
   class [[nodiscard]] Next {
    public:
     using Output = absl::StatusOr<TcpStream>;

@@ -51,6 +51,7 @@ struct RecvFromConv {
 };
 }  // namespace detail
 
+// A UDP socket (see above); one thread at a time.
 class UdpSocket {
  public:
   using SendToFuture = detail::SocketOp<reactor::SendMsgOp, detail::IoConv>;

@@ -45,6 +45,7 @@ struct UnixAcceptConv {
 };
 }  // namespace detail
 
+// A connected Unix-domain stream socket, with TcpStream's data API.
 class UnixStream {
  public:
   UnixStream(UnixStream&&) noexcept = default;
@@ -90,6 +91,7 @@ class UnixStream {
   std::shared_ptr<detail::SocketState> state_;
 };
 
+// A listening Unix-domain socket; it does not unlink its path when dropped.
 class UnixListener {
  public:
   using AcceptFuture = detail::SocketOp<reactor::AcceptOp, detail::UnixAcceptConv>;

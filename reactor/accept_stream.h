@@ -41,6 +41,7 @@
 
 namespace pollux::reactor {
 
+// Connections from one multishot accept on a listening fd (see above).
 class AcceptStream {
  public:
   // Accepts on `listen_fd` (a listening socket the caller keeps open).
@@ -49,6 +50,8 @@ class AcceptStream {
   AcceptStream(const AcceptStream&) = delete;
   AcceptStream& operator=(const AcceptStream&) = delete;
 
+  // The future next() returns: the next accepted connection; dropping it loses
+  // nothing.
   class [[nodiscard]] Next {
    public:
     using Output = absl::StatusOr<OwnedFd>;

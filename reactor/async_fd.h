@@ -102,6 +102,7 @@ struct ReadyWaitSpec {
 };
 }  // namespace detail
 
+// Edge-triggered, sticky readiness of an fd the user owns (see above).
 class AsyncFd {
  public:
   // A readable()/writable() future. Output: the guard, or the error the

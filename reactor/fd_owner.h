@@ -40,6 +40,7 @@
 
 namespace pollux::reactor {
 
+// A claim on an open fd, released (destroyed) before the fd closes (see above).
 class FdOwner {
  public:
   // Owns nothing.

@@ -22,6 +22,7 @@
 
 namespace pollux::reactor {
 
+// Every kind of I/O operation a backend runs.
 enum class OpKind : uint8_t {
   kNop,
   kRead,
@@ -44,6 +45,7 @@ enum class OpKind : uint8_t {
 };
 inline constexpr int kOpKindCount = static_cast<int>(OpKind::kReadyWait) + 1;
 
+// What an OpKind is (see above), read by every backend.
 struct OpTraits {
   bool returns_fd = false;
   bool multishot = false;

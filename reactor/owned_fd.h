@@ -14,6 +14,7 @@
 
 namespace pollux {
 
+// A file descriptor with one owner, closed when it dies. Move-only.
 class OwnedFd {
  public:
   OwnedFd() noexcept = default;

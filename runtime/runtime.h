@@ -200,8 +200,12 @@ class Handle {
 // that runs no runtime.
 std::optional<size_t> this_core() noexcept;
 
+// An executor with its I/O backend and timers, built by a Builder and entered
+// with block_on (see above).
 class Runtime {
  public:
+  // Chooses a Runtime's flavour, backend and drivers; build() makes it or says
+  // why not.
   class Builder {
    public:
     // One thread runs every task (see the class comment).

@@ -38,6 +38,8 @@
 
 namespace pollux::sync {
 
+// One waker slot: registered by one task, woken from any thread without a lock
+// (see above).
 class AtomicWaker {
  public:
   AtomicWaker() = default;

@@ -26,6 +26,8 @@
 
 namespace pollux::sync {
 
+// What a Barrier wait() returns: is_leader() for exactly one waiter per
+// generation.
 class BarrierWaitResult {
  public:
   bool is_leader() const noexcept { return leader_; }
@@ -36,6 +38,7 @@ class BarrierWaitResult {
   bool leader_;
 };
 
+// n tasks wait until all n arrived, then all go on; reusable (see above).
 class Barrier {
  public:
   // n >= 1 tasks per generation (n == 1: every wait() leads at once).
@@ -43,6 +46,7 @@ class Barrier {
   Barrier(const Barrier&) = delete;
   Barrier& operator=(const Barrier&) = delete;
 
+  // The future wait() returns; it counts as arrived at its first poll.
   class [[nodiscard]] Wait {
    public:
     using Output = BarrierWaitResult;

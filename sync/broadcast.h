@@ -41,6 +41,7 @@
 
 namespace pollux::sync::broadcast {
 
+// What recv() returns: a value, Lagged (with how many were missed) or Closed.
 template <class T>
 class RecvResult {
  public:
@@ -121,6 +122,7 @@ struct RecvWaiter : sync::detail::WaiterNode {};
 
 }  // namespace detail
 
+// The sending end of a broadcast channel: copyable, send() never waits.
 template <class T>
 class Sender {
  public:
@@ -168,6 +170,8 @@ class Sender {
   std::shared_ptr<detail::Shared<T>> s_;
 };
 
+// A receiving end of a broadcast channel: sees every value sent after it was
+// made.
 template <class T>
 class Receiver {
  public:
@@ -180,6 +184,7 @@ class Receiver {
     --s_->receivers;
   }
 
+  // The future recv() returns; dropping it loses nothing.
   class [[nodiscard]] Recv : private detail::RecvWaiter<T> {
    public:
     using Output = RecvResult<T>;

@@ -35,6 +35,7 @@ namespace detail {
 struct TokenNode;
 }  // namespace detail
 
+// A cancellation signal in a tree of them; copies share one token (see above).
 class CancellationToken {
  public:
   // A new root token.
@@ -50,6 +51,7 @@ class CancellationToken {
   void cancel() const noexcept;
   bool is_cancelled() const noexcept;
 
+  // The future cancelled() returns: Ready once the token is cancelled.
   class [[nodiscard]] Cancelled {
    public:
     using Output = void;
@@ -76,6 +78,7 @@ class CancellationToken {
   std::shared_ptr<Handle> handle_;
 };
 
+// Cancels its token when destroyed, unless disarm()ed.
 class [[nodiscard]] CancellationToken::DropGuard {
  public:
   explicit DropGuard(CancellationToken token) : token_(std::move(token)) {}

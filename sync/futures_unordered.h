@@ -43,6 +43,7 @@
 
 namespace pollux::sync {
 
+// A set of futures, each re-polled only when woken; outputs in finishing order.
 template <Future F>
 class FuturesUnordered {
  public:
@@ -91,6 +92,8 @@ class FuturesUnordered {
     for (Node* n : nodes_) fn(*n->future);
   }
 
+  // The future next() returns: the next output, or nullopt once the set is
+  // empty.
   class [[nodiscard]] Next {
    public:
     using Output = std::optional<Item>;

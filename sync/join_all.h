@@ -27,6 +27,7 @@
 
 namespace pollux::sync {
 
+// The future join_all(futures) returns: every output, in the vector's order.
 template <Future F>
 class [[nodiscard]] JoinAll {
  public:

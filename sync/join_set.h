@@ -27,6 +27,8 @@
 
 namespace pollux::sync {
 
+// Spawned tasks joined in finishing order; dropping the set aborts them (see
+// above).
 template <class T>
 class JoinSet {
  public:

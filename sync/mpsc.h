@@ -53,6 +53,8 @@ namespace pollux::sync::mpsc {
 // Why try_send did not send; the value comes back either way.
 template <class T>
 struct TrySendError {
+  // Full: a bounded channel has no room; Closed: the receiver is gone or
+  // closed.
   enum class Reason { kFull, kClosed } reason;
   T value;
 };
@@ -178,6 +180,7 @@ class [[nodiscard]] Permit {
   detail::Chan<T>* chan_;
 };
 
+// A sending end of an mpsc channel; copyable, each copy one more sender.
 template <class T>
 class Sender {
  public:
@@ -289,6 +292,7 @@ class Sender {
   detail::Chan<T>* chan_;
 };
 
+// The receiving end of an mpsc channel; recv() is cancel-safe.
 template <class T>
 class Receiver {
  public:

@@ -33,6 +33,7 @@ namespace pollux::sync {
 template <class T>
 class Mutex;
 
+// Holds a Mutex's lock and gives access to its T; unlocks when destroyed.
 template <class T>
 class [[nodiscard]] MutexGuard {
  public:
@@ -50,9 +51,11 @@ class [[nodiscard]] MutexGuard {
   Mutex<T>* m_;
 };
 
+// An async FIFO-fair mutex guarding a T (see above).
 template <class T>
 class Mutex {
  public:
+  // The future lock() returns: Ready with the MutexGuard.
   class [[nodiscard]] Lock {
    public:
     using Output = MutexGuard<T>;

@@ -42,6 +42,7 @@ namespace pollux::sync {
 
 class Notify;
 
+// The future notified() returns: Ready once a notify reaches it.
 class [[nodiscard]] Notified : private detail::WaiterNode {
  public:
   using Output = void;
@@ -71,6 +72,7 @@ class [[nodiscard]] Notified : private detail::WaiterNode {
   bool by_notify_waiters_ = false;
 };
 
+// Wakes tasks waiting for an event, without data (see above).
 class Notify {
  public:
   Notify() = default;

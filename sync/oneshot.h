@@ -124,6 +124,7 @@ struct Inner {
 
 }  // namespace detail
 
+// The sending end of a oneshot channel: sends one value, synchronously.
 template <class T>
 class [[nodiscard]] Sender {
  public:
@@ -235,6 +236,8 @@ class [[nodiscard]] Sender {
   detail::Inner<T>* inner_;
 };
 
+// The receiving end of a oneshot channel: a Future of the value, nullopt when
+// the sender is gone.
 template <class T>
 class [[nodiscard]] Receiver {
  public:

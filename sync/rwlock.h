@@ -30,6 +30,7 @@ namespace pollux::sync {
 template <class T>
 class RwLock;
 
+// Shared access to an RwLock's T; released when destroyed.
 template <class T>
 class [[nodiscard]] ReadGuard {
  public:
@@ -47,6 +48,7 @@ class [[nodiscard]] ReadGuard {
   RwLock<T>* l_;
 };
 
+// Exclusive access to an RwLock's T; released when destroyed.
 template <class T>
 class [[nodiscard]] WriteGuard {
  public:
@@ -64,12 +66,14 @@ class [[nodiscard]] WriteGuard {
   RwLock<T>* l_;
 };
 
+// An async reader-writer lock guarding a T (see above).
 template <class T>
 class RwLock {
  public:
   // Readers at once; a writer takes all of these permits.
   static constexpr size_t kMaxReaders = size_t{1} << 30;
 
+  // The future read() or write() returns: Ready with the Guard.
   template <class Guard>
   class [[nodiscard]] Wait {
    public:

@@ -74,6 +74,8 @@ class [[nodiscard]] SemaphorePermit {
 // True for the status of an acquire on a closed semaphore.
 bool is_closed_status(const absl::Status& s) noexcept;
 
+// The future acquire() returns: Ready with the permits, or an error once
+// closed.
 class [[nodiscard]] Acquire : private detail::WaiterNode {
  public:
   using Output = absl::StatusOr<SemaphorePermit>;
@@ -105,6 +107,7 @@ class [[nodiscard]] Acquire : private detail::WaiterNode {
   Phase phase_ = Phase::kInit;
 };
 
+// An async FIFO-fair counting semaphore (see above).
 class Semaphore {
  public:
   // The most permits a semaphore can hold.

@@ -28,6 +28,7 @@
 
 namespace pollux::sync {
 
+// An auto-reset, coalescing event: set() from any thread, wait() from any task.
 class UserEvent {
  public:
   UserEvent() = default;

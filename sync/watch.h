@@ -76,6 +76,8 @@ class [[nodiscard]] Ref {
   const T& value_;
 };
 
+// A receiving end of a watch channel: reads the latest value, waits for a newer
+// one.
 template <class T>
 class Receiver {
  public:
@@ -102,6 +104,7 @@ class Receiver {
     return (s_->version.load(std::memory_order_acquire) >> 1) != seen_;
   }
 
+  // The future changed() returns: OK once a newer value is there.
   class [[nodiscard]] Changed {
    public:
     using Output = absl::Status;
@@ -142,6 +145,7 @@ class Receiver {
   uint64_t seen_;
 };
 
+// The sending end of a watch channel: replaces the value.
 template <class T>
 class Sender {
  public:

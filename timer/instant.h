@@ -39,6 +39,8 @@
 
 namespace pollux {
 
+// A point on the monotonic clock, in nanoseconds; arithmetic saturates (see
+// above).
 class Instant {
  public:
   // The clock's epoch (nanos() == 0), earlier than any Instant::now().

@@ -49,6 +49,7 @@
 
 namespace pollux {
 
+// Ticks at start + k * period; missed ticks are skipped (see above).
 class Interval {
  public:
   // The future returned by tick(); Output = the tick's scheduled Instant.

@@ -67,6 +67,8 @@ namespace timer::detail {
 extern const char kNoTimerQueueMessage[];
 }  // namespace timer::detail
 
+// A future that completes once its deadline passed on the driver's clock (see
+// above).
 class [[nodiscard]] Sleep {
  public:
   using Output = void;

@@ -52,6 +52,8 @@
 
 namespace pollux::timer {
 
+// A Park that adds timers to any Park: owns a TimerQueue, bounds every park by
+// it.
 class TimeDriver final : public Park {
  public:
   // Timers over its own ThreadParker (no I/O).

@@ -78,6 +78,8 @@ struct TimeoutOutput<absl::StatusOr<U>> {
 };
 }  // namespace detail
 
+// The future timeout(f, d) returns: f's output, or DeadlineExceeded (see
+// above).
 template <Future F>
 class [[nodiscard]] Timeout {
   using Inner = output_t<F>;

@@ -67,6 +67,8 @@ namespace pollux::timer {
 
 class CurrentTimerQueueGuard;
 
+// The timer service of one driver thread: a wheel, its clock and the test
+// clock.
 class TimerQueue {
  public:
   // The resolution of the wheel.

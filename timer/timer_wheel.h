@@ -164,6 +164,7 @@ struct SlotList {
 
 }  // namespace detail
 
+// A hierarchical hashed timer wheel on integer ticks; one thread's (see above).
 class TimerWheel {
  public:
   static constexpr int kLevels = 6;

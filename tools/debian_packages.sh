@@ -1,6 +1,6 @@
 # tools/debian_packages.sh: sourced (not run) by the scripts that need Debian
 # packages on a fresh Debian 12 machine: ./bazelw for the build, and
-# bench/plot/regenerate.sh for python3-matplotlib.
+# bench/plot/regenerate.sh for python3-matplotlib, docs/api.sh for doxygen.
 #
 #   source tools/debian_packages.sh
 #   ensure_debian_packages WHO PACKAGE...

@@ -55,6 +55,8 @@ class BlockingJob {
   BlockingJob* next_ = nullptr;  // the pool's queue link (under its lock)
 };
 
+// Limits of a BlockingPool: most threads at once, and how long an idle one
+// lingers.
 struct BlockingPoolOptions {
   size_t max_threads = 512;
   absl::Duration keep_alive = absl::Seconds(10);
@@ -69,6 +71,8 @@ struct BlockingPoolStats {
   uint64_t completed = 0;    // jobs run or abandoned
 };
 
+// Threads that run BlockingJobs (see above); shutdown or destruction waits for
+// them.
 class BlockingPool {
  public:
   explicit BlockingPool(BlockingPoolOptions options = {});

@@ -73,6 +73,7 @@ struct UringStats : BackendStats {
   uint64_t stale_cqes = 0;       // CQEs for slots already reused or freed
 };
 
+// The Backend on one io_uring (see above); owned by the thread that enables it.
 class IoUringBackend final : public Backend {
  public:
   // Creates a disabled ring with the best flags the kernel accepts.

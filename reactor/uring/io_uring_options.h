@@ -10,6 +10,8 @@ namespace pollux::reactor {
 
 class UringSyscalls;
 
+// How the io_uring backend is set up: ring sizes, setup fallback, shutdown
+// drain, a shared io-wq.
 struct IoUringOptions {
   unsigned sq_entries = 256;
   unsigned cq_entries = 4096;
