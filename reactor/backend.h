@@ -65,6 +65,7 @@
 
 namespace pollux::reactor {
 
+// Where an operation is in its life; the op future reads it.
 enum class OpState : uint8_t {
   kInFlight,   // started; `waker` is woken when it completes
   kCompleted,  // the result is in the slot, waiting to be taken
@@ -89,10 +90,12 @@ struct OpId {
   bool valid() const noexcept { return core != nullptr; }
 };
 
+// The result of a read, write, recv or send: res, and the buffer back.
 struct DataCompletion {
   int32_t res;
   std::vector<char> buf;
 };
+// The result of a sendmsg or recvmsg: res, the buffer and the address.
 struct MsgCompletion {
   int32_t res;
   std::vector<char> buf;
@@ -100,11 +103,13 @@ struct MsgCompletion {
   socklen_t addr_len;
   int msg_flags;          // recvmsg: MSG_TRUNC and friends
 };
+// The result of an accept: the new fd (or -errno) and the peer.
 struct AcceptCompletion {
   int32_t res;  // the new fd (owned by the caller), or -errno
   sockaddr_storage peer;
   socklen_t peer_len;
 };
+// The result of an openat or statx: res, and the path back.
 struct PathCompletion {
   int32_t res;
   std::string path;  // handed back for error messages
@@ -135,6 +140,7 @@ constexpr uint32_t wakes(uint32_t interest) {
 
 // The next result of a multishot operation.
 struct MultiNext {
+  // kItem: a result; kPending: none yet; kEnded: the multishot is over.
   enum class Kind { kItem, kPending, kEnded } kind;
   int32_t res = 0;  // kItem: the result (an fd for accepts, or -errno)
 };
@@ -150,6 +156,8 @@ struct BackendStats {
   uint64_t registrations = 0;    // fds added to a readiness set (epoll_ctl ADD)
 };
 
+// The I/O backend of one thread: starts, completes and cancels operations,
+// and is the executor's Park.
 class Backend : public Park {
  public:
   // ---- Starting (one entry point per kind; see op_traits.h) ----

@@ -317,17 +317,30 @@ struct StatxSpec {
 }  // namespace detail
 
 // The future types, by what they do (net/ and fs/ name these).
+
+// The future nop() returns.
 using NopOp = Op<detail::NopSpec>;
-using DataOp = Op<detail::DataSpec>;  // read, write, recv, send
+// The future read(), write(), recv(), send(), read_into() and write_from() return.
+using DataOp = Op<detail::DataSpec>;
+// The future accept() returns.
 using AcceptOp = Op<detail::AcceptSpec>;
+// The future connect() returns.
 using ConnectOp = Op<detail::ConnectSpec>;
+// The future close() returns.
 using CloseOp = Op<detail::CloseSpec>;
+// The future poll_add() returns.
 using PollAddOp = Op<detail::PollAddSpec>;
+// The future sendmsg() returns.
 using SendMsgOp = Op<detail::SendMsgSpec>;
+// The future recvmsg() returns.
 using RecvMsgOp = Op<detail::RecvMsgSpec>;
+// The future timeout() returns.
 using TimeoutOp = Op<detail::TimeoutSpec>;
+// The future openat() returns.
 using OpenAtOp = Op<detail::OpenAtSpec>;
+// The future fsync() returns.
 using FsyncOp = Op<detail::FsyncSpec>;
+// The future statx() returns.
 using StatxOp = Op<detail::StatxSpec>;
 
 // A no-op round trip through the backend (epoll: completes in its first

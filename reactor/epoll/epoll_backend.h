@@ -85,6 +85,7 @@
 
 namespace pollux::reactor {
 
+// How the epoll backend is set up.
 struct EpollOptions {
   // Where file operations run; null: the backend starts its own pool. A
   // pool given here must outlive the backend.
@@ -104,6 +105,7 @@ struct EpollStats : BackendStats {
   uint64_t short_clears = 0;    // short reads/writes that cleared readiness without a syscall
 };
 
+// The Backend on one epoll set; owned by one thread.
 class EpollBackend final : public Backend {
  public:
   static absl::StatusOr<std::unique_ptr<EpollBackend>> create(EpollOptions options = {});
