@@ -30,37 +30,38 @@ WriteFuture stream_write(const std::shared_ptr<SocketState>& s, std::vector<char
   return WriteFuture(s, reactor::send(fd_of(s), std::move(buf)), where, "write to");
 }
 
-Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf,
-                                      size_t len) {
-  WriteAllResult out;
-  if (!s) {
-    out.status = closed_stream("write_all");
-    out.buf = std::move(buf);
-    co_return out;
+WriteAllFuture stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf,
+                                size_t len) {
+  return WriteAllFuture(std::move(s), std::move(buf), len);
+}
+
+Poll<WriteAllResult> WriteAllFuture::poll(Context& cx) {
+  if (!state_) {
+    return Ready<WriteAllResult>(WriteAllResult{closed_stream("write_all"), std::move(buf_), 0});
   }
-  const size_t end = std::min(len, buf.size());
-  size_t off = 0;
-  // Each round sends buf[off, end) and resumes after what the kernel took: a
-  // short send (a full socket buffer, a signal) costs one more round, never
-  // lost bytes. A plain send, not sendmsg: the kernel has no msghdr to copy
-  // and no iovec to import.
-  while (off < end) {
-    reactor::IoResult r = co_await reactor::send(s->fd.get(), std::move(buf), 0, off, end);
-    buf = std::move(r.buf);
+  for (;;) {
+    if (!op_.has_value()) {
+      if (off_ >= end_) return Ready<WriteAllResult>(WriteAllResult{{}, std::move(buf_), off_});
+      op_.emplace(reactor::send(state_->fd.get(), std::move(buf_), 0, off_, end_));
+    }
+    Poll<reactor::IoResult> p = op_->poll(cx);
+    if (p.is_pending()) return Pending{};
+    reactor::IoResult r = std::move(p).value();
+    op_.reset();
+    buf_ = std::move(r.buf);
     if (!r.n.ok()) {
-      out.status = annotate(r.n.status(), absl::StrCat("write to ", peer_name(*s)));
-      break;
+      return Ready<WriteAllResult>(WriteAllResult{
+          annotate(r.n.status(), absl::StrCat("write to ", peer_name(*state_))), std::move(buf_),
+          off_});
     }
     if (*r.n == 0) {
-      out.status = absl::DataLossError(absl::StrCat("write to ", peer_name(*s),
-                                                    ": the socket accepted 0 bytes"));
-      break;
+      return Ready<WriteAllResult>(
+          WriteAllResult{absl::DataLossError(absl::StrCat("write to ", peer_name(*state_),
+                                                          ": the socket accepted 0 bytes")),
+                         std::move(buf_), off_});
     }
-    off += *r.n;
+    off_ += *r.n;
   }
-  out.buf = std::move(buf);
-  out.written = off;
-  co_return out;
 }
 
 Task<absl::StatusOr<std::vector<char>>> stream_read_exact(std::shared_ptr<SocketState> s,

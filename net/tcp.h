@@ -43,7 +43,9 @@
 #define POLLUX_NET_TCP_H_
 
 #include <cstddef>
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -73,8 +75,32 @@ using WriteFuture = SocketOp<reactor::DataOp, IoConv>;
 
 ReadFuture stream_read(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
 WriteFuture stream_write(const std::shared_ptr<SocketState>& s, std::vector<char> buf);
-Task<WriteAllResult> stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf,
-                                      size_t len);
+// write_all as a hand-written future, not a coroutine: the common case (the
+// first send takes every byte) then costs no coroutine frame and no nested
+// task poll. Each round sends buf[off, end) and resumes after what the
+// kernel took: a short send (a full socket buffer, a signal) costs one more
+// round, never lost bytes. A plain send, not sendmsg.
+class [[nodiscard]] WriteAllFuture {
+ public:
+  using Output = WriteAllResult;
+  WriteAllFuture(std::shared_ptr<SocketState> s, std::vector<char> buf, size_t len)
+      : state_(std::move(s)), buf_(std::move(buf)), end_(std::min(len, buf_.size())) {}
+  WriteAllFuture(WriteAllFuture&&) noexcept = default;
+  WriteAllFuture& operator=(WriteAllFuture&&) = delete;
+  Poll<WriteAllResult> poll(Context& cx);
+
+ private:
+  // Declared before op_, so destroyed after it: the send's cancellation is
+  // queued while the fd is still open.
+  std::shared_ptr<SocketState> state_;
+  std::vector<char> buf_;  // while no send is in flight (else it is op_'s)
+  size_t end_;
+  size_t off_ = 0;
+  std::optional<reactor::DataOp> op_;
+};
+
+WriteAllFuture stream_write_all(std::shared_ptr<SocketState> s, std::vector<char> buf,
+                                size_t len);
 Task<absl::StatusOr<std::vector<char>>> stream_read_exact(std::shared_ptr<SocketState> s,
                                                           size_t n);
 absl::Status stream_shutdown_write(const std::shared_ptr<SocketState>& s);
@@ -119,7 +145,7 @@ class WriteHalf {
     return detail::stream_write(state_, std::move(buf));
   }
   // See TcpStream::write_all. Cancellation: as TcpStream::write_all.
-  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
+  [[nodiscard]] detail::WriteAllFuture write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
     return detail::stream_write_all(state_, std::move(buf), len);
   }
   absl::Status shutdown_write() { return detail::stream_shutdown_write(state_); }
@@ -176,7 +202,7 @@ class TcpStream {
   // unknown prefix of buf has been sent (the completed rounds; on io_uring
   // also part of the round in flight, on epoll not), so the stream's byte
   // sequence is no longer well defined: close the stream.
-  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
+  [[nodiscard]] detail::WriteAllFuture write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
     return detail::stream_write_all(state_, std::move(buf), len);
   }
   // Reads exactly n bytes, looping over short reads. Output: the n bytes,

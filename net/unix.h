@@ -68,7 +68,7 @@ class UnixStream {
     return detail::stream_write(state_, std::move(buf));
   }
   // As TcpStream::write_all. Cancellation: as TcpStream::write_all.
-  [[nodiscard]] Task<WriteAllResult> write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
+  [[nodiscard]] detail::WriteAllFuture write_all(std::vector<char> buf, size_t len = SIZE_MAX) {
     return detail::stream_write_all(state_, std::move(buf), len);
   }
   // As TcpStream::read_exact. Cancellation: as TcpStream::read_exact.

@@ -25,6 +25,12 @@
 // A start_* may complete the op at once (epoll's try-the-syscall-first, or
 // a nop): the state is then kCompleted before start_* returns, and the
 // future takes the result in the same poll.
+// Before starting a recv or send, the future first asks try_recv_send_now:
+// a readiness backend whose registration of the fd says ready makes the
+// syscall right there, in the future's poll, and hands the result back
+// without a slot (no start, take, or free). False: nothing happened (the
+// syscall, if made, said EAGAIN), and the future starts the op as usual.
+// io_uring always says false.
 // or, if the future is dropped first, backend.cancel(id): the backend keeps
 // everything the kernel may still touch until the operation is really over,
 // and closes any fd it still delivers (op_traits().returns_fd).
@@ -190,6 +196,16 @@ class Backend : public Park {
   virtual OpId start_openat(int dirfd, std::string& path, int flags, mode_t mode) = 0;
   virtual OpId start_fsync(int fd, bool datasync) = 0;
   virtual OpId start_statx(int dirfd, std::string& path, int flags, unsigned mask) = 0;
+
+  // recv(2) (send false) or send(2) (send true, adding MSG_NOSIGNAL) of
+  // buf[begin, min(end, size)) made at once, without a slot, when the
+  // backend knows the fd is ready; true with *res (bytes, or -errno) if it
+  // completed. buf is never moved. False: no effect; use start_recv/send.
+  virtual bool try_recv_send_now(bool send, int fd, std::vector<char>& buf, size_t begin,
+                                 size_t end, int flags, int32_t* res) {
+    (void)send, (void)fd, (void)buf, (void)begin, (void)end, (void)flags, (void)res;
+    return false;
+  }
 
   // ---- Readiness of an fd the user owns (AsyncFd) ----
   // Watches `fd` (io_uring: a multishot poll; epoll: the fd's one

@@ -22,12 +22,16 @@ absl::Status NopSpec::finish(Backend& b, OpId id) {
 
 IoResult DataSpec::finish(Backend& b, OpId id) {
   DataCompletion c = b.take_data(id);
-  if (c.res < 0) {
+  return result(c.res, std::move(c.buf));
+}
+
+IoResult DataSpec::result(int32_t res, std::vector<char>&& b) const {
+  if (res < 0) {
     static constexpr const char* kNames[] = {"read from", "write to", "recv from", "send to"};
-    return IoResult{errno_status(-c.res, absl::StrCat(kNames[static_cast<int>(kind)], " fd ", fd)),
-                    std::move(c.buf)};
+    return IoResult{errno_status(-res, absl::StrCat(kNames[static_cast<int>(kind)], " fd ", fd)),
+                    std::move(b)};
   }
-  return IoResult{static_cast<size_t>(c.res), std::move(c.buf)};
+  return IoResult{static_cast<size_t>(res), std::move(b)};
 }
 
 IoResult SendMsgSpec::finish(Backend& b, OpId id) {

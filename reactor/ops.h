@@ -49,6 +49,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -133,6 +134,15 @@ class [[nodiscard]] Op {
         done_ = true;
         return Ready<Output>(spec_.fail(detail::no_backend_status()));
       }
+      // A kind the backend may complete at once, without a slot (epoll's
+      // try-first on a ready registration; see Backend::try_recv_send_now).
+      if constexpr (requires(Spec& sp, Backend& b, std::optional<Output>& o) { sp.try_now(b, o); }) {
+        std::optional<Output> out;
+        if (spec_.try_now(*backend_, out)) {
+          done_ = true;
+          return Ready<Output>(std::move(*out));
+        }
+      }
       id_ = spec_.start(*backend_);
       if (!id_.valid()) {
         // No room this tick: try again at the next one.
@@ -201,9 +211,22 @@ struct DataSpec {
     }
     return OpId{};
   }
+  // recv/send only: completed at once, without a slot, when the backend
+  // can (Backend::try_recv_send_now); `out` then holds the result.
+  bool try_now(Backend& b, std::optional<Output>& out) {
+    if (kind != DataOpKind::kRecv && kind != DataOpKind::kSend) return false;
+    int32_t res;
+    if (!b.try_recv_send_now(kind == DataOpKind::kSend, fd, buf, begin, end, flags, &res)) {
+      return false;
+    }
+    out.emplace(result(res, std::move(buf)));
+    return true;
+  }
   Output finish(Backend& b, OpId id);
   // The buffer comes back even when the operation never started.
   Output fail(absl::Status s) { return IoResult{std::move(s), std::move(buf)}; }
+  // A syscall result (-errno on failure) as the IoResult naming the op.
+  Output result(int32_t res, std::vector<char>&& b) const;
 };
 
 struct AcceptSpec {

@@ -1285,6 +1285,48 @@ OpId EpollBackend::start_send(int fd, std::vector<char>& buf, size_t begin, size
   return id;
 }
 
+// The try-first of a recv or send, without a slot: only on a registration
+// this backend already has (an unseen fd, or a blocking one, takes the slow
+// path, which registers it or looks first) whose word says ready. As in
+// drive(): the tick noted before the syscall guards the clear on EAGAIN,
+// and a short transfer on a stream clears the direction. The syscall runs
+// inside the future's poll, which returns its result, so a dropped op still
+// has had no effect.
+bool EpollBackend::try_recv_send_now(bool send, int fd, std::vector<char>& buf, size_t begin,
+                                     size_t end, int flags, int32_t* res) {
+  ScheduledIo* io = lookup(fd);
+  if (io == nullptr || io->blocking) return false;
+  const Dir dir = send ? Dir::kWrite : Dir::kRead;
+  // acquire: as in drive().
+  const uint32_t seen = io->word.load(std::memory_order_acquire);
+  if ((seen & epoll::ready_mask(dir)) == 0) return false;
+  const size_t stop = std::min(end, buf.size());
+  const size_t from = std::min(begin, stop);
+  const size_t len = std::min(stop - from, kMaxTransfer);
+  char* data = buf.data() + from;
+  long r;
+  do {
+    r = send ? ::send(fd, data, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT)
+             : ::recv(fd, data, len, flags | MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    ++stats_.eagain_retries;
+    clear_if_tick(io, epoll::clear_mask(dir), seen);
+    return false;
+  }
+  if (r < 0) {
+    *res = -errno;
+  } else {
+    *res = static_cast<int32_t>(r);
+    if (r > 0 && io->stream && static_cast<size_t>(r) < len) {
+      clear_if_tick(io, epoll::clear_mask(dir), seen);
+      ++stats_.short_clears;
+    }
+  }
+  ++stats_.completions;
+  return true;
+}
+
 OpId EpollBackend::start_sendmsg(int fd, std::vector<char>& buf, size_t offset,
                                  const sockaddr_storage& to, socklen_t to_len, int flags) {
   MsgPayload* p;

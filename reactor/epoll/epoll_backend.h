@@ -125,6 +125,8 @@ class EpollBackend final : public Backend {
                    uint64_t offset) override;
   OpId start_recv(int fd, std::vector<char>& buf, size_t begin, size_t end, int flags) override;
   OpId start_send(int fd, std::vector<char>& buf, size_t begin, size_t end, int flags) override;
+  bool try_recv_send_now(bool send, int fd, std::vector<char>& buf, size_t begin, size_t end,
+                         int flags, int32_t* res) override;
   OpId start_sendmsg(int fd, std::vector<char>& buf, size_t offset, const sockaddr_storage& to,
                      socklen_t to_len, int flags) override;
   OpId start_recvmsg(int fd, std::vector<char>& buf, int flags) override;

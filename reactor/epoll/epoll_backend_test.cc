@@ -12,6 +12,7 @@
 // - Fds pollux did not create: a blocking pipe is never read on speculation
 //   (the runtime's thread never blocks), and its O_NONBLOCK is left alone.
 // - A positional read on a FIFO (not seekable) reads the stream, as io_uring.
+// - recv/send on a ready registration complete without an op slot.
 // - Shutdown with a file job stuck on the pool: given up on after the drain
 //   timeout, its memory kept and reported, never freed under it.
 #include "reactor/epoll/epoll_backend.h"
@@ -337,6 +338,53 @@ TEST_F(EpollBackendTest, AReusedFdNumberNeverFindsTheOldRegistration) {
     }());
     EXPECT_EQ(got, "ok") << "fd " << reused << " reused from a socket";
   }
+}
+
+// The slot-free try-first (Backend::try_recv_send_now): only on a
+// registration this backend has and whose word says ready; a short recv
+// clears the direction, so the next try makes no syscall and says no; an fd
+// it has never seen says no (the op's slow path registers it).
+TEST_F(EpollBackendTest, ARecvOrSendOnAReadyRegistrationCompletesWithoutASlot) {
+  absl::StatusOr<TcpListener> l = TcpListener::bind(SocketAddr::ipv4_loopback(0));
+  ASSERT_TRUE(l.ok()) << l.status();
+  rt_.block_on([&]() -> Task<void> {
+    absl::StatusOr<Pair> pair = co_await make_pair_via(*l);
+    EXPECT_TRUE(pair.ok());
+    if (!pair.ok()) co_return;
+    EpollBackend& b = epoll_of(rt_);
+    const int fd = pair->ours.fd();
+    std::vector<char> buf(8);
+    int32_t res = -1;
+    EXPECT_FALSE(b.try_recv_send_now(false, fd, buf, 0, buf.size(), 0, &res))
+        << "an fd the backend has not registered";
+    // Registered, waiting, dropped: the recv had no effect.
+    auto r = co_await pollux::timeout(pair->ours.read(std::vector<char>(8)), absl::Milliseconds(1));
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(::send(pair->peer.get(), "hi", 2, 0), 2);
+    co_await pollux::sleep(absl::Milliseconds(5));  // the event reaches the word
+    const size_t live = b.live_ops();
+    const bool recv_done = b.try_recv_send_now(false, fd, buf, 0, buf.size(), 0, &res);
+    EXPECT_TRUE(recv_done);
+    if (!recv_done) co_return;
+    EXPECT_EQ(res, 2);
+    EXPECT_EQ(std::string(buf.data(), 2), "hi");
+    EXPECT_EQ(buf.size(), 8u) << "the buffer stays the caller's";
+    EXPECT_EQ(b.live_ops(), live) << "no slot was taken";
+    // Short: the read direction is clear, so no syscall, and no.
+    EXPECT_FALSE(b.try_recv_send_now(false, fd, buf, 0, buf.size(), 0, &res));
+    std::vector<char> out{'o', 'k'};
+    const bool send_done = b.try_recv_send_now(true, fd, out, 0, out.size(), 0, &res);
+    EXPECT_TRUE(send_done);
+    if (!send_done) co_return;
+    EXPECT_EQ(res, 2);
+    char got[2] = {};
+    EXPECT_EQ(::recv(pair->peer.get(), got, 2, MSG_WAITALL), 2);
+    EXPECT_EQ(std::string(got, 2), "ok");
+    // Through the futures: a read that waits, then completes.
+    EXPECT_EQ(::send(pair->peer.get(), "x", 1, 0), 1);
+    IoResult rd = co_await pair->ours.read(std::vector<char>(8));
+    EXPECT_TRUE(rd.n.ok() && *rd.n == 1);
+  }());
 }
 
 // A blocking pipe (no O_NONBLOCK, and pollux must not set it): an empty
