@@ -27,7 +27,10 @@
 // backend it was first polled on (checked). The stream must outlive its
 // next() futures. While armed it pins the task that armed it to that
 // worker (TaskPin). It may outlive that task (a parent owns the stream, a
-// child accepts); on multi_thread, poll it from tasks of one worker.
+// child accepts); on multi_thread, poll and drop it from tasks of one
+// worker: create it in the task that accepts, or keep parent and child
+// together with spawn_local. A drop on another worker is a CHECK failure
+// (its multishot accept can only be cancelled through its own ring).
 #ifndef POLLUX_REACTOR_ACCEPT_STREAM_H_
 #define POLLUX_REACTOR_ACCEPT_STREAM_H_
 
