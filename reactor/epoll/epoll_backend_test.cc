@@ -297,11 +297,18 @@ TEST_F(EpollBackendTest, RegistrationsLiveAsLongAsTheirSocketsWhereverTheyAreDro
   EXPECT_EQ(ep.registered_fds(), before + 51);
   std::thread dropper([&] { keep.clear(); });  // EPOLL_CTL_DEL on this other thread
   dropper.join();
-  // The backend frees their ScheduledIo at its next tick.
-  rt_.block_on(pollux::sleep(absl::Milliseconds(1)));
+  // The backend frees their ScheduledIo at its next park. A 1 ms sleep
+  // need not park at all (on a loaded machine it may be due by its first
+  // poll), so sleep until it did, within a bound.
+  auto tick_until = [&](size_t want) {
+    for (int i = 0; i < 1000 && ep.registered_fds() != want; ++i) {
+      rt_.block_on(pollux::sleep(absl::Milliseconds(1)));
+    }
+  };
+  tick_until(before + 1);
   EXPECT_EQ(ep.registered_fds(), before + 1) << "only the listener's should remain";
   l = absl::InternalError("dropped");
-  rt_.block_on(pollux::sleep(absl::Milliseconds(1)));
+  tick_until(before);
   EXPECT_EQ(ep.registered_fds(), before);
   EXPECT_GT(ep.epoll_stats().deregistrations, 0u);
 }
