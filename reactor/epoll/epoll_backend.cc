@@ -483,18 +483,9 @@ OpId EpollBackend::allocate(OpKind kind, P** payload) {
   return OpId{&s, epoll::encode(slab_id_for<P>(), index, s.generation)};
 }
 
-template <class F>
-bool EpollBackend::with_slot(uint64_t bits, F&& f) {
-  const uint32_t gen = epoll::generation_of(bits);
-  const uint32_t index = epoll::index_of(bits);
-  if (gen == 0) return false;
-  auto visit = [&](auto& sl) {
-    auto* s = sl.find(index, gen);
-    if (s == nullptr) return false;
-    f(*s);
-    return true;
-  };
-  switch (epoll::slab_id_of(bits)) {
+template <class V>
+bool EpollBackend::on_slab(SlabId id, V&& visit) {
+  switch (id) {
     case SlabId::kBare:
       return visit(bare_);
     case SlabId::kData:
@@ -514,6 +505,20 @@ bool EpollBackend::with_slot(uint64_t bits, F&& f) {
 }
 
 template <class F>
+bool EpollBackend::with_slot(uint64_t bits, F&& f) {
+  const uint32_t gen = epoll::generation_of(bits);
+  const uint32_t index = epoll::index_of(bits);
+  if (gen == 0) return false;
+  auto visit = [&](auto& sl) {
+    auto* s = sl.find(index, gen);
+    if (s == nullptr) return false;
+    f(*s);
+    return true;
+  };
+  return on_slab(epoll::slab_id_of(bits), visit);
+}
+
+template <class F>
 void EpollBackend::with_id(OpId id, F&& f) {
   auto visit = [&](auto& sl) {
     using S = std::decay_t<decltype(sl.at(0))>;
@@ -523,23 +528,9 @@ void EpollBackend::with_id(OpId id, F&& f) {
     POLLUX_DCHECK(sl.find(epoll::index_of(id.bits), epoll::generation_of(id.bits)) == &s,
                   "an operation id used after its slot was freed");
     f(s);
+    return true;
   };
-  switch (epoll::slab_id_of(id.bits)) {
-    case SlabId::kBare:
-      return visit(bare_);
-    case SlabId::kData:
-      return visit(data_);
-    case SlabId::kMsg:
-      return visit(msg_);
-    case SlabId::kAddr:
-      return visit(addr_);
-    case SlabId::kMulti:
-      return visit(multi_);
-    case SlabId::kTimeout:
-      return visit(timeout_);
-    case SlabId::kPath:
-      return visit(path_);
-  }
+  on_slab(epoll::slab_id_of(id.bits), visit);
 }
 
 template <class F>

@@ -183,6 +183,10 @@ class EpollBackend final : public Backend {
   SlabOf<P>& slab() noexcept;
   template <class P>
   OpId allocate(OpKind kind, P** payload);
+  // Calls visit(slab) on the slab `id` names and returns what it returns
+  // (false for an id no slab has): the one map from SlabId to slab.
+  template <class V>
+  bool on_slab(epoll::SlabId id, V&& visit);
   template <class F>
   bool with_slot(uint64_t bits, F&& f);
   template <class F>

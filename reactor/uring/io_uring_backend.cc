@@ -256,18 +256,9 @@ IoUringBackend::SlabOf<ReadyPayload>& IoUringBackend::slab<ReadyPayload>() noexc
   return ready_;
 }
 
-template <class F>
-bool IoUringBackend::with_slot(uint64_t ud, F&& f) {
-  const uint32_t gen = uring::generation_of(ud);
-  const uint32_t index = uring::index_of(ud);
-  if (gen == 0) return false;
-  auto visit = [&](auto& slab) {
-    auto* s = slab.find(index, gen);
-    if (s == nullptr) return false;
-    f(*s, slab, index);
-    return true;
-  };
-  switch (uring::slab_id_of(ud)) {
+template <class V>
+bool IoUringBackend::on_slab(uring::SlabId id, V&& visit) {
+  switch (id) {
     case SlabId::kBare:
       return visit(bare_);
     case SlabId::kData:
@@ -286,6 +277,20 @@ bool IoUringBackend::with_slot(uint64_t ud, F&& f) {
       return visit(ready_);
   }
   return false;
+}
+
+template <class F>
+bool IoUringBackend::with_slot(uint64_t ud, F&& f) {
+  const uint32_t gen = uring::generation_of(ud);
+  const uint32_t index = uring::index_of(ud);
+  if (gen == 0) return false;
+  auto visit = [&](auto& slab) {
+    auto* s = slab.find(index, gen);
+    if (s == nullptr) return false;
+    f(*s, slab, index);
+    return true;
+  };
+  return on_slab(uring::slab_id_of(ud), visit);
 }
 
 
@@ -746,25 +751,9 @@ void IoUringBackend::with_id(OpId id, F&& f) {
     POLLUX_DCHECK(slab.find(index, uring::generation_of(id.bits)) == &s,
                   "an operation id used after its slot was freed");
     f(s, slab, index);
+    return true;
   };
-  switch (uring::slab_id_of(id.bits)) {
-    case SlabId::kBare:
-      return visit(bare_);
-    case SlabId::kData:
-      return visit(data_);
-    case SlabId::kMsg:
-      return visit(msg_);
-    case SlabId::kAddr:
-      return visit(addr_);
-    case SlabId::kMulti:
-      return visit(multi_);
-    case SlabId::kTimeout:
-      return visit(timeout_);
-    case SlabId::kPath:
-      return visit(path_);
-    case SlabId::kReady:
-      return visit(ready_);
-  }
+  on_slab(uring::slab_id_of(id.bits), visit);
 }
 
 namespace {

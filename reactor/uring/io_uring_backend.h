@@ -154,6 +154,10 @@ class IoUringBackend final : public Backend {
   // The slab holding payload P, and its id.
   template <class P>
   SlabOf<P>& slab() noexcept;
+  // Calls visit(slab) on the slab `id` names and returns what it returns
+  // (false for an id no slab has): the one map from SlabId to slab.
+  template <class V>
+  bool on_slab(uring::SlabId id, V&& visit);
   // Calls f(slot, slab, index) with the typed slot `ud` names, or returns
   // false when `ud` is stale.
   template <class F>
