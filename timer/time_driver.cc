@@ -16,6 +16,14 @@ TimeDriver::TimeDriver() : own_parker_(std::make_unique<ThreadParker>()), inner_
 TimeDriver::TimeDriver(Park& inner) : inner_(&inner) {}
 
 bool TimeDriver::park(std::optional<absl::Duration> timeout) {
+  if (nothing_can_fire()) {
+    // No timer registered and the clock not paused: the tick has nothing to
+    // read the clock for (deadlines are built from a fresh reading,
+    // timer::now()), so it reads none. The next tick with a timer updates
+    // now() before it fires anything.
+    ++blocking_parks_;
+    return inner_->park(timeout);
+  }
   queue_.update_now();
   if (queue_.process() > 0) return true;
   if (queue_.is_paused()) {
@@ -45,6 +53,7 @@ bool TimeDriver::park(std::optional<absl::Duration> timeout) {
 
 void TimeDriver::poll_now() {
   inner_->poll_now();
+  if (nothing_can_fire()) return;
   queue_.update_now();
   queue_.process();
 }

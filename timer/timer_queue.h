@@ -8,7 +8,8 @@
 //   entries with the TimerQueue of the thread that polls them, found through
 //   `current_timer_queue()`.
 //
-//   Once per driver tick the driver calls:
+//   Once per driver tick that has a timer registered (TimeDriver skips the
+//   two on a tick with none, which has nothing to fire) the driver calls:
 //     update_now();   // reads the clock once (the vDSO; no syscall)
 //     process();      // fires every entry due at now(): wakes its waker
 //   and, before it parks, bounds the park with next_deadline().
@@ -119,7 +120,10 @@ class TimerQueue {
 
   // --- The clock -----------------------------------------------------------
 
-  // The cached time of this tick (the paused time while paused). No clock read.
+  // The time cached by the last update_now() (the paused time while paused).
+  // No clock read. TimeDriver updates it only on ticks with a timer
+  // registered, so with none it may be old: build deadlines from
+  // clock_now() (timer::now()), as sleep() does.
   Instant now() const noexcept { return now_; }
   // A fresh reading of the queue's clock: now() while paused, else
   // Instant::now() plus the test clock's offset. Does not update now().
