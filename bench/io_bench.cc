@@ -14,9 +14,9 @@
 //   (FuturesUnordered: a node and a waker per future).
 // BM_RawNop*: the same work written by hand against liburing, for the
 //   side-by-side ratio (issue 17): RoundTrip preps one NOP and waits for it;
-//   Batch/N preps N, enters once and reaps them all. The ring is set up with
-//   the flags pollux's ring uses first (SINGLE_ISSUER | DEFER_TASKRUN), so the
-//   kernel side is the same.
+//   Batch/N preps N, enters once and reaps them all. The ring is set up as
+//   pollux's is (bench/raw_server_common.h's init_ring: SINGLE_ISSUER |
+//   DEFER_TASKRUN, the ring fd registered), so the kernel side is the same.
 // All report io_uring_enter calls per nop (enters_per_item).
 #include <benchmark/benchmark.h>
 #include <liburing.h>
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "bench/raw_server_common.h"
 #include "executor/join_handle.h"
 #include "future/assert.h"
 #include "future/join.h"
@@ -140,23 +141,11 @@ void BM_NopJoinAll(benchmark::State& state) {
 }
 BENCHMARK(BM_NopJoinAll)->Arg(1)->Arg(32)->Arg(128);
 
-// A ring as pollux sets one up (reactor/uring/io_uring_backend.cc), falling
-// back the same way on an older kernel.
+// A ring as pollux sets one up (bench/raw_server_common.h's init_ring: the
+// same flags and fallbacks, the ring fd registered).
 struct RawRing {
   io_uring ring{};
-  RawRing() {
-    const unsigned flag_sets[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-        IORING_SETUP_COOP_TASKRUN,
-        0,
-    };
-    int ret = -1;
-    for (unsigned flags : flag_sets) {
-      ret = io_uring_queue_init(256, &ring, flags);
-      if (ret == 0) break;
-    }
-    POLLUX_CHECK(ret == 0, "io_uring_queue_init failed");
-  }
+  RawRing() { pollux::bench::init_ring(&ring, 256); }
   ~RawRing() { io_uring_queue_exit(&ring); }
   RawRing(const RawRing&) = delete;
   RawRing& operator=(const RawRing&) = delete;

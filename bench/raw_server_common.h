@@ -5,7 +5,8 @@
 // The loop is what a careful engineer would write by hand:
 //   - ring set up with SINGLE_ISSUER | DEFER_TASKRUN (completions are only
 //     run when this thread enters the kernel), falling back to COOP_TASKRUN
-//     and then to no flags on older kernels;
+//     and then to no flags on older kernels; the ring fd registered
+//     (io_uring_register_ring_fd), as pollux's is;
 //   - one multishot accept, re-armed only when the kernel ends it; accepted
 //     sockets get TCP_NODELAY, as in pollux's servers;
 //   - per connection exactly one operation in flight: recv into the
@@ -65,7 +66,9 @@ namespace pollux::bench {
 // to the submitting thread, so for a ring without SQPOLL, as here, the
 // kernel only checks that the fd is a ring.) Returns the setup flags in force (without
 // ATTACH_WQ). Only EINVAL (flag unknown) falls back. Call it on the thread
-// that will submit: SINGLE_ISSUER binds the ring to its creator.
+// that will submit: SINGLE_ISSUER binds the ring to its creator, and the
+// ring fd is registered for that thread (enters skip a file lookup; a kernel
+// without it just uses the fd).
 inline unsigned init_ring(io_uring* ring, unsigned entries, int attach_wq_fd = -1) {
   static constexpr unsigned kAttempts[] = {
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -82,7 +85,10 @@ inline unsigned init_ring(io_uring* ring, unsigned entries, int attach_wq_fd = -
       params.wq_fd = static_cast<__u32>(attach_wq_fd);
     }
     ret = io_uring_queue_init_params(entries, ring, &params);
-    if (ret == 0) return flags;
+    if (ret == 0) {
+      io_uring_register_ring_fd(ring);
+      return flags;
+    }
     if (ret != -EINVAL) break;
   }
   die("io_uring_queue_init_params", -ret);

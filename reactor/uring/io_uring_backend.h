@@ -241,6 +241,7 @@ class IoUringBackend final : public Backend {
   // The armed eventfd read's target; heap-held so that a read the kernel
   // still holds at shutdown can be left to it (leaked) with the slots.
   std::unique_ptr<uint64_t> unpark_buf_ = std::make_unique<uint64_t>(0);
+  bool ring_fd_registered_ = false;  // io_uring_register_ring_fd on the ring's thread
   bool enabled_ = false;
   bool drained_ = false;
   // Every SQE prepared so far (the next one's sequence number).
