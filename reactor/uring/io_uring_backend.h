@@ -130,6 +130,8 @@ class IoUringBackend final : public Backend {
 
   // ---- io_uring specifics ----
   unsigned setup_flags() const noexcept { return setup_flags_; }
+  // Whether enters go by the registered ring index (io_uring_register_ring_fd).
+  bool ring_fd_registered() const noexcept { return ring_fd_registered_; }
   // The ring's fd, for IoUringOptions::attach_wq_fd of sibling rings.
   // (liburing 2.3 has no accessor; ring_fd is the documented public member
   // io_uring_queue_init fills in, not one of the private ring pointers.)

@@ -136,6 +136,26 @@ TEST(IoUringBackendSetup, CreateUsesTheBestFlagsTheKernelAccepts) {
   EXPECT_TRUE((*d)->enable_on_current_thread().ok()) << "enabling twice is a no-op";
 }
 
+// A thread holds at most 16 registered rings. A runtime's backend is often
+// destroyed after its thread stopped using it (on another thread, or later):
+// shutdown() must drop the registration, or the 17th ring of a thread would
+// go without (and the thread's table would pin every dead ring's memory).
+TEST(IoUringBackendSetup, ShutdownDropsTheRingFdRegistrationBeforeTheRingIsDestroyed) {
+  std::vector<std::unique_ptr<IoUringBackend>> shut_down_but_alive;
+  for (int i = 0; i < 40; ++i) {
+    absl::StatusOr<std::unique_ptr<IoUringBackend>> d = IoUringBackend::create();
+    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_TRUE((*d)->enable_on_current_thread().ok());
+    if (i == 0 && !(*d)->ring_fd_registered()) {
+      GTEST_SKIP() << "this kernel cannot register ring fds (before 5.18)";
+    }
+    EXPECT_TRUE((*d)->ring_fd_registered()) << "ring " << i;
+    (*d)->shutdown();
+    EXPECT_FALSE((*d)->ring_fd_registered());
+    shut_down_but_alive.push_back(std::move(*d));
+  }
+}
+
 TEST(IoUringBackendSetup, ForceBasicSetupUsesNoOptionalFlagsAndWorks) {
   IoUringOptions o;
   o.force_basic_setup = true;
