@@ -15,13 +15,29 @@
 // the multishot (an error, or the kernel giving up); the next next() then
 // arms it again. Accepted sockets are SOCK_NONBLOCK|SOCK_CLOEXEC.
 //
+// Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). The
+// failed accept leaves the connection in the listener's backlog, and an
+// accept made again at once fails again at once: re-arming in a loop would
+// burn a core while the server is saturated. So next() hands the error out
+// (ResourceExhausted, errno_of() the errno) and the following next() first
+// waits a backoff in the backend (a timeout op: no runtime timer needed),
+// 10 ms after the first such error, doubling to 100 ms (kMaxAcceptBackoff)
+// while they repeat, back to 10 ms once an accept succeeds. A caller's
+// `if (!s.ok()) continue;` loop therefore makes at most ~10 accept attempts
+// a second while saturated, keeps serving the connections it has, and
+// accepts again within 100 ms of a descriptor coming free. (Other errors,
+// e.g. ECONNABORTED, concern one connection: the next next() re-arms at
+// once.)
+//
 // Cancellation: dropping a next() future loses nothing (connections that
 // arrive stay queued in the stream, or on epoll in the listener's backlog).
 // Dropping the stream cancels the multishot accept and closes every
 // connection accepted but not handed out, including (io_uring) any the
 // kernel still delivers before the cancel lands: no fd ever leaks. On epoll
 // only the connections of the last accept burst can be queued; the ones
-// nobody accepted stay in the backlog, untouched.
+// nobody accepted stay in the backlog, untouched. A next() dropped during a
+// backoff leaves the backoff running in the stream (the next call waits out
+// the rest of it); dropping the stream cancels it.
 //
 // Thread-safety: the stream and its futures belong to the thread of the
 // backend it was first polled on (checked). The stream must outlive its
@@ -37,12 +53,22 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "executor/context.h"
 #include "future/future.h"
 #include "reactor/backend.h"
 #include "reactor/owned_fd.h"
 
 namespace pollux::reactor {
+
+// The first and the longest wait after an accept ran out of descriptors or
+// memory (see above).
+inline constexpr absl::Duration kMinAcceptBackoff = absl::Milliseconds(10);
+inline constexpr absl::Duration kMaxAcceptBackoff = absl::Milliseconds(100);
+
+// True for the accept errors that mean "no descriptor or memory right now":
+// retrying at once would fail the same way.
+bool is_accept_exhaustion(int err) noexcept;
 
 // Connections from one multishot accept on a listening fd (see above).
 class AcceptStream {
@@ -71,14 +97,26 @@ class AcceptStream {
 
   // Connections the kernel delivered that next() has not handed out yet.
   size_t queued() const noexcept;
+  // Backoffs waited so far after EMFILE/ENFILE/ENOBUFS/ENOMEM (tests).
+  uint64_t backoffs() const noexcept { return backoffs_; }
 
  private:
   Poll<absl::StatusOr<OwnedFd>> poll_next(Context& cx);
+  // Pending while a backoff timeout is running; starts it when one is due.
+  bool backing_off(Context& cx);
 
   int listen_fd_;
   Backend* backend_ = nullptr;
   OpId id_;
-  // Held while the multishot is armed (its backend's worker owns the op).
+  // The backoff timeout op in flight (invalid: none).
+  OpId backoff_id_;
+  // The wait the next next() owes before re-arming (zero: none), and the
+  // one after that if exhaustion repeats.
+  absl::Duration backoff_due_ = absl::ZeroDuration();
+  absl::Duration next_backoff_ = kMinAcceptBackoff;
+  uint64_t backoffs_ = 0;
+  // Held while the multishot or the backoff timeout is armed (its
+  // backend's worker owns the op).
   // It keeps the arming task's cell alive: the stream may outlive it.
   TaskPin pin_;
 };

@@ -252,6 +252,7 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
       reactor::EpollOptions opts;
       opts.pool = inner->pool.get();
       opts.drain_timeout = b.uring_.drain_timeout;
+      opts.syscalls = b.epoll_sys_;
       absl::StatusOr<std::unique_ptr<reactor::EpollBackend>> io =
           reactor::EpollBackend::create(opts);
       if (!io.ok()) return io.status();

@@ -104,6 +104,10 @@
 
 namespace pollux {
 
+namespace reactor {
+class EpollSyscalls;
+}  // namespace reactor
+
 class Runtime;
 
 namespace detail {
@@ -266,6 +270,13 @@ class Runtime {
       uring_ = o;
       return *this;
     }
+    // The epoll backend's fault-injection seam (tests; reactor/epoll/
+    // internal/epoll_syscalls.h): every epoll set of the runtime makes its
+    // calls through `s`, which must outlive the runtime. Null: the real ones.
+    Builder& epoll_syscalls(reactor::EpollSyscalls* s) {
+      epoll_sys_ = s;
+      return *this;
+    }
     // Creates the runtime. Fails with the kernel's reason when the chosen
     // backend cannot be set up (kIoUring: with the way out), and with
     // InvalidArgument for a POLLUX_BACKEND that is neither io_uring nor epoll.
@@ -282,6 +293,7 @@ class Runtime {
     bool time_ = false;
     BackendKind backend_ = BackendKind::kAuto;
     reactor::IoUringOptions uring_;
+    reactor::EpollSyscalls* epoll_sys_ = nullptr;
   };
 
   Runtime(Runtime&&) noexcept;

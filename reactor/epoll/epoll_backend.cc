@@ -22,6 +22,7 @@
 #include "executor/internal/park_state.h"
 #include "future/assert.h"
 #include "future/internal/mutex.h"
+#include "reactor/epoll/internal/epoll_syscalls.h"
 #include "reactor/errno_status.h"
 #include "reactor/internal/fd_records.h"
 
@@ -376,6 +377,11 @@ class EpollBackend::Link final : public detail::FdCloseListener {
 
 // ---- Setup ----
 
+EpollSyscalls& EpollSyscalls::real() {
+  static EpollSyscalls instance;
+  return instance;
+}
+
 absl::StatusOr<std::unique_ptr<EpollBackend>> EpollBackend::create(EpollOptions options) {
   const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) return errno_status(errno, "epoll_create1 for the epoll backend");
@@ -404,6 +410,7 @@ EpollBackend::EpollBackend(int epfd, EpollOptions options,
                            std::shared_ptr<EventFdUnparker> unparker)
     : epfd_(epfd),
       options_(options),
+      sys_(options.syscalls != nullptr ? options.syscalls : &EpollSyscalls::real()),
       unparker_(std::move(unparker)),
       link_(std::make_shared<Link>(epfd)),
       completions_(std::make_shared<epoll::CompletionQueue>(unparker_)) {
@@ -631,12 +638,12 @@ ScheduledIo* EpollBackend::register_fd(int fd, Dir waiting, int* err) {
   epoll_event ev{};
   ev.events = kEpollEvents;
   ev.data.u64 = sio_data(index, io.generation);
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (sys_->epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     const int e = errno;
     // EEXIST: this file is in the set under this number already, from a
     // registration we no longer hold (a dup of it closed elsewhere): take
     // it over.
-    if (e != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
+    if (e != EEXIST || sys_->epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
       sios_.release(index);
       *err = e;
       return nullptr;
@@ -684,7 +691,7 @@ void EpollBackend::drop_sio(uint32_t index, bool remove_from_set) {
   // Only while the number still names the file we registered (no owner
   // came and went): a DEL on a reused number would remove someone else's.
   if (remove_from_set && detail::fd_epoch(io.fd) == io.epoch) {
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, io.fd, nullptr);
+    sys_->epoll_ctl(epfd_, EPOLL_CTL_DEL, io.fd, nullptr);
   }
   // Ops still waiting on it are woken to retry (on a closed fd their
   // syscall reports EBADF); they see the registration is gone.
@@ -793,10 +800,10 @@ int32_t EpollBackend::attempt_syscall(SlotOf<P>& s, ScheduledIo* io) {
     do {
       switch (s.kind) {
         case OpKind::kRecv:
-          r = ::recv(p.fd, data, len, p.flags | MSG_DONTWAIT);
+          r = sys_->recv(p.fd, data, len, p.flags | MSG_DONTWAIT);
           break;
         case OpKind::kSend:
-          r = ::send(p.fd, data, len, p.flags | MSG_DONTWAIT);
+          r = sys_->send(p.fd, data, len, p.flags | MSG_DONTWAIT);
           break;
         case OpKind::kRead:
           // RWF_NOWAIT: the read(2) of an fd whose O_NONBLOCK is not ours to
@@ -848,7 +855,7 @@ int32_t EpollBackend::attempt_syscall(SlotOf<P>& s, ScheduledIo* io) {
     if (s.kind == OpKind::kAccept) {
       do {
         p.addr_len = sizeof(p.addr);
-        r = ::accept4(p.fd, addr, &p.addr_len, kSocketFlags);
+        r = sys_->accept4(p.fd, addr, &p.addr_len, kSocketFlags);
       } while (r < 0 && errno == EINTR);
     } else if (p.connect_in_progress) {
       // Writable after EINPROGRESS: the handshake ended; SO_ERROR says how.
@@ -1161,7 +1168,7 @@ void EpollBackend::accept_burst(SlotOf<MultiPayload>& s) {
       link(s, io, Dir::kRead);
       return;
     }
-    const int conn = ::accept4(fd, nullptr, nullptr, kSocketFlags);
+    const int conn = sys_->accept4(fd, nullptr, nullptr, kSocketFlags);
     if (conn >= 0) {
       s.p.results.push_back(conn);
       ++accepted;
@@ -1297,8 +1304,8 @@ bool EpollBackend::try_recv_send_now(bool send, int fd, std::vector<char>& buf, 
   char* data = buf.data() + from;
   long r;
   do {
-    r = send ? ::send(fd, data, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT)
-             : ::recv(fd, data, len, flags | MSG_DONTWAIT);
+    r = send ? sys_->send(fd, data, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT)
+             : sys_->recv(fd, data, len, flags | MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     ++stats_.eagain_retries;
@@ -1699,7 +1706,7 @@ void EpollBackend::note_wait_error(int err) {
 
 int EpollBackend::wait_and_dispatch(int timeout_ms) {
   ++stats_.kernel_entries;
-  const int n = ::epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
+  const int n = sys_->epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
   if (n < 0) {
     note_wait_error(errno);
     return 0;

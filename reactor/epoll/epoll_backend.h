@@ -85,6 +85,8 @@
 
 namespace pollux::reactor {
 
+class EpollSyscalls;
+
 // How the epoll backend is set up.
 struct EpollOptions {
   // Where file operations run; null: the backend starts its own pool. A
@@ -94,6 +96,9 @@ struct EpollOptions {
   absl::Duration drain_timeout = absl::Seconds(10);
   // Events taken per epoll_wait.
   int max_events = 256;
+  // The seam for fault injection (internal/epoll_syscalls.h); null means
+  // the real syscalls. Must outlive the backend.
+  EpollSyscalls* syscalls = nullptr;
 };
 
 // epoll's own counters, beside the ones every backend keeps.
@@ -270,6 +275,7 @@ class EpollBackend final : public Backend {
 
   int epfd_;
   EpollOptions options_;
+  EpollSyscalls* sys_;  // never null
   std::unique_ptr<blocking::BlockingPool> own_pool_;
   blocking::BlockingPool* pool_;
   std::shared_ptr<EventFdUnparker> unparker_;

@@ -1,4 +1,5 @@
-// Fault injection through IoUringOptions::syscalls (internal/uring_syscalls.h):
+// Fault injection through IoUringOptions::syscalls (internal/uring_syscalls.h;
+// reactor/epoll/fault_injection_test.cc is the epoll analogue):
 // submits refused with -EAGAIN / -EBUSY / -ENOMEM (in io_uring_submit, in
 // io_uring_submit_and_get_events and in io_uring_submit_and_wait_timeout,
 // without making the real call), a full SQ (get_sqe returning null), short
@@ -306,16 +307,34 @@ INSTANTIATE_TEST_SUITE_P(
 // ---- Errors that are not transient ----
 
 // ENOMEM (or anything but EINTR, EAGAIN, EBUSY, ETIME) twice in a row is
-// survived: the next entry succeeds and everything completes.
-TEST_F(FaultTest, TwoNonTransientErrorsInARowAreSurvived) {
+// survived: the next entry succeeds and everything completes. From each of
+// the three kernel entries.
+class NonTransientFaults : public FaultTest, public ::testing::WithParamInterface<Where> {};
+
+TEST_P(NonTransientFaults, TwoEnomemsInARowAreSurvived) {
   FaultySyscalls sys;
   sys.submit_errno = ENOMEM;
   Runtime rt = make_runtime(sys);
   (void)rt.block_on(reactor::nop());
-  sys.fail_wait = 2;
+  const uint64_t errors_before = rt.io_backend()->stats().enter_errors;
+  switch (GetParam()) {
+    case Where::kSubmit: sys.fail_submit = 2; break;
+    case Where::kGetEvents: sys.fail_get_events = 2; break;
+    default: sys.fail_wait = 2; break;
+  }
   run_workload(rt, sys);
+  EXPECT_EQ(rt.io_backend()->stats().enter_errors - errors_before, 2u);
   EXPECT_TRUE(rt.io_backend()->status().ok());
 }
+
+std::string entry_name(const ::testing::TestParamInfo<Where>& i) {
+  static const char* const kWhere[] = {"Submit", "GetEvents", "Wait"};
+  return kWhere[static_cast<int>(i.param)];
+}
+
+INSTANTIATE_TEST_SUITE_P(Entries, NonTransientFaults,
+                         ::testing::Values(Where::kSubmit, Where::kGetEvents, Where::kWait),
+                         entry_name);
 
 // A kernel entry that fails every time (seen with io_uring_enter refused
 // after setup) ends the run with that error after three tries instead of
