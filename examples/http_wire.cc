@@ -16,12 +16,6 @@ void append(std::vector<char>& out, std::string_view bytes) {
   out.insert(out.end(), bytes.begin(), bytes.end());
 }
 
-// RFC 9110 token characters (what a method name is made of).
-bool is_token_char(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-         (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
-}
-
 // A request target: visible characters, no space, no DEL.
 bool is_target_char(char c) {
   const auto u = static_cast<unsigned char>(c);
@@ -37,7 +31,7 @@ RequestVerdict inspect_request_head(std::string_view request_head) {
   const absl::string_view line = head.substr(0, line_end);
   // METHOD SP target SP HTTP/1.x
   size_t i = 0;
-  while (i < line.size() && is_token_char(line[i])) ++i;
+  while (i < line.size() && detail::is_token_char(line[i])) ++i;
   if (i == 0 || i == line.size() || line[i] != ' ') return RequestVerdict::kBad;
   const size_t target_start = ++i;
   while (i < line.size() && is_target_char(line[i])) ++i;

@@ -94,9 +94,18 @@ struct Answered {
 // kMaxHeadBytes: then 431 and close). Pure apart from `out`.
 Answered answer_requests(std::string_view input, std::vector<char>& out);
 
+namespace detail {
+// RFC 9110 token characters (what a method or a field name is made of).
+inline bool is_token_char(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+         (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+}
+}  // namespace detail
+
 // Each "name: value" line of `head` after its first line, up to the blank
 // line. Calls fn(name, value) and stops when it returns false. Returns false
-// when a line has no colon (or an empty name).
+// when a line has no colon or its name is not a token (empty, or with a
+// blank before the colon, which RFC 9112 says to answer with 400).
 template <class Fn>
 bool for_each_header(absl::string_view head, Fn fn) {
   size_t first_line_end = head.find("\r\n");
@@ -110,6 +119,9 @@ bool for_each_header(absl::string_view head, Fn fn) {
     if (line.empty()) return true;  // the blank line ending the head
     const size_t colon = line.find(':');
     if (colon == absl::string_view::npos || colon == 0) return false;
+    for (size_t i = 0; i < colon; ++i) {
+      if (!detail::is_token_char(line[i])) return false;
+    }
     if (!fn(line.substr(0, colon), absl::StripAsciiWhitespace(line.substr(colon + 1)))) {
       return true;
     }

@@ -789,7 +789,8 @@ TEST_F(JoinHandleTest, HandlesOfTasksOnAnotherThreadsExecutorWakeTheirJoiners) {
 // ---------------------------------------------------------------------------
 // Misuse
 
-#ifndef NDEBUG
+// Always on (POLLUX_CHECK): tests/release_checks_test runs it in a release
+// build as well.
 TEST(JoinHandleDeathTest, PollingAfterReadyIsCaught) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
@@ -804,7 +805,6 @@ TEST(JoinHandleDeathTest, PollingAfterReadyIsCaught) {
       },
       "JoinHandle polled after it returned Ready");
 }
-#endif
 
 TEST(JoinResultDeathTest, ValueOfAFailedResultAbortsWithTheReason) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");

@@ -247,12 +247,14 @@ class [[nodiscard]] Task {
   // on a future that returned Pending. Rethrows an exception that escaped the
   // coroutine; the Task has then finished.
   Poll<T> poll(Context& cx) {
-    POLLUX_DCHECK(h_ != nullptr, "polled an empty (default-constructed or moved-from) Task");
+    // Always on, also in -c opt (where these would be a segfault or a
+    // resumed finished frame): one predictable branch each.
+    POLLUX_CHECK(h_ != nullptr, "polled an empty (default-constructed or moved-from) Task");
     promise_type& p = promise();
-    POLLUX_DCHECK(!p.finished_,
-                  "Task polled after it completed (it returned Ready or threw); a future must "
-                  "not be polled again after Ready");
-    POLLUX_DCHECK(p.parent_ == nullptr, "Task polled by hand while a coroutine co_awaits it");
+    POLLUX_CHECK(!p.finished_,
+                 "Task polled after it completed (it returned Ready or threw); a future must "
+                 "not be polled again after Ready");
+    POLLUX_CHECK(p.parent_ == nullptr, "Task polled by hand while a coroutine co_awaits it");
     if (!detail::run_root(p, cx)) return Pending{};
     p.finished_ = true;
     if constexpr (std::is_void_v<T>) {
@@ -357,11 +359,12 @@ class TaskAwaiter {
   TaskAwaiter(Task<U>& child, TaskPromiseBase& parent) noexcept : child_(child), parent_(parent) {}
 
   bool await_ready() const noexcept {
-    POLLUX_DCHECK(child_.h_ != nullptr,
-                  "co_await on an empty (default-constructed or moved-from) Task");
-    POLLUX_DCHECK(!child_.promise().started_,
-                  "co_await on a Task that already ran (it was awaited or polled before); a Task "
-                  "runs once");
+    // Always on, like Task::poll's checks.
+    POLLUX_CHECK(child_.h_ != nullptr,
+                 "co_await on an empty (default-constructed or moved-from) Task");
+    POLLUX_CHECK(!child_.promise().started_,
+                 "co_await on a Task that already ran (it was awaited or polled before); a Task "
+                 "runs once");
     return false;
   }
   void await_suspend(std::coroutine_handle<>) const noexcept {

@@ -607,7 +607,6 @@ TEST(TaskTest, FirstPollExceptionIsThrownAtTheCoAwait) {
   EXPECT_THROW((void)p.poll(t), std::out_of_range);
 }
 
-#ifndef NDEBUG
 TEST(TaskDeathTest, PollingAFinishedTaskDies) {
   Poller p;
   Task<int> t = add(1, 2);
@@ -643,7 +642,6 @@ TEST(TaskDeathTest, PollingAnEmptyTaskDies) {
   Task<int> t;
   EXPECT_DEATH((void)p.poll(t), "polled an empty");
 }
-#endif  // NDEBUG
 
 // ---------------------------------------------------------------------------
 // Frame allocator.

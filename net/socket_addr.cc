@@ -2,30 +2,42 @@
 
 #include <arpa/inet.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace pollux::net {
 
 namespace {
 
+// The input is quoted C-escaped: a NUL or a newline in it is shown as \000 or
+// \n, not cut off or spread over the log.
 absl::Status bad(absl::string_view text, absl::string_view why) {
   return absl::InvalidArgumentError(
-      absl::StrCat("invalid socket address \"", text, "\": ", why));
+      absl::StrCat("invalid socket address \"", absl::CHexEscape(text), "\": ", why));
 }
 
-// Decimal 0..65535, digits only (SimpleAtoi would take "+80" and " 80").
-bool parse_port(absl::string_view s, uint16_t* out) {
-  if (s.empty() || s.size() > 5) return false;
-  uint32_t v = 0;
+// Decimal digits only, at most `max` (SimpleAtoi would take "+80", " 80" and
+// "80 ", and a scope id's trailing blank is bytes the parse ignored).
+bool parse_decimal(absl::string_view s, size_t max_digits, uint64_t max, uint64_t* out) {
+  if (s.empty() || s.size() > max_digits) return false;
+  uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint32_t>(c - '0');
+    v = v * 10 + static_cast<uint64_t>(c - '0');
   }
-  if (v > 65535) return false;
+  if (v > max) return false;
+  *out = v;
+  return true;
+}
+
+// Decimal 0..65535.
+bool parse_port(absl::string_view s, uint16_t* out) {
+  uint64_t v;
+  if (!parse_decimal(s, 5, 65535, &v)) return false;
   *out = static_cast<uint16_t>(v);
   return true;
 }
@@ -41,6 +53,9 @@ absl::StatusOr<SocketAddr> SocketAddr::parse(absl::string_view text) {
   SocketAddr out;
   std::memset(&out.storage_, 0, sizeof(out.storage_));
   if (text.empty()) return bad(text, "empty string");
+  // inet_pton reads a C string: an embedded NUL would end the host early and
+  // the bytes after it would be ignored.
+  if (text.find('\0') != absl::string_view::npos) return bad(text, "contains a NUL byte");
   if (text.front() == '[') {
     const size_t close = text.find(']');
     if (close == absl::string_view::npos) return bad(text, "missing ']'");
@@ -53,10 +68,12 @@ absl::StatusOr<SocketAddr> SocketAddr::parse(absl::string_view text) {
     uint32_t scope = 0;
     const size_t pct = host.find('%');
     if (pct != absl::string_view::npos) {
-      absl::string_view sc = host.substr(pct + 1);
-      if (sc.empty() || !absl::SimpleAtoi(sc, &scope) || sc.front() < '0' || sc.front() > '9') {
-        return bad(text, "bad IPv6 scope id (must be numeric)");
+      uint64_t sc;
+      // 10 digits hold every uint32_t (4294967295).
+      if (!parse_decimal(host.substr(pct + 1), 10, UINT32_MAX, &sc)) {
+        return bad(text, "bad IPv6 scope id (must be decimal digits, at most 4294967295)");
       }
+      scope = static_cast<uint32_t>(sc);
       host = host.substr(0, pct);
     }
     if (host.size() >= INET6_ADDRSTRLEN) return bad(text, "bad IPv6 address");

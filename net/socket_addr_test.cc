@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -77,6 +78,43 @@ TEST(SocketAddrTest, BadStringsAreInvalidArgumentNamingThem) {
     EXPECT_NE(a.status().message().find(absl::StrCat("\"", s, "\"")), absl::string_view::npos)
         << a.status();
   }
+}
+
+// Bytes the parse would otherwise have ignored: what follows an embedded NUL
+// (inet_pton reads a C string) and a scope id's trailing blank (SimpleAtoi
+// skips it). The message quotes the input C-escaped, so the NUL shows.
+TEST(SocketAddrTest, RejectsBytesItWouldIgnore) {
+  using namespace std::string_literals;
+  const struct {
+    std::string text;
+    std::string quoted;
+  } kCases[] = {
+      {"127.0.0.1\0x:80"s, "\"127.0.0.1\\x00x:80\""},
+      {"127.0.0.1\0:80"s, "\"127.0.0.1\\x00:80\""},
+      {"127.0.0.1:80\0"s, "\"127.0.0.1:80\\x00\""},
+      {"[::1\0junk]:80"s, "\"[::1\\x00junk]:80\""},
+      {"[::1%1\0]:80"s, "\"[::1%1\\x00]:80\""},
+      {"[::1%1 ]:80", "\"[::1%1 ]:80\""},
+      {"[::1%1\t]:80", "\"[::1%1\\t]:80\""},
+      {"[::1%1\n]:80", "\"[::1%1\\n]:80\""},
+      {"[::1% 1]:80", "\"[::1% 1]:80\""},
+      {"[::1%+1]:80", "\"[::1%+1]:80\""},
+      {"[::1%4294967296]:80", "\"[::1%4294967296]:80\""},
+      {"[::1%1x]:80", "\"[::1%1x]:80\""},
+  };
+  for (const auto& c : kCases) {
+    absl::StatusOr<SocketAddr> a = SocketAddr::parse(c.text);
+    ASSERT_FALSE(a.ok()) << "accepted \"" << absl::CHexEscape(c.text) << "\" as " << *a;
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << a.status();
+    EXPECT_NE(a.status().message().find(c.quoted), absl::string_view::npos) << a.status();
+  }
+  // The largest scope id still parses, and the NUL check did not cost the
+  // ordinary forms.
+  absl::StatusOr<SocketAddr> a = SocketAddr::parse("[fe80::1%4294967295]:80");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->to_string(), "[fe80::1%4294967295]:80");
+  ASSERT_TRUE(SocketAddr::parse("[fe80::1%07]:80").ok());
+  EXPECT_EQ(SocketAddr::parse("[fe80::1%07]:80")->to_string(), "[fe80::1%7]:80");
 }
 
 TEST(SocketAddrTest, EqualityComparesFamilyAddressAndPort) {

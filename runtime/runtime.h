@@ -296,6 +296,8 @@ class Runtime {
     reactor::EpollSyscalls* epoll_sys_ = nullptr;
   };
 
+  // A moved-from Runtime may only be destroyed or assigned to: any other use
+  // aborts with a message (in every build mode).
   Runtime(Runtime&&) noexcept;
   Runtime& operator=(Runtime&&) noexcept;
   ~Runtime();
@@ -379,6 +381,8 @@ class Runtime {
 
  private:
   explicit Runtime(std::unique_ptr<detail::RuntimeInner> inner);
+  // *inner_, or an abort with a message on a moved-from Runtime.
+  detail::RuntimeInner& inner() const noexcept;
 
   // Binds the runtime to the calling thread on first use (atomically: of two
   // threads racing their first block_on, one wins), refuses re-entry from a
