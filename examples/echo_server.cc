@@ -13,5 +13,5 @@
 
 int main(int argc, char** argv) {
   return pollux::examples::run_server(argc, argv, /*default_port=*/7000,
-                                      pollux::examples::serve_echo);
+                                      pollux::examples::echo_connection);
 }

@@ -16,5 +16,5 @@
 
 int main(int argc, char** argv) {
   return pollux::examples::run_server(argc, argv, /*default_port=*/8080,
-                                      pollux::examples::serve_http);
+                                      pollux::examples::http::http_connection);
 }
