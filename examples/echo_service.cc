@@ -1,5 +1,6 @@
 #include "examples/echo_service.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -24,6 +25,7 @@
 #include "reactor/errno_status.h"
 #include "reactor/ops.h"
 #include "runtime/runtime.h"
+#include "runtime/signal.h"
 #include "sync/join_set.h"
 #include "timer/instant.h"
 #include "timer/sleep.h"
@@ -297,9 +299,10 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
   }
   std::optional<Instant> shutdown_began;
   absl::StatusOr<Unit> served = rt->try_block_on([&]() -> Task<void> {
-    if (absl::Status s = install_shutdown_signals(shutdown); !s.ok()) {
+    absl::StatusOr<JoinHandle<void>> signals = install_shutdown_signals(shutdown);
+    if (!signals.ok()) {
       std::fprintf(stderr, "%s: no graceful shutdown on SIGINT/SIGTERM: %s\n", program,
-                   s.ToString().c_str());
+                   signals.status().ToString().c_str());
     }
     // Notes when the shutdown began, for the summary; ends with the servers.
     JoinHandle<void> watch = pollux::spawn([&shutdown_began, shutdown]() -> Task<void> {
@@ -309,6 +312,10 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
     for (JoinHandle<void>& h : servers) (void)co_await h;
     watch.abort();
     (void)co_await std::move(watch);
+    if (signals.ok()) {
+      signals->abort();
+      (void)co_await std::move(*signals);
+    }
   }());
   if (!served.ok()) {
     std::fprintf(stderr, "%s: the runtime stopped: %s\n", program,
@@ -330,13 +337,29 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
   return 0;
 }
 
-// SIGNAL WIRING (issue 15): waits for runtime/signal.h (branch `signals`).
-// Until it is merged, nothing subscribes to SIGINT/SIGTERM: they keep their
-// default action (the process ends at once, no summary), and the graceful
-// path is reached through ShutdownTrigger only (the tests pull it).
-absl::Status install_shutdown_signals(ShutdownTrigger shutdown) {
-  (void)shutdown;
-  return absl::OkStatus();
+absl::StatusOr<JoinHandle<void>> install_shutdown_signals(ShutdownTrigger shutdown) {
+  absl::StatusOr<signal::Signal> sigint = signal::subscribe(SIGINT);
+  if (!sigint.ok()) return sigint.status();
+  absl::StatusOr<signal::Signal> sigterm = signal::subscribe(SIGTERM);
+  if (!sigterm.ok()) return sigterm.status();
+  return pollux::spawn([sigint = std::move(*sigint), sigterm = std::move(*sigterm),
+                        shutdown]() mutable -> Task<void> {
+    for (int delivery = 0; delivery < 2; ++delivery) {
+      auto r = co_await pollux::select(sigint.recv(), sigterm.recv());
+      const absl::Status s = r.index == 0 ? std::get<0>(r.value) : std::get<1>(r.value);
+      if (!s.ok()) co_return;  // the runtime is going away
+      const char* name = r.index == 0 ? "SIGINT" : "SIGTERM";
+      if (delivery == 0) {
+        std::fprintf(stderr, "%s: graceful shutdown (a second signal stops at once)\n", name);
+        shutdown.begin();
+      } else {
+        std::fprintf(stderr, "%s: stopping now\n", name);
+        shutdown.now();
+      }
+    }
+    // Dropping the Signals here gives SIGINT/SIGTERM their default action
+    // back: a third one ends the process at once.
+  });
 }
 
 }  // namespace pollux::examples

@@ -55,6 +55,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "executor/join_handle.h"
 #include "future/task.h"
 #include "net/tcp.h"
 #include "sync/cancellation_token.h"
@@ -169,17 +170,20 @@ unsigned long long raise_open_file_limit();
 // "listening on ADDR:PORT" to stdout per distinct port and flushes it
 // (scripts parse that line), then serves with serve_connections(handler),
 // listener i on worker (core) i. SIGINT or SIGTERM begins a graceful
-// shutdown (--grace), a second one stops at once (install_shutdown_signals);
-// then it prints one line
+// shutdown (--grace), a second one stops at once (install_shutdown_signals;
+// the exit code is 0 either way); then it prints one line
 //   "summary: N connections, M requests, I bytes in, O bytes out, up S s, shutdown T s"
 // and returns 0. Other exit codes: 2 for bad flag values, 1 when the
 // runtime or a bind fails or a listener breaks.
 int run_server(int argc, char** argv, int default_port, ConnectionHandler handler);
 
-// Makes SIGINT and SIGTERM pull `shutdown`: the first begin()s it, the
-// second calls now(). Spawns the watching task on the current runtime and
-// returns; an error when the signals cannot be subscribed to.
-absl::Status install_shutdown_signals(ShutdownTrigger shutdown);
+// Makes SIGINT and SIGTERM (runtime/signal.h) pull `shutdown`: the first
+// delivery begin()s it, the second calls now(); after that both have their
+// default action again. Deliveries closer together than the watching task
+// runs coalesce into one. Call it in a task (or block_on) of a runtime with
+// I/O. Output: the watching task (abort it to unsubscribe), or subscribe()'s
+// error.
+absl::StatusOr<JoinHandle<void>> install_shutdown_signals(ShutdownTrigger shutdown);
 
 }  // namespace pollux::examples
 
