@@ -273,6 +273,18 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
       return 1;
     }
   }
+  // Subscribed before "listening" is printed: a signal sent as soon as a
+  // script sees that line must find the handler installed.
+  ShutdownTrigger shutdown;
+  absl::StatusOr<absl::StatusOr<JoinHandle<void>>> signals =
+      rt->try_block_on([shutdown]() -> Task<absl::StatusOr<JoinHandle<void>>> {
+        co_return install_shutdown_signals(shutdown);
+      }());
+  if (!signals.ok() || !signals->ok()) {
+    const absl::Status why = signals.ok() ? signals->status() : signals.status();
+    std::fprintf(stderr, "%s: no graceful shutdown on SIGINT/SIGTERM: %s\n", program,
+                 why.ToString().c_str());
+  }
   // Which backend and why (kAuto falls back to epoll where io_uring is
   // refused); the "listening" lines stay last and exact for scripts.
   std::printf("backend: %s (%s)\n", rt->backend().name(), rt->backend().reason.c_str());
@@ -286,7 +298,6 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
   options.idle_timeout = flags->idle_timeout;
   options.write_timeout = flags->write_timeout;
   options.grace = flags->grace;
-  ShutdownTrigger shutdown;
   auto stats = std::make_shared<ServeStats>();
   const Instant started = Instant::now();
   // Server i accepts on worker (core) i for its whole life; its connection
@@ -299,11 +310,6 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
   }
   std::optional<Instant> shutdown_began;
   absl::StatusOr<Unit> served = rt->try_block_on([&]() -> Task<void> {
-    absl::StatusOr<JoinHandle<void>> signals = install_shutdown_signals(shutdown);
-    if (!signals.ok()) {
-      std::fprintf(stderr, "%s: no graceful shutdown on SIGINT/SIGTERM: %s\n", program,
-                   signals.status().ToString().c_str());
-    }
     // Notes when the shutdown began, for the summary; ends with the servers.
     JoinHandle<void> watch = pollux::spawn([&shutdown_began, shutdown]() -> Task<void> {
       co_await shutdown.graceful().cancelled();
@@ -312,9 +318,9 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
     for (JoinHandle<void>& h : servers) (void)co_await h;
     watch.abort();
     (void)co_await std::move(watch);
-    if (signals.ok()) {
-      signals->abort();
-      (void)co_await std::move(*signals);
+    if (signals.ok() && signals->ok()) {
+      (*signals)->abort();
+      (void)co_await std::move(**signals);
     }
   }());
   if (!served.ok()) {

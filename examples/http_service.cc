@@ -102,10 +102,12 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
         idle && !first_request ? deadline_after(limits.idle_timeout) : head_deadline;
     std::optional<reactor::IoResult> r;
     if (idle && !env.stop.is_cancelled()) {
-      auto raced = co_await pollux::select(env.stop.cancelled(),
-                                           pollux::timeout_at(stream.read(std::move(in)), deadline));
-      if (raced.index == 0) co_return;  // shutting down, nothing in flight
-      absl::StatusOr<reactor::IoResult> read = std::get<1>(std::move(raced.value));
+      // The read first: bytes that have arrived are a request in flight,
+      // answered (with Connection: close) rather than dropped.
+      auto raced = co_await pollux::select(pollux::timeout_at(stream.read(std::move(in)), deadline),
+                                           env.stop.cancelled());
+      if (raced.index == 1) co_return;  // shutting down, nothing in flight
+      absl::StatusOr<reactor::IoResult> read = std::get<0>(std::move(raced.value));
       if (!read.ok()) co_return;  // header or idle timeout
       r.emplace(std::move(*read));
     } else {
