@@ -217,7 +217,7 @@ class ServerAbuseTest : public ServerTest {
 };
 
 TEST_F(ServerAbuseTest, TenThousandConnectionsInWavesOfFiveHundredHalfReset) {
-  const int waves = kSanitized || pollux::testing::kUnderTsan ? 4 : 20;
+  int waves = kSanitized || pollux::testing::kUnderTsan ? 4 : 20;  // not const: captured
   abuse_http("connection churn", [waves](SocketAddr addr) -> Task<void> {
     constexpr int kWave = 500;
     int connected = 0;
