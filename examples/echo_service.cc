@@ -1,15 +1,14 @@
 #include "examples/echo_service.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -20,49 +19,21 @@
 #include "absl/time/time.h"
 #include "examples/server_flags.h"
 #include "executor/join_handle.h"
+#include "future/future.h"
+#include "future/select.h"
 #include "net/socket_addr.h"
 #include "reactor/errno_status.h"
 #include "reactor/ops.h"
 #include "runtime/runtime.h"
+#include "runtime/signal.h"
+#include "sync/join_set.h"
+#include "timer/instant.h"
 #include "timer/sleep.h"
+#include "timer/timeout.h"
+#include "timer/timer_queue.h"
 
 namespace pollux::examples {
 namespace {
-
-// The connection tasks a server has spawned and not yet seen finish. A task
-// removes its own entry when its handler returns; whatever is left when the
-// server task is dropped is aborted, so no connection outlives its server.
-// Locked: on a multi_thread runtime connection tasks finish on any worker.
-// A std::mutex, not absl::Mutex: Debian's abseil is built without
-// ThreadSanitizer, which then cannot see absl::Mutex's ordering and reports
-// every access under it as a race (future/internal/mutex.h says more).
-struct LiveConnections {
-  std::mutex mu;
-  uint64_t next_id = 0;                                   // guarded by mu
-  std::unordered_map<uint64_t, JoinHandle<void>> tasks;  // guarded by mu
-};
-
-// Lives in the server's coroutine frame: destroying the frame (dropping the
-// server task) aborts every connection task still running.
-class AbortConnectionsOnDrop {
- public:
-  explicit AbortConnectionsOnDrop(std::shared_ptr<LiveConnections> live) : live_(std::move(live)) {}
-  AbortConnectionsOnDrop(const AbortConnectionsOnDrop&) = delete;
-  AbortConnectionsOnDrop& operator=(const AbortConnectionsOnDrop&) = delete;
-  ~AbortConnectionsOnDrop() {
-    std::unordered_map<uint64_t, JoinHandle<void>> tasks;
-    {
-      std::lock_guard lock(live_->mu);
-      tasks.swap(live_->tasks);
-    }
-    for (auto& [id, task] : tasks) task.abort();
-    // Dropping the handles detaches them: each is dropped at its next
-    // scheduling point.
-  }
-
- private:
-  std::shared_ptr<LiveConnections> live_;
-};
 
 // True for accept errors that only say "not now" (no fd or memory left):
 // worth retrying after connections have had a moment to close.
@@ -76,21 +47,58 @@ bool is_listener_broken(int err) {
   return err == 0 || err == EBADF || err == EINVAL || err == ENOTSOCK;
 }
 
+// Ready (with Unit) when some connection task in the set has finished, its
+// handle taken out of the set. Pending while the set is empty, without a
+// waker: only an accept adds to the set, and the accept loop builds a new
+// Reap after every accept. Keeps finished handles from piling up while the
+// server accepts.
+class Reap {
+ public:
+  using Output = Unit;
+  explicit Reap(sync::JoinSet<void>& set) : set_(&set) {}
+  Poll<Unit> poll(Context& cx) {
+    if (set_->empty()) return Pending{};
+    auto next = set_->join_next();
+    auto p = next.poll(cx);
+    if (p.is_pending() || !std::move(p).value().has_value()) return Pending{};
+    return Ready<Unit>{Unit{}};
+  }
+
+ private:
+  sync::JoinSet<void>* set_;
+};
+
+// The deadline `d` from now on the timer clock; never when d is zero
+// (a disabled limit).
+Instant deadline_in(absl::Duration d) {
+  return d <= absl::ZeroDuration() ? Instant::max() : timer::now() + d;
+}
+
 }  // namespace
 
-Task<void> serve_connections(net::TcpListener listener, ConnectionHandler handler) {
-  auto live = std::make_shared<LiveConnections>();
-  AbortConnectionsOnDrop abort_on_drop(live);
+Task<void> serve_connections(net::TcpListener listener_in, ConnectionHandler handler,
+                             ServeOptions options, ShutdownTrigger shutdown,
+                             std::shared_ptr<ServeStats> stats) {
+  std::optional<net::TcpListener> listener(std::move(listener_in));
+  const std::string name = listener->local_addr().to_string();
+  // Dropping the set (with this frame) aborts every connection still in it.
+  sync::JoinSet<void> connections;
   // One multishot accept serves the whole loop: no SQE per connection.
-  net::Incoming incoming = listener.incoming();
+  std::optional<net::Incoming> incoming(listener->incoming());
   for (;;) {
-    absl::StatusOr<net::TcpStream> accepted = co_await incoming.next();
+    // Biased: the shutdown first, then reaping (bounded by what was
+    // accepted, so it cannot starve the accepts), then the next connection.
+    auto r = co_await pollux::select(shutdown.graceful().cancelled(), Reap(connections),
+                                     incoming->next());
+    if (r.index == 0) break;
+    if (r.index == 1) continue;
+    absl::StatusOr<net::TcpStream> accepted = std::get<2>(std::move(r.value));
     if (!accepted.ok()) {
       const int err = errno_of(accepted.status());
       if (is_resource_exhaustion(err)) {
         co_await pollux::sleep(absl::Milliseconds(10));
       } else if (is_listener_broken(err)) {
-        std::fprintf(stderr, "server on %s stops: %s\n", listener.local_addr().to_string().c_str(),
+        std::fprintf(stderr, "server on %s stops: %s\n", name.c_str(),
                      accepted.status().ToString().c_str());
         co_return;
       }
@@ -98,45 +106,76 @@ Task<void> serve_connections(net::TcpListener listener, ConnectionHandler handle
       // accept) concerns that one connection: accept the next.
       continue;
     }
-    // Spawned under the lock, so its entry is in the map before the task
-    // (which may start at once on another worker) can remove it.
-    std::lock_guard lock(live->mu);
-    const uint64_t id = live->next_id++;
-    JoinHandle<void> task = pollux::spawn(
-        [live, id, handler, stream = std::move(*accepted)]() mutable -> Task<void> {
-          co_await handler(std::move(stream));
-          // Our own handle, dropped after the unlock: detaching a running
-          // task is fine.
-          std::optional<JoinHandle<void>> own;
-          std::lock_guard done(live->mu);
-          if (auto it = live->tasks.find(id); it != live->tasks.end()) {
-            own.emplace(std::move(it->second));
-            live->tasks.erase(it);
-          }
-        });
-    live->tasks.emplace(id, std::move(task));
+    // Relaxed: an event count (ServeStats).
+    stats->connections.fetch_add(1, std::memory_order_relaxed);
+    connections.spawn(handler(std::move(*accepted),
+                              ConnectionEnv{options, shutdown.graceful().child_token(), stats}));
+  }
+  // Stop accepting: the multishot accept is cancelled (closing what it had
+  // accepted and not handed out) and the listening socket closes, so new
+  // connections are refused.
+  incoming.reset();
+  listener.reset();
+  // The connections finish on their own (they saw their stop token) until
+  // the grace period ends or shutdown.now().
+  const Instant grace_end = deadline_in(options.grace);
+  while (!connections.empty() && options.grace > absl::ZeroDuration()) {
+    auto done = co_await pollux::select(shutdown.immediate().cancelled(),
+                                        pollux::timeout_at(connections.join_next(), grace_end));
+    if (done.index == 0) break;
+    if (!std::get<1>(done.value).ok()) break;  // the grace period is over
+  }
+  connections.abort_all();
+  // Aborted tasks are dropped at their next scheduling point; wait for them
+  // so their sockets are closed when this returns.
+  while (co_await connections.join_next()) {
   }
 }
 
-Task<void> echo_connection(net::TcpStream stream) {
+Task<void> serve_connections(net::TcpListener listener, ConnectionHandler handler) {
+  return serve_connections(std::move(listener), handler, ServeOptions{}, ShutdownTrigger{},
+                           std::make_shared<ServeStats>());
+}
+
+Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
   // Echo writes whatever one read returned; with Nagle on, a message split
   // across two reads would wait for the client's delayed ACK (~40 ms).
   stream.set_nodelay(true).IgnoreError();
+  ServeStats& stats = *env.stats;
   std::vector<char> buf(kEchoBufferBytes);
   for (;;) {
-    reactor::IoResult r = co_await stream.read(std::move(buf));
-    buf = std::move(r.buf);
-    if (!r.n.ok() || *r.n == 0) co_return;  // error or end of stream: this connection is done
+    // A timed-out read is dropped (on io_uring its data is lost), which is
+    // fine: the connection ends.
+    absl::StatusOr<reactor::IoResult> r =
+        co_await pollux::timeout_at(stream.read(std::move(buf)), deadline_in(env.options.idle_timeout));
+    if (!r.ok()) co_return;  // idle for idle_timeout
+    buf = std::move(r->buf);
+    if (!r->n.ok() || *r->n == 0) co_return;  // error or end of stream: this connection is done
+    const size_t n = *r->n;
+    // Relaxed: event counts (ServeStats).
+    stats.requests.fetch_add(1, std::memory_order_relaxed);
+    stats.bytes_in.fetch_add(n, std::memory_order_relaxed);
     // Send just the n bytes read; the buffer keeps its size (resizing it
-    // back up would zero-fill 16 KiB per message).
-    net::WriteAllResult w = co_await stream.write_all(std::move(buf), *r.n);
-    buf = std::move(w.buf);
-    if (!w.status.ok()) co_return;
+    // back up would zero-fill 16 KiB per message). The peer must take them
+    // within write_timeout: reading is stopped meanwhile, so a client that
+    // sends without reading is held back by its own full socket buffer.
+    absl::StatusOr<net::WriteAllResult> w = co_await pollux::timeout_at(
+        stream.write_all(std::move(buf), n), deadline_in(env.options.write_timeout));
+    if (!w.ok()) co_return;
+    buf = std::move(w->buf);
+    if (!w->status.ok()) co_return;
+    stats.bytes_out.fetch_add(n, std::memory_order_relaxed);
   }
 }
 
 Task<void> serve_echo(net::TcpListener listener) {
   return serve_connections(std::move(listener), echo_connection);
+}
+
+Task<void> serve_echo(net::TcpListener listener, ServeOptions options, ShutdownTrigger shutdown,
+                      std::shared_ptr<ServeStats> stats) {
+  return serve_connections(std::move(listener), echo_connection, options, std::move(shutdown),
+                           std::move(stats));
 }
 
 unsigned long long raise_open_file_limit() {
@@ -204,7 +243,7 @@ absl::Status nop_on(Runtime& rt, size_t i) {
 
 }  // namespace
 
-int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net::TcpListener)) {
+int run_server(int argc, char** argv, int default_port, ConnectionHandler handler) {
   const char* program = argc > 0 ? argv[0] : "server";
   absl::StatusOr<ServerFlags> flags = parse_server_flags(argc, argv, default_port);
   if (!flags.ok()) {
@@ -234,6 +273,18 @@ int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net:
       return 1;
     }
   }
+  // Subscribed before "listening" is printed: a signal sent as soon as a
+  // script sees that line must find the handler installed.
+  ShutdownTrigger shutdown;
+  absl::StatusOr<absl::StatusOr<JoinHandle<void>>> signals =
+      rt->try_block_on([shutdown]() -> Task<absl::StatusOr<JoinHandle<void>>> {
+        co_return install_shutdown_signals(shutdown);
+      }());
+  if (!signals.ok() || !signals->ok()) {
+    const absl::Status why = signals.ok() ? signals->status() : signals.status();
+    std::fprintf(stderr, "%s: no graceful shutdown on SIGINT/SIGTERM: %s\n", program,
+                 why.ToString().c_str());
+  }
   // Which backend and why (kAuto falls back to epoll where io_uring is
   // refused); the "listening" lines stay last and exact for scripts.
   std::printf("backend: %s (%s)\n", rt->backend().name(), rt->backend().reason.c_str());
@@ -242,21 +293,79 @@ int run_server(int argc, char** argv, int default_port, Task<void> (*serve)(net:
     std::fprintf(stderr, "%s: %s\n", program, listeners.status().ToString().c_str());
     return 1;
   }
+  ServeOptions options;
+  options.header_timeout = flags->header_timeout;
+  options.idle_timeout = flags->idle_timeout;
+  options.write_timeout = flags->write_timeout;
+  options.grace = flags->grace;
+  auto stats = std::make_shared<ServeStats>();
+  const Instant started = Instant::now();
   // Server i accepts on worker (core) i for its whole life; its connection
   // tasks start there (multi_thread may steal them before their first I/O).
   std::vector<JoinHandle<void>> servers;
   for (size_t i = 0; i < threads; ++i) {
-    servers.push_back(rt->spawn_on(
-        i, [serve, l = std::move((*listeners)[i])]() mutable { return serve(std::move(l)); }));
+    servers.push_back(rt->spawn_on(i, [=, l = std::move((*listeners)[i])]() mutable {
+      return serve_connections(std::move(l), handler, options, shutdown, stats);
+    }));
   }
+  std::optional<Instant> shutdown_began;
   absl::StatusOr<Unit> served = rt->try_block_on([&]() -> Task<void> {
+    // Notes when the shutdown began, for the summary; ends with the servers.
+    JoinHandle<void> watch = pollux::spawn([&shutdown_began, shutdown]() -> Task<void> {
+      co_await shutdown.graceful().cancelled();
+      shutdown_began = Instant::now();
+    });
     for (JoinHandle<void>& h : servers) (void)co_await h;
+    watch.abort();
+    (void)co_await std::move(watch);
+    if (signals.ok() && signals->ok()) {
+      (*signals)->abort();
+      (void)co_await std::move(**signals);
+    }
   }());
   if (!served.ok()) {
     std::fprintf(stderr, "%s: the runtime stopped: %s\n", program,
                  served.status().ToString().c_str());
+    return 1;
   }
-  return 1;  // serve only returns when a listener broke; it said why on stderr
+  if (!shutdown.begun()) return 1;  // a listener broke; its server said why on stderr
+  const Instant ended = Instant::now();
+  const Instant began = shutdown_began.value_or(ended);
+  // Relaxed: the servers have been joined; their increments happened before.
+  std::printf("summary: %llu connections, %llu requests, %llu bytes in, %llu bytes out, up %.3f s, "
+              "shutdown %.3f s\n",
+              static_cast<unsigned long long>(stats->connections.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(stats->requests.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(stats->bytes_in.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(stats->bytes_out.load(std::memory_order_relaxed)),
+              absl::ToDoubleSeconds(ended - started), absl::ToDoubleSeconds(ended - began));
+  std::fflush(stdout);
+  return 0;
+}
+
+absl::StatusOr<JoinHandle<void>> install_shutdown_signals(ShutdownTrigger shutdown) {
+  absl::StatusOr<signal::Signal> sigint = signal::subscribe(SIGINT);
+  if (!sigint.ok()) return sigint.status();
+  absl::StatusOr<signal::Signal> sigterm = signal::subscribe(SIGTERM);
+  if (!sigterm.ok()) return sigterm.status();
+  return pollux::spawn([sigint = std::move(*sigint), sigterm = std::move(*sigterm),
+                        shutdown]() mutable -> Task<void> {
+    for (int delivery = 0; delivery < 2; ++delivery) {
+      auto r = co_await pollux::select(sigint.recv(), sigterm.recv());
+      const absl::Status s = r.index == 0 ? std::get<0>(r.value) : std::get<1>(r.value);
+      if (!s.ok()) co_return;  // the runtime is going away
+      const char* name = r.index == 0 ? "SIGINT" : "SIGTERM";
+      if (delivery == 0) {
+        std::fprintf(stderr, "%s: graceful shutdown (a second signal stops at once)\n", name);
+        shutdown.begin();
+      } else {
+        std::fprintf(stderr, "%s: stopping now\n", name);
+        shutdown.now();
+      }
+    }
+    // Dropping the Signals here gives SIGINT/SIGTERM their default action
+    // back: a third one ends the process at once.
+  });
 }
 
 }  // namespace pollux::examples

@@ -126,7 +126,8 @@ class EchoServiceTest : public ServerTest {
  protected:
   template <class Client>
   void with_server(Client client) {
-    ServerTest::with_server(serve_echo, std::move(client));
+    ServerTest::with_server([](net::TcpListener l) { return serve_echo(std::move(l)); },
+                            std::move(client));
   }
 };
 

@@ -2,6 +2,8 @@
 
 #include <cstddef>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -16,7 +18,9 @@
 #include "absl/time/time.h"
 #include "examples/echo_service.h"
 #include "examples/http_wire.h"
+#include "future/select.h"
 #include "timer/instant.h"
+#include "timer/timer_queue.h"
 #include "timer/timeout.h"
 
 namespace pollux::examples::http {
@@ -64,46 +68,116 @@ Task<void> close_gracefully(net::TcpStream& stream, std::vector<char> buf) {
   }
 }
 
+// The deadline `d` from now on the timer clock; never when d is zero (a
+// disabled limit).
+Instant deadline_after(absl::Duration d) {
+  return d <= absl::ZeroDuration() ? Instant::max() : timer::now() + d;
+}
+
 }  // namespace
 
-Task<void> http_connection(net::TcpStream stream) {
+Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
   // Responses go out in one write per read; Nagle would hold a second
   // batch back until the client's delayed ACK.
   stream.set_nodelay(true).IgnoreError();
+  const ServeOptions& limits = env.options;
+  ServeStats& stats = *env.stats;
   std::vector<char> in(kReadBytes);
-  std::string partial;  // an incomplete request head carried over to the next read
+  std::string partial;  // received bytes not answered yet (the start of a head)
   std::vector<char> out;
+  // The first request's head must arrive within header_timeout of the
+  // connection opening; later ones within header_timeout of their first
+  // byte, and between requests the idle timeout applies.
+  Instant head_deadline = deadline_after(limits.header_timeout);
+  bool first_request = true;
   for (;;) {
-    reactor::IoResult r = co_await stream.read(std::move(in));
-    in = std::move(r.buf);
-    if (!r.n.ok() || *r.n == 0) co_return;
-    // The common case (nothing carried over) parses straight from the read
-    // buffer; `partial` is bounded by kMaxHeadBytes plus one read.
-    const bool carried_over = !partial.empty();
-    if (carried_over) partial.append(in.data(), *r.n);
-    const std::string_view input =
-        carried_over ? std::string_view(partial) : std::string_view(in.data(), *r.n);
-    const Answered answered = answer_requests(input, out);
-    if (carried_over) {
-      partial.erase(0, answered.consumed);
+    // 1. Wait for input. With nothing buffered the connection is idle: a
+    // shutdown ends it here (racing the read; the read is dropped, which on
+    // io_uring may lose what it had taken: a request the client sent at
+    // that very moment, as with any server closing an idle keep-alive
+    // connection). A request in progress is read to its end instead, and
+    // answered with Connection: close below.
+    const bool idle = partial.empty();
+    const Instant deadline =
+        idle && !first_request ? deadline_after(limits.idle_timeout) : head_deadline;
+    std::optional<reactor::IoResult> r;
+    if (idle && !env.stop.is_cancelled()) {
+      // The read first: bytes that have arrived are a request in flight,
+      // answered (with Connection: close) rather than dropped.
+      auto raced = co_await pollux::select(pollux::timeout_at(stream.read(std::move(in)), deadline),
+                                           env.stop.cancelled());
+      if (raced.index == 1) co_return;  // shutting down, nothing in flight
+      absl::StatusOr<reactor::IoResult> read = std::get<0>(std::move(raced.value));
+      if (!read.ok()) co_return;  // header or idle timeout
+      r.emplace(std::move(*read));
     } else {
-      partial.assign(input.data() + answered.consumed, input.size() - answered.consumed);
+      if (idle) co_return;  // shutting down, nothing in flight
+      absl::StatusOr<reactor::IoResult> read =
+          co_await pollux::timeout_at(stream.read(std::move(in)), deadline);
+      if (!read.ok()) co_return;  // header timeout: the head never completed
+      r.emplace(std::move(*read));
     }
-    if (!out.empty()) {
-      net::WriteAllResult w = co_await stream.write_all(std::move(out));
-      out = std::move(w.buf);
-      out.clear();  // keeps the capacity for the next batch
-      if (!w.status.ok()) co_return;
+    in = std::move(r->buf);
+    if (!r->n.ok() || *r->n == 0) co_return;
+    // Relaxed: event counts (ServeStats).
+    stats.bytes_in.fetch_add(*r->n, std::memory_order_relaxed);
+    // 2. Answer every complete head. The common case (nothing carried over)
+    // parses straight from the read buffer; `partial` is bounded by
+    // kMaxHeadBytes plus one read.
+    const bool carried_over = !partial.empty();
+    if (carried_over) partial.append(in.data(), *r->n);
+    std::string_view input =
+        carried_over ? std::string_view(partial) : std::string_view(in.data(), *r->n);
+    const size_t input_size = input.size();
+    for (;;) {
+      AnswerOptions answer_options;
+      answer_options.closing = env.stop.is_cancelled();
+      // Backpressure: at most kMaxOutputBytes of responses are built before
+      // they are sent, and nothing more is read until the client has taken
+      // them, so a client pipelining without reading is held back by its
+      // own full socket buffers, not by our memory.
+      answer_options.max_output_bytes = kMaxOutputBytes;
+      const Answered answered = answer_requests(input, out, answer_options);
+      input.remove_prefix(answered.consumed);
+      stats.requests.fetch_add(answered.responses, std::memory_order_relaxed);
+      if (answered.consumed > 0) first_request = false;
+      if (!out.empty()) {
+        const size_t bytes = out.size();
+        absl::StatusOr<net::WriteAllResult> w = co_await pollux::timeout_at(
+            stream.write_all(std::move(out)), deadline_after(limits.write_timeout));
+        if (!w.ok()) co_return;  // the client does not take its responses
+        out = std::move(w->buf);
+        out.clear();  // keeps the capacity for the next batch
+        if (!w->status.ok()) co_return;
+        stats.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+      }
+      if (answered.close) {
+        co_await close_gracefully(stream, std::move(in));
+        co_return;
+      }
+      if (!answered.output_full) break;
     }
-    if (answered.close) {
-      co_await close_gracefully(stream, std::move(in));
-      co_return;
+    // A new head has started (its first bytes just arrived, or are left
+    // after the heads answered): its deadline counts from now.
+    if (!input.empty() && (!carried_over || input.size() != input_size)) {
+      head_deadline = deadline_after(limits.header_timeout);
+    }
+    if (carried_over) {
+      partial.erase(0, input_size - input.size());
+    } else {
+      partial.assign(input.data(), input.size());
     }
   }
 }
 
 Task<void> serve_http(net::TcpListener listener) {
   return serve_connections(std::move(listener), http_connection);
+}
+
+Task<void> serve_http(net::TcpListener listener, ServeOptions options, ShutdownTrigger shutdown,
+                      std::shared_ptr<ServeStats> stats) {
+  return serve_connections(std::move(listener), http_connection, options, std::move(shutdown),
+                           std::move(stats));
 }
 
 HttpResponseReader::HttpResponseReader(net::TcpStream& stream)

@@ -19,7 +19,17 @@
 //     line without a colon -> kBadRequestResponse (400);
 //   - `Connection: close` (any case, as one token of the value), or an
 //     HTTP/1.0 request without `Connection: keep-alive` ->
-//     kHelloCloseResponse, the hello response with `Connection: close`.
+//     kHelloCloseResponse, the hello response with `Connection: close`;
+//   - during a graceful shutdown, the request in flight (if any) ->
+//     kHelloCloseResponse; an idle connection closes without a response.
+// An HTTP/1.0 request with `Connection: keep-alive` gets
+// kHelloKeepAliveResponse (saying keep-alive, which a 1.0 client needs to
+// keep the connection) and the connection stays open.
+// Closing without a response (the limits of ServeOptions): no complete
+// head within header_timeout (slowloris), nothing for idle_timeout between
+// requests, a batch of responses not taken within write_timeout. Output is
+// bounded: at most kMaxOutputBytes of responses are built before they are
+// written, and the connection reads nothing while it writes.
 // Stopping, errors and threads: as serve_connections (echo_service.h):
 // dropping the server task closes the listener and aborts every connection.
 //
@@ -32,23 +42,29 @@
 #define POLLUX_EXAMPLES_HTTP_SERVICE_H_
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "examples/echo_service.h"
 #include "examples/http_wire.h"
 #include "future/task.h"
 #include "net/tcp.h"
 
 namespace pollux::examples::http {
 
-// Serves one connection (see the header comment).
-[[nodiscard]] Task<void> http_connection(net::TcpStream stream);
+// Serves one connection (see the header comment), within env.options'
+// limits; env.stop cancelled means the server is shutting down.
+[[nodiscard]] Task<void> http_connection(net::TcpStream stream, ConnectionEnv env);
 
 // serve_connections(listener, http_connection).
 [[nodiscard]] Task<void> serve_http(net::TcpListener listener);
+// serve_connections(listener, http_connection, options, shutdown, stats).
+[[nodiscard]] Task<void> serve_http(net::TcpListener listener, ServeOptions options,
+                                    ShutdownTrigger shutdown, std::shared_ptr<ServeStats> stats);
 
 // Reads HTTP responses off a stream one by one, keeping bytes that arrive
 // after a response for the next call. Borrows the stream, which must outlive

@@ -82,7 +82,8 @@ class HttpServiceTest : public ServerTest {
  protected:
   template <class Client>
   void with_server(Client client) {
-    ServerTest::with_server(serve_http, std::move(client));
+    ServerTest::with_server([](net::TcpListener l) { return serve_http(std::move(l)); },
+                            std::move(client));
   }
 };
 
@@ -97,6 +98,10 @@ TEST(InspectRequestHeadTest, JudgesRequestLinesAndConnectionHeaders) {
             RequestVerdict::kKeepAlive);
   EXPECT_EQ(inspect_request_head("GET / HTTP/1.0\r\n\r\n"), RequestVerdict::kClose);
   EXPECT_EQ(inspect_request_head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
+            RequestVerdict::kKeepAliveAsked);
+  EXPECT_EQ(inspect_request_head("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"),
+            RequestVerdict::kClose);
+  EXPECT_EQ(inspect_request_head("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"),
             RequestVerdict::kKeepAlive);
   EXPECT_EQ(inspect_request_head("GET /\r\n\r\n"), RequestVerdict::kBad);
   EXPECT_EQ(inspect_request_head("GET / FTP/1.1\r\n\r\n"), RequestVerdict::kBad);
@@ -126,6 +131,50 @@ TEST(AnswerRequestsTest, StopsAfterTheRequestThatCloses) {
   EXPECT_TRUE(a.close);
   EXPECT_EQ(std::string(out.begin(), out.end()),
             std::string(kHelloResponse) + std::string(kHelloCloseResponse));
+}
+
+TEST(AnswerRequestsTest, Http10KeepAliveIsAnsweredWithKeepAlive) {
+  std::vector<char> out;
+  const std::string input = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                            "GET / HTTP/1.0\r\n\r\n" + std::string(kHelloRequest);
+  Answered a = answer_requests(input, out);
+  EXPECT_TRUE(a.close);
+  EXPECT_EQ(a.responses, 2u);
+  EXPECT_EQ(std::string(out.begin(), out.end()),
+            std::string(kHelloKeepAliveResponse) + std::string(kHelloCloseResponse));
+}
+
+TEST(AnswerRequestsTest, ClosingAnswersTheNextRequestWithConnectionClose) {
+  std::vector<char> out;
+  AnswerOptions closing;
+  closing.closing = true;
+  Answered a = answer_requests(repeat(kHelloRequest, 3), out, closing);
+  EXPECT_TRUE(a.close);
+  EXPECT_EQ(a.responses, 1u);
+  EXPECT_EQ(a.consumed, kHelloRequest.size());
+  EXPECT_EQ(std::string(out.begin(), out.end()), kHelloCloseResponse);
+  out.clear();
+  // A malformed request still gets its 400.
+  a = answer_requests("BROKEN\r\n\r\n", out, closing);
+  EXPECT_TRUE(a.close);
+  EXPECT_EQ(std::string(out.begin(), out.end()), kBadRequestResponse);
+}
+
+TEST(AnswerRequestsTest, StopsAtTheOutputBoundAndResumes) {
+  std::vector<char> out;
+  AnswerOptions bounded;
+  bounded.max_output_bytes = 3 * kHelloResponse.size();
+  const std::string input = repeat(kHelloRequest, 5);
+  Answered a = answer_requests(input, out, bounded);
+  EXPECT_TRUE(a.output_full);
+  EXPECT_FALSE(a.close);
+  EXPECT_EQ(a.responses, 3u);
+  EXPECT_EQ(a.consumed, 3 * kHelloRequest.size());
+  out.clear();
+  Answered rest = answer_requests(std::string_view(input).substr(a.consumed), out, bounded);
+  EXPECT_FALSE(rest.output_full);
+  EXPECT_EQ(rest.responses, 2u);
+  EXPECT_EQ(std::string(out.begin(), out.end()), repeat(kHelloResponse, 2));
 }
 
 TEST(AnswerRequestsTest, HeadLimitIsInclusive) {
@@ -201,6 +250,31 @@ TEST_F(HttpServiceTest, RequestSentOneBytePerWriteGetsOneResponse) {
     CO_ASSERT_TRUE(r.ok(), r.status());
     EXPECT_EQ(*r, kHelloResponse);
     EXPECT_TRUE(stream->shutdown_write().ok());
+    absl::Status eof = co_await reader.expect_end_of_stream();
+    EXPECT_TRUE(eof.ok()) << eof;
+  });
+}
+
+TEST_F(HttpServiceTest, Http10KeepAliveStaysOpenAndSaysSo) {
+  with_server([](SocketAddr addr) -> Task<void> {
+    std::optional<TcpStream> stream = co_await connect_to(addr);
+    if (!stream) co_return;
+    HttpResponseReader reader(*stream);
+    // What ab -k sends: HTTP/1.0 asking for keep-alive, one request at a time.
+    for (int i = 0; i < 3; ++i) {
+      net::WriteAllResult w = co_await stream->write_all(
+          bytes("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: a\r\n\r\n"));
+      CO_ASSERT_TRUE(w.status.ok(), w.status);
+      absl::StatusOr<std::string> r = co_await reader.next_response();
+      CO_ASSERT_TRUE(r.ok(), "request " << i << ": " << r.status());
+      EXPECT_EQ(*r, kHelloKeepAliveResponse);
+    }
+    // A 1.0 request without keep-alive is answered, then the connection ends.
+    net::WriteAllResult w = co_await stream->write_all(bytes("GET / HTTP/1.0\r\n\r\n"));
+    CO_ASSERT_TRUE(w.status.ok(), w.status);
+    absl::StatusOr<std::string> r = co_await reader.next_response();
+    CO_ASSERT_TRUE(r.ok(), r.status());
+    EXPECT_EQ(*r, kHelloCloseResponse);
     absl::Status eof = co_await reader.expect_end_of_stream();
     EXPECT_TRUE(eof.ok()) << eof;
   });

@@ -57,27 +57,40 @@ RequestVerdict inspect_request_head(std::string_view request_head) {
         return true;
       });
   if (!well_formed) return RequestVerdict::kBad;
-  return close || !keep_alive ? RequestVerdict::kClose : RequestVerdict::kKeepAlive;
+  if (close || !keep_alive) return RequestVerdict::kClose;
+  return version[7] == '0' ? RequestVerdict::kKeepAliveAsked : RequestVerdict::kKeepAlive;
 }
 
-Answered answer_requests(std::string_view input, std::vector<char>& out) {
+Answered answer_requests(std::string_view input, std::vector<char>& out,
+                         const AnswerOptions& options) {
   Answered answered;
   while (answered.consumed < input.size()) {
+    if (out.size() >= options.max_output_bytes) {
+      answered.output_full = true;
+      return answered;
+    }
     const std::string_view rest = input.substr(answered.consumed);
     const size_t head_length = request_head_length(rest.data(), rest.size());
     const bool too_long =
         head_length == 0 ? rest.size() > kMaxHeadBytes : head_length > kMaxHeadBytes;
     if (too_long) {
       append(out, kHeaderTooLargeResponse);
+      ++answered.responses;
       answered.consumed = input.size();
       answered.close = true;
       return answered;
     }
     if (head_length == 0) break;  // incomplete: wait for more bytes
     answered.consumed += head_length;
-    switch (inspect_request_head(rest.substr(0, head_length))) {
+    ++answered.responses;
+    RequestVerdict verdict = inspect_request_head(rest.substr(0, head_length));
+    if (options.closing && verdict != RequestVerdict::kBad) verdict = RequestVerdict::kClose;
+    switch (verdict) {
       case RequestVerdict::kKeepAlive:
         append(out, kHelloResponse);
+        break;
+      case RequestVerdict::kKeepAliveAsked:
+        append(out, kHelloKeepAliveResponse);
         break;
       case RequestVerdict::kClose:
         append(out, kHelloCloseResponse);

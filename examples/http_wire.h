@@ -11,6 +11,7 @@
 #define POLLUX_EXAMPLES_HTTP_WIRE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,18 @@ inline constexpr std::string_view kHelloCloseResponse =
     "\r\n"
     "Hello, World!";
 
+// kHelloResponse with `Connection: keep-alive`: the answer to an HTTP/1.0
+// request that asked to keep the connection. A 1.0 client (ab -k) closes
+// after any response that does not say keep-alive, so the default 1.1
+// response (which persists without saying so) is not enough for it.
+inline constexpr std::string_view kHelloKeepAliveResponse =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 13\r\n"
+    "Connection: keep-alive\r\n"
+    "\r\n"
+    "Hello, World!";
+
 // The answer to a malformed request line or header line.
 inline constexpr std::string_view kBadRequestResponse =
     "HTTP/1.1 400 Bad Request\r\n"
@@ -73,26 +86,43 @@ inline constexpr std::string_view kHeaderTooLargeResponse =
 
 // What the server does with one complete request head.
 enum class RequestVerdict {
-  kKeepAlive,  // answer kHelloResponse, keep reading
-  kClose,      // answer kHelloCloseResponse, then close
-  kBad,        // answer kBadRequestResponse, then close
+  kKeepAlive,        // HTTP/1.1 persisting: answer kHelloResponse, keep reading
+  kKeepAliveAsked,   // HTTP/1.0 with `Connection: keep-alive`: answer
+                     // kHelloKeepAliveResponse, keep reading
+  kClose,            // answer kHelloCloseResponse, then close
+  kBad,              // answer kBadRequestResponse, then close
 };
 
 // Judges one complete request head (request line, header lines, the blank
 // line), as the header comment describes. Pure; allocates nothing.
 RequestVerdict inspect_request_head(std::string_view head);
 
+// How answer_requests answers.
+struct AnswerOptions {
+  // The server is shutting down: the next request is answered with
+  // `Connection: close` (kHelloCloseResponse) and ends the connection.
+  bool closing = false;
+  // Stop consuming requests once `out` holds at least this many bytes (the
+  // caller writes them, then calls again for the rest): a client that
+  // pipelines without reading cannot grow a server's output without bound.
+  size_t max_output_bytes = SIZE_MAX;
+};
+
 // The outcome of answer_requests.
 struct Answered {
-  size_t consumed = 0;  // bytes of `input` fully handled (complete heads)
-  bool close = false;   // the last response appended ends the connection
+  size_t consumed = 0;   // bytes of `input` fully handled (complete heads)
+  size_t responses = 0;  // responses appended to `out`
+  bool close = false;    // the last response appended ends the connection
+  bool output_full = false;  // stopped at max_output_bytes: complete heads may remain
 };
 
 // Appends to `out` the response to every complete request head at the start
-// of `input`, stopping after one that ends the connection. Bytes after the
-// last complete head are not consumed (unless they already exceed
-// kMaxHeadBytes: then 431 and close). Pure apart from `out`.
-Answered answer_requests(std::string_view input, std::vector<char>& out);
+// of `input`, stopping after one that ends the connection (or once `out`
+// reaches options.max_output_bytes). Bytes after the last complete head are
+// not consumed (unless they already exceed kMaxHeadBytes: then 431 and
+// close). Pure apart from `out`.
+Answered answer_requests(std::string_view input, std::vector<char>& out,
+                         const AnswerOptions& options = {});
 
 namespace detail {
 // RFC 9110 token characters (what a method or a field name is made of).

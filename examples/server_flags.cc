@@ -7,6 +7,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 ABSL_FLAG(int, port, -1, "TCP port to listen on; 0 picks a free one (default: the server's own)");
 ABSL_FLAG(std::string, addr, "127.0.0.1", "numeric address to listen on");
@@ -21,10 +22,22 @@ ABSL_FLAG(bool, port_per_thread, false,
 ABSL_FLAG(bool, cpu_affinity, false,
           "pin thread i to the i-th CPU of the affinity mask the process started with");
 
+ABSL_FLAG(absl::Duration, header_timeout, absl::Seconds(10),
+          "close a connection whose request head is not complete this long after the "
+          "connection opened or the head's first byte arrived (0: no limit)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(75),
+          "close a keep-alive connection idle this long (0: no limit)");
+ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30),
+          "close a connection whose peer does not take a batch of output within this long "
+          "(0: no limit)");
+ABSL_FLAG(absl::Duration, grace, absl::Seconds(5),
+          "after SIGINT/SIGTERM, how long open connections get to finish before they are "
+          "closed");
+
 namespace pollux::examples {
 
 absl::StatusOr<ServerFlags> parse_server_flags(int argc, char** argv, int default_port) {
-  absl::SetProgramUsageMessage("serves on --addr:--port until killed (SIGINT/SIGTERM)");
+  absl::SetProgramUsageMessage("serves on --addr:--port until SIGINT/SIGTERM (graceful for --grace; a second signal stops at once)");
   absl::ParseCommandLine(argc, argv);
   return server_flags_from_command_line(default_port);
 }
@@ -66,6 +79,25 @@ absl::StatusOr<ServerFlags> server_flags_from_command_line(int default_port) {
   flags.cpu_affinity = absl::GetFlag(FLAGS_cpu_affinity);
   if (flags.port_per_thread && flags.port != 0 && flags.port + flags.threads - 1 > 65535) {
     return absl::InvalidArgumentError("--port_per_thread: --port + --threads - 1 is above 65535");
+  }
+  struct NamedDuration {
+    const char* name;
+    absl::Duration value;
+    absl::Duration* field;
+  };
+  for (NamedDuration d : {NamedDuration{"header_timeout", absl::GetFlag(FLAGS_header_timeout),
+                                        &flags.header_timeout},
+                          NamedDuration{"idle_timeout", absl::GetFlag(FLAGS_idle_timeout),
+                                        &flags.idle_timeout},
+                          NamedDuration{"write_timeout", absl::GetFlag(FLAGS_write_timeout),
+                                        &flags.write_timeout},
+                          NamedDuration{"grace", absl::GetFlag(FLAGS_grace), &flags.grace}}) {
+    if (d.value < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", d.name, "=",
+                                                     absl::FormatDuration(d.value),
+                                                     ": must not be negative"));
+    }
+    *d.field = d.value;
   }
   return flags;
 }

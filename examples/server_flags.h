@@ -12,6 +12,11 @@
 //                       --port with SO_REUSEPORT and one line is printed
 //   --cpu_affinity      pin thread i to the i-th CPU of the process's
 //                       affinity mask (it must hold --threads CPUs)
+//   --header_timeout=D  a request head must arrive within D (default 10s)
+//   --idle_timeout=D    an idle keep-alive connection closes after D (75s)
+//   --write_timeout=D   a batch of output must be sent within D (30s)
+//   --grace=D           after SIGINT/SIGTERM, connections get D to finish (5s)
+//                       (durations as absl: 250ms, 10s, 1m; 0 disables a timeout)
 //
 // Keeping one definition keeps the pollux-vs-raw comparison's two sides
 // started the same way by bench/compare.sh.
@@ -23,6 +28,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace pollux::examples {
 
@@ -34,11 +40,16 @@ struct ServerFlags {
   Flavour flavour = Flavour::kCurrentThread;
   bool port_per_thread = false;
   bool cpu_affinity = false;
+  absl::Duration header_timeout = absl::Seconds(10);
+  absl::Duration idle_timeout = absl::Seconds(75);
+  absl::Duration write_timeout = absl::Seconds(30);
+  absl::Duration grace = absl::Seconds(5);
 };
 
 // Parses argv with absl::ParseCommandLine (an unknown flag or a malformed
 // value prints why and exits 1; --help prints the usage and exits), then
-// checks the values. Error: InvalidArgument saying what is wrong: a port
+// checks the values. Error: InvalidArgument saying what is wrong: a negative
+// duration, a port
 // outside 0..65535, --threads outside 1..1024, an unknown --flavour,
 // current_thread with more than one thread, or --port_per_thread ports past
 // 65535. `default_port` is used when --port is not given.

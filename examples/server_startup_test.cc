@@ -31,7 +31,7 @@ int serve_with_refusal(void* arg) {
   char prog[] = "echo_server";
   char port[] = "--port=0";
   char* argv[] = {prog, port, nullptr};
-  return run_server(2, argv, 0, serve_echo);
+  return run_server(2, argv, 0, echo_connection);
 }
 
 void expect_refused_before_listening(Refusal refusal, const char* what) {

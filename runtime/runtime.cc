@@ -17,6 +17,7 @@
 #include "reactor/errno_status.h"
 #include "reactor/uring/io_uring_backend.h"
 #include "reactor/uring/probe.h"
+#include "runtime/internal/signal_driver.h"
 #include "runtime/internal/thread_per_core.h"
 #include "timer/time_driver.h"
 
@@ -187,6 +188,9 @@ struct RuntimeInner {
       multi->ref_dec();
     }
     cores.reset();  // stops and joins every core
+    // Every task is gone (the signal reader and its AsyncFd with them):
+    // unsubscribe, then close the signal pipe (runtime/signal.h).
+    if (blocking != nullptr) signals_runtime_gone(blocking);
     // The backends first drain what they still have in flight, here for
     // current_thread (the multi-thread flavours' workers did as they
     // stopped): the epoll backends' file jobs get their bounded wait before

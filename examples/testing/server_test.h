@@ -55,8 +55,6 @@ inline Task<std::optional<net::TcpStream>> connect_to(net::SocketAddr addr) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  using Serve = Task<void> (*)(net::TcpListener);
-
   void SetUp() override {
     baseline_fds_ = pollux::testing::open_fd_count();
     absl::StatusOr<Runtime> rt = pollux::testing::runtime_builder().enable_all().build();
@@ -68,15 +66,16 @@ class ServerTest : public ::testing::Test {
     EXPECT_EQ(pollux::testing::open_fd_count(), baseline_fds_) << "an fd leaked";
   }
 
-  // Runs client(addr) (at most 20 s) against serve on a fresh 127.0.0.1:0
+  // Runs client(addr) (at most 20 s) against serve (a callable taking a
+  // net::TcpListener and returning the server task) on a fresh 127.0.0.1:0
   // listener, then stops the server.
-  template <class Client>
-  void with_server(Serve serve, Client client) {
-    rt_->block_on(run_with_server(serve, std::move(client)));
+  template <class ServeFn, class Client>
+  void with_server(ServeFn serve, Client client) {
+    rt_->block_on(run_with_server(std::move(serve), std::move(client)));
   }
 
-  template <class Client>
-  static Task<void> run_with_server(Serve serve, Client client) {
+  template <class ServeFn, class Client>
+  static Task<void> run_with_server(ServeFn serve, Client client) {
     absl::StatusOr<net::TcpListener> listener =
         net::TcpListener::bind(net::SocketAddr::ipv4_loopback(0));
     CO_ASSERT_TRUE(listener.ok(), listener.status());

@@ -1,0 +1,218 @@
+#include "runtime/internal/signal_registry.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "reactor/errno_status.h"
+
+namespace pollux::detail::signal_registry {
+
+namespace {
+
+struct Slot {
+  std::atomic<int> fd{-1};
+  std::atomic<bool> pending{false};
+  std::atomic<unsigned> users{0};
+};
+
+struct PerSignal {
+  Slot slots[kSlotsPerSignal];
+  // Written before the handler is installed (under g_install_mu), read by
+  // the handler only after it saw `installed` (acquire).
+  struct sigaction prev {};
+  // release (install) / acquire (handler): publishes `prev`.
+  std::atomic<bool> installed{false};
+  // relaxed: a statistic for tests.
+  std::atomic<unsigned long> chained{0};
+};
+
+// Static storage, zero-initialised at load: the handler never allocates.
+PerSignal g_signals[kMaxSignal];
+std::mutex g_install_mu;  // install() only; never taken by the handler
+
+bool default_is_ignore(int signo) {
+  return signo == SIGCHLD || signo == SIGCONT || signo == SIGURG || signo == SIGWINCH;
+}
+bool default_is_stop(int signo) {
+  return signo == SIGTSTP || signo == SIGTTIN || signo == SIGTTOU;
+}
+
+// The default action of `signo`, from inside its handler (async-signal-safe
+// calls only). See signal.h, "With no subscriber".
+void default_action(int signo) {
+  if (default_is_ignore(signo)) return;
+  if (default_is_stop(signo)) {
+    // SIGSTOP cannot be blocked or caught: the process stops here and this
+    // handler resumes on SIGCONT, still installed.
+    ::kill(::getpid(), SIGSTOP);
+    return;
+  }
+  // Terminate (or dump core): as if pollux had never caught it. SIG_DFL
+  // back, the signal raised on this thread (it is blocked here, inside its
+  // own handler, so it waits), then unblocked: it is delivered at once and
+  // the process dies of it, with the exit status a parent expects.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(signo, &dfl, nullptr);
+  ::raise(signo);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signo);
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+void chain(PerSignal& s, int signo, siginfo_t* info, void* uctx) {
+  // relaxed: a statistic.
+  s.chained.fetch_add(1, std::memory_order_relaxed);
+  // acquire: pairs with install()'s release store; `prev` is complete.
+  if (!s.installed.load(std::memory_order_acquire)) return;
+  const struct sigaction& p = s.prev;
+  // sa_handler and sa_sigaction share storage: SIG_DFL / SIG_IGN are told
+  // by value whatever the flags say.
+  if (p.sa_handler == SIG_DFL) {
+    default_action(signo);
+  } else if (p.sa_handler == SIG_IGN) {
+    return;
+  } else if ((p.sa_flags & SA_SIGINFO) != 0) {
+    p.sa_sigaction(signo, info, uctx);
+  } else {
+    p.sa_handler(signo);
+  }
+}
+
+void on_signal(int signo, siginfo_t* info, void* uctx) {
+  const int saved_errno = errno;
+  if (signo > 0 && signo < kMaxSignal) {
+    PerSignal& s = g_signals[signo];
+    bool delivered = false;
+    for (Slot& slot : s.slots) {
+      // seq_cst: the Dekker pair with release() (header): either we see its
+      // fd = -1 or it sees us here and waits.
+      slot.users.fetch_add(1, std::memory_order_seq_cst);
+      const int fd = slot.fd.load(std::memory_order_seq_cst);
+      if (fd >= 0) {
+        delivered = true;
+        // seq_cst (release would do): stored before the byte that wakes the
+        // reader, which takes it after reading the byte (take_pending).
+        slot.pending.store(true, std::memory_order_seq_cst);
+        const char byte = static_cast<char>(signo);
+        // EAGAIN (pipe full) is fine: the reader is due to wake anyway, and
+        // `pending` carries the delivery.
+        [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
+      }
+      // release: our use of fd happens-before release()'s acquire load.
+      slot.users.fetch_sub(1, std::memory_order_release);
+    }
+    if (!delivered) chain(s, signo, info, uctx);
+  }
+  errno = saved_errno;
+}
+
+}  // namespace
+
+absl::Status validate(int signo) {
+  if (signo <= 0 || signo >= kMaxSignal || signo > SIGRTMAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "signal::subscribe(", signo, "): not a signal number (1..", SIGRTMAX, ")"));
+  }
+  if (signo == SIGKILL || signo == SIGSTOP) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "signal::subscribe(", signo, "): SIGKILL and SIGSTOP cannot be caught"));
+  }
+  if (signo > 31 && signo < SIGRTMIN) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "signal::subscribe(", signo, "): reserved by the C library (threads); real-time "
+        "signals start at SIGRTMIN = ", SIGRTMIN));
+  }
+  switch (signo) {
+    case SIGSEGV:
+    case SIGBUS:
+    case SIGFPE:
+    case SIGILL:
+    case SIGTRAP:
+    case SIGSYS:
+    case SIGABRT:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "signal::subscribe(", signo, "): a fault signal (", strsignal(signo),
+          "); a handler returning from a fault re-runs it, and abort() kills anyway, so it "
+          "cannot be awaited"));
+    default:
+      return absl::OkStatus();
+  }
+}
+
+absl::Status install(int signo) {
+  PerSignal& s = g_signals[signo];
+  // acquire: pairs with the release store below (another thread installed).
+  if (s.installed.load(std::memory_order_acquire)) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(g_install_mu);
+  // relaxed: g_install_mu orders installers.
+  if (s.installed.load(std::memory_order_relaxed)) return absl::OkStatus();
+  struct sigaction ours {};
+  ours.sa_sigaction = on_signal;
+  ours.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigemptyset(&ours.sa_mask);
+  // `prev` is read and published first, then our handler goes in: a
+  // delivery can only reach on_signal after the second sigaction, and then
+  // finds `prev` complete. (A sigaction of the user's on another thread
+  // between the two calls would be overwritten: changing a disposition
+  // while subscribing to it is outside the contract, signal.h.)
+  if (::sigaction(signo, nullptr, &s.prev) != 0) {
+    return errno_status(errno, absl::StrCat("sigaction(", signo, ") (reading)"));
+  }
+  // release: publishes `prev` to on_signal's acquire load.
+  s.installed.store(true, std::memory_order_release);
+  if (::sigaction(signo, &ours, nullptr) != 0) {
+    const int err = errno;
+    // relaxed: still under g_install_mu; on_signal is not installed.
+    s.installed.store(false, std::memory_order_relaxed);
+    return errno_status(err, absl::StrCat("sigaction(", signo, ")"));
+  }
+  return absl::OkStatus();
+}
+
+int claim(int signo, int fd) noexcept {
+  PerSignal& s = g_signals[signo];
+  for (int i = 0; i < kSlotsPerSignal; ++i) {
+    int expected = -1;
+    // A free slot's `pending` is false (release() cleared it).
+    // seq_cst: publishes the fd to the handler's load; a failed CAS is a
+    // slot someone else holds.
+    if (s.slots[i].fd.compare_exchange_strong(expected, fd, std::memory_order_seq_cst,
+                                              std::memory_order_relaxed)) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+void release(int signo, int slot) noexcept {
+  Slot& s = g_signals[signo].slots[slot];
+  // seq_cst: the other half of the Dekker pair with on_signal.
+  s.fd.store(-1, std::memory_order_seq_cst);
+  // seq_cst: see above; pairs with on_signal's fetch_sub (release).
+  while (s.users.load(std::memory_order_seq_cst) != 0) sched_yield();
+  // seq_cst (relaxed would do): no handler is in the slot any more and none
+  // will store to it while fd is -1; the next claim starts clean.
+  s.pending.store(false, std::memory_order_seq_cst);
+}
+
+bool take_pending(int signo, int slot) noexcept {
+  // seq_cst (acquire would do): pairs with on_signal's store, made before
+  // the byte this reader has read.
+  return g_signals[signo].slots[slot].pending.exchange(false, std::memory_order_seq_cst);
+}
+
+unsigned long chained_count(int signo) noexcept {
+  // relaxed: a statistic.
+  return g_signals[signo].chained.load(std::memory_order_relaxed);
+}
+
+}  // namespace pollux::detail::signal_registry
