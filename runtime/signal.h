@@ -66,16 +66,18 @@
 // is pinned to the worker that first polled it). Deliveries are a few
 // syscalls each; this is for operating signals, not a data path.
 //
-// Runtime lifetime: the runtime keeps its pipe until it is destroyed (its
-// slot for a signal until its last Signal for it drops); then it unsubscribes (before it closes the pipe, so a handler
-// never writes into a reused fd) and a Signal that outlives it yields
-// Cancelled from every recv(). Subscribing needs a runtime with I/O
-// (enable_io(), for the AsyncFd).
+// Runtime lifetime: the runtime keeps its pipe until it is destroyed, and
+// its slot for a signal until its last Signal for it drops. When it is
+// destroyed it unsubscribes (before it closes the pipe, so a handler never
+// writes into a reused fd) and a Signal that outlives it yields Cancelled
+// from every recv(). Subscribing needs a runtime with I/O (enable_io(), for
+// the AsyncFd).
 //
-// fork(): a child inherits the registry and the parent's pipe fds; a signal
-// in the child writes a byte the parent's reader then finds spurious (the
-// pending flags are the child's memory). Subscribe in the child only from a
-// runtime built there.
+// fork(): in the child every slot is free (a pthread_atfork handler): it
+// runs none of the parent's runtimes, so its signals go to the old
+// dispositions (a SIGTERM kills it) and never into the parent's pipes,
+// whose fds it still holds until exec (O_CLOEXEC). A runtime built in the
+// child subscribes afresh.
 //
 // Thread-safety: subscribe() and ctrl_c()'s first poll in a task (or a
 // block_on future) of a runtime with I/O. A Signal may be moved between

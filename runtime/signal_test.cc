@@ -15,6 +15,7 @@
 #include "runtime/signal.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -34,6 +35,7 @@
 #include "runtime/internal/signal_registry.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
+#include "tests/sanitizers.h"
 #include "tests/flavour.h"
 #include "tests/watchdog.h"
 #include "timer/sleep.h"
@@ -220,6 +222,35 @@ TEST_F(SignalTest, SigtermWithDefaultDispositionKillsOnceUnsubscribed) {
         ::_exit(3);
       },
       ::testing::KilledBySignal(SIGTERM), "");
+}
+
+// A child forked (no exec) while the parent subscribes does not inherit the
+// subscription: its SIGTERM takes the default action.
+TEST_F(SignalTest, AForkedChildIsNotSubscribed) {
+  if (pollux::testing::kUnderTsan) {
+    // Seen: under TSan the child (forked, no exec, from a threaded parent)
+    // survives its raise(SIGTERM) even with sleeps before its _exit; TSan
+    // defers signals and does not seem to deliver them in such a child.
+    GTEST_SKIP() << "TSan does not deliver the child's signal (see the comment)";
+  }
+  Runtime rt = make_runtime();
+  int status = -1;
+  absl::Status got = rt.block_on([&status]() -> Task<absl::Status> {
+    absl::StatusOr<signal::Signal> sig = signal::subscribe(SIGTERM);
+    if (!sig.ok()) co_return sig.status();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::raise(SIGTERM);  // async-signal-safe calls only in the child
+      ::_exit(3);
+    }
+    if (pid < 0) co_return absl::InternalError("fork failed");
+    if (::waitpid(pid, &status, 0) != pid) co_return absl::InternalError("waitpid failed");
+    // The parent is still subscribed.
+    ::raise(SIGTERM);
+    co_return co_await sig->recv();
+  }());
+  EXPECT_TRUE(got.ok()) << got;
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "status " << status;
 }
 
 // Polls a CtrlC and notes that it was polled (so it has subscribed).

@@ -1,6 +1,7 @@
 #include "runtime/internal/signal_registry.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -100,6 +101,15 @@ void on_signal(int signo, siginfo_t* info, void* uctx) {
   errno = saved_errno;
 }
 
+// pthread_atfork's child handler: the child runs none of the parent's
+// runtimes, so every slot is free there and its signals go to the old
+// dispositions (a SIGTERM kills it) instead of into the parent's pipes.
+void reset_in_child() noexcept {
+  for (PerSignal& s : g_signals) {
+    for (SignalSlot& slot : s.slots) slot.reset_in_child();
+  }
+}
+
 }  // namespace
 
 absl::Status validate(int signo) {
@@ -140,6 +150,13 @@ absl::Status install(int signo) {
   std::lock_guard<std::mutex> lock(g_install_mu);
   // relaxed: g_install_mu orders installers.
   if (s.installed.load(std::memory_order_relaxed)) return absl::OkStatus();
+  static bool atfork_registered = false;  // under g_install_mu
+  if (!atfork_registered) {
+    if (int err = ::pthread_atfork(nullptr, nullptr, reset_in_child); err != 0) {
+      return errno_status(err, "pthread_atfork for the signal registry");
+    }
+    atfork_registered = true;
+  }
   struct sigaction ours {};
   ours.sa_sigaction = on_signal;
   ours.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;

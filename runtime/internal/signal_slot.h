@@ -86,6 +86,15 @@ class SignalSlot {
     pending_.store(false, std::memory_order_seq_cst);
   }
 
+  // In a fork()ed child (pthread_atfork): the slot is free. No wait: the
+  // handlers counted in `users` ran on threads the child does not have.
+  void reset_in_child() noexcept {
+    // relaxed: the child has one thread.
+    fd_.store(-1, std::memory_order_relaxed);
+    pending_.store(false, std::memory_order_relaxed);
+    users_.store(0, std::memory_order_relaxed);
+  }
+
   // Whether a delivery came since the last call; clears it.
   bool take_pending() noexcept {
     // seq_cst (acquire would do): pairs with deliver()'s store.
