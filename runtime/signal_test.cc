@@ -200,6 +200,47 @@ TEST_F(SignalTest, WithNoSubscriberThePreviousHandlerRuns) {
   EXPECT_EQ(late.code(), absl::StatusCode::kCancelled) << late;
 }
 
+std::atomic<int> g_siginfo_signo{0};
+void record_siginfo(int, siginfo_t* info, void*) {
+  // relaxed: read after raise() returned on the same thread.
+  g_siginfo_signo.store(info->si_signo, std::memory_order_relaxed);
+}
+
+// The other two previous dispositions: an SA_SIGINFO handler gets its
+// siginfo; SIG_IGN (for signals whose default would kill) ignores.
+TEST_F(SignalTest, WithNoSubscriberSiginfoHandlersAndSigIgnApply) {
+  const int info_sig = SIGRTMIN + 4;
+  const int ignored_sig = SIGRTMIN + 5;  // default: terminate
+  struct sigaction sa {};
+  sa.sa_sigaction = record_siginfo;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(::sigaction(info_sig, &sa, nullptr), 0);
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  ASSERT_EQ(::sigaction(ignored_sig, &ign, nullptr), 0);
+  {
+    Runtime rt = make_runtime();
+    absl::Status s = rt.block_on([info_sig, ignored_sig]() -> Task<absl::Status> {
+      absl::StatusOr<signal::Signal> a = signal::subscribe(info_sig);
+      if (!a.ok()) co_return a.status();
+      absl::StatusOr<signal::Signal> b = signal::subscribe(ignored_sig);
+      if (!b.ok()) co_return b.status();
+      ::raise(info_sig);
+      ::raise(ignored_sig);
+      if (absl::Status r = co_await a->recv(); !r.ok()) co_return r;
+      co_return co_await b->recv();
+    }());
+    EXPECT_TRUE(s.ok()) << s;
+    EXPECT_EQ(g_siginfo_signo.load(), 0);  // the subscriber had it
+  }
+  ::raise(info_sig);
+  EXPECT_EQ(g_siginfo_signo.load(), info_sig);
+  ::raise(ignored_sig);  // ignored, as before pollux: we are still here
+  SUCCEED();
+}
+
 TEST_F(SignalTest, SigtermWithDefaultDispositionKillsOnceUnsubscribed) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // runtime and watchdog threads run
   EXPECT_EXIT(
