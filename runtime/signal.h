@@ -60,11 +60,24 @@
 // every runtime subscribed to signo sees each delivery: several tasks may
 // each subscribe and await the same signal.
 //
-// Runtime lifetime: the runtime keeps its pipe and slots until it is
-// destroyed; then it unsubscribes (before it closes the pipe, so a handler
-// never writes into a reused fd) and a Signal that outlives it yields
-// Cancelled from every recv(). Subscribing needs a runtime with I/O
-// (enable_io(), for the AsyncFd).
+// Cost: a runtime's first subscribe makes its pipe (two fds) and spawns its
+// reader, one internal task that lives as long as the runtime and holds one
+// readiness registration (Backend::live_ops counts it; on multi_thread it
+// is pinned to the worker that first polled it). Deliveries are a few
+// syscalls each; this is for operating signals, not a data path.
+//
+// Runtime lifetime: the runtime keeps its pipe until it is destroyed, and
+// its slot for a signal until its last Signal for it drops. When it is
+// destroyed it unsubscribes (before it closes the pipe, so a handler never
+// writes into a reused fd) and a Signal that outlives it yields Cancelled
+// from every recv(). Subscribing needs a runtime with I/O (enable_io(), for
+// the AsyncFd).
+//
+// fork(): in the child every slot is free (a pthread_atfork handler): it
+// runs none of the parent's runtimes, so its signals go to the old
+// dispositions (a SIGTERM kills it) and never into the parent's pipes,
+// whose fds it still holds until exec (O_CLOEXEC). A runtime built in the
+// child subscribes afresh.
 //
 // Thread-safety: subscribe() and ctrl_c()'s first poll in a task (or a
 // block_on future) of a runtime with I/O. A Signal may be moved between
@@ -91,16 +104,16 @@ struct SignalSubscription;
 
 namespace signal {
 
-/// A subscription to one signal's deliveries to the current runtime: a
-/// stream read with recv() (see the header comment). Dropping the last
-/// Signal for a signal in a runtime unsubscribes that runtime from it.
+// A subscription to one signal's deliveries to the current runtime: a
+// stream read with recv() (see the header comment). Dropping the last
+// Signal for a signal in a runtime unsubscribes that runtime from it.
 class [[nodiscard]] Signal {
  public:
-  /// recv()'s future. Output: OK when a delivery arrived, Cancelled when the
-  /// runtime went away.
-  ///
-  /// Cancellation: dropping it loses nothing: a delivery that came stays
-  /// pending for the next recv().
+  // recv()'s future. Output: OK when a delivery arrived, Cancelled when the
+  // runtime went away.
+  //
+  // Cancellation: dropping it loses nothing: a delivery that came stays
+  // pending for the next recv().
   class [[nodiscard]] RecvFuture {
    public:
     using Output = absl::Status;
@@ -109,7 +122,7 @@ class [[nodiscard]] Signal {
     RecvFuture& operator=(const RecvFuture&) = delete;
     RecvFuture& operator=(RecvFuture&&) = delete;
     ~RecvFuture();
-    /// Ready once a delivery since the last recv (or subscribe) is there.
+    // Ready once a delivery since the last recv (or subscribe) is there.
     Poll<absl::Status> poll(Context& cx);
 
    private:
@@ -125,10 +138,10 @@ class [[nodiscard]] Signal {
   Signal& operator=(const Signal&) = delete;
   ~Signal() = default;
 
-  /// The next delivery (coalesced; see the header comment). The future keeps
-  /// the subscription alive, so it may outlive the Signal.
+  // The next delivery (coalesced; see the header comment). The future keeps
+  // the subscription alive, so it may outlive the Signal.
   [[nodiscard]] RecvFuture recv() { return RecvFuture(sub_); }
-  /// The signal number this subscribes to.
+  // The signal number this subscribes to.
   int signo() const noexcept;
 
  private:
@@ -138,19 +151,19 @@ class [[nodiscard]] Signal {
   std::shared_ptr<detail::SignalSubscription> sub_;
 };
 
-/// Subscribes the current runtime to `signo` (see the header comment).
-/// Errors: InvalidArgument for a signal that cannot or must not be caught;
-/// FailedPrecondition outside a runtime or in one without I/O;
-/// ResourceExhausted when 64 runtimes already subscribe to it; the errno of
-/// pipe(2) or sigaction(2).
+// Subscribes the current runtime to `signo` (see the header comment).
+// Errors: InvalidArgument for a signal that cannot or must not be caught;
+// FailedPrecondition outside a runtime or in one without I/O;
+// ResourceExhausted when 64 runtimes already subscribe to it; the errno of
+// pipe(2) or sigaction(2).
 absl::StatusOr<Signal> subscribe(int signo);
 
-/// ctrl_c()'s future: subscribes to SIGINT on its first poll and completes
-/// on the next SIGINT after that. Output: OK, subscribe()'s error, or
-/// Cancelled when the runtime went away.
-///
-/// Cancellation: dropping it unsubscribes (it held the only Signal); a SIGINT
-/// that came meanwhile is dropped with it.
+// ctrl_c()'s future: subscribes to SIGINT on its first poll and completes
+// on the next SIGINT after that. Output: OK, subscribe()'s error, or
+// Cancelled when the runtime went away.
+//
+// Cancellation: dropping it unsubscribes (it held the only Signal); a SIGINT
+// that came meanwhile is dropped with it.
 class [[nodiscard]] CtrlC {
  public:
   using Output = absl::Status;
@@ -159,7 +172,7 @@ class [[nodiscard]] CtrlC {
   CtrlC(const CtrlC&) = delete;
   CtrlC& operator=(const CtrlC&) = delete;
   CtrlC& operator=(CtrlC&&) = delete;
-  /// Subscribes on the first poll, then waits for a delivery.
+  // Subscribes on the first poll, then waits for a delivery.
   Poll<absl::Status> poll(Context& cx);
 
  private:
@@ -167,34 +180,34 @@ class [[nodiscard]] CtrlC {
   std::optional<Signal::RecvFuture> recv_;
 };
 
-/// The next SIGINT (see CtrlC).
+// The next SIGINT (see CtrlC).
 [[nodiscard]] inline CtrlC ctrl_c() { return CtrlC(); }
 
-/// An auto-reset, coalescing event that a signal handler may set: the
-/// async-signal-safe sibling of sync::UserEvent (sync/user_event.h).
-///
-///   static signal::SignalEvent usr1;                  // outlives every handler call
-///   void on_usr1(int) { usr1.set(); }                 // your own sigaction handler
-///   ... in a task:  absl::Status s = co_await usr1.wait();
-///
-/// set() stores a pending flag and writes to an eventfd (both
-/// async-signal-safe; errno is kept); wait() completes when the event is (or
-/// becomes) pending and consumes it: one waiter per set, sets while pending
-/// coalesce, a set() before the wait() is not lost. A waiting wait() watches
-/// its own dup of the eventfd through reactor::AsyncFd (so it pins its task
-/// to its worker while it waits, and holds one more fd).
-///
-/// Thread-safety: set() from anywhere (any thread, a signal handler); wait()
-/// from tasks of a runtime with I/O, any number at once. Not movable: a
-/// handler finds it by address; it must outlive every set() and wait().
+// An auto-reset, coalescing event that a signal handler may set: the
+// async-signal-safe sibling of sync::UserEvent (sync/user_event.h).
+//
+//   static signal::SignalEvent usr1;                  // outlives every handler call
+//   void on_usr1(int) { usr1.set(); }                 // your own sigaction handler
+//   ... in a task:  absl::Status s = co_await usr1.wait();
+//
+// set() stores a pending flag and writes to an eventfd (both
+// async-signal-safe; errno is kept); wait() completes when the event is (or
+// becomes) pending and consumes it: one waiter per set, sets while pending
+// coalesce, a set() before the wait() is not lost. A waiting wait() watches
+// its own dup of the eventfd through reactor::AsyncFd (so it pins its task
+// to its worker while it waits, and holds one more fd).
+//
+// Thread-safety: set() from anywhere (any thread, a signal handler); wait()
+// from tasks of a runtime with I/O, any number at once. Not movable: a
+// handler finds it by address; it must outlive every set() and wait().
 class SignalEvent {
  public:
-  /// wait()'s future. Output: OK when it consumed a set(); the error that
-  /// made the eventfd, the dup or the AsyncFd fail (e.g. FailedPrecondition
-  /// outside a runtime with I/O, ResourceExhausted at the fd limit).
-  ///
-  /// Cancellation: dropping it loses nothing: a set() it did not consume
-  /// stays pending for the next wait().
+  // wait()'s future. Output: OK when it consumed a set(); the error that
+  // made the eventfd, the dup or the AsyncFd fail (e.g. FailedPrecondition
+  // outside a runtime with I/O, ResourceExhausted at the fd limit).
+  //
+  // Cancellation: dropping it loses nothing: a set() it did not consume
+  // stays pending for the next wait().
   class [[nodiscard]] WaitFuture {
    public:
     using Output = absl::Status;
@@ -203,7 +216,7 @@ class SignalEvent {
     WaitFuture& operator=(const WaitFuture&) = delete;
     WaitFuture& operator=(WaitFuture&&) = delete;
     ~WaitFuture();
-    /// Ready once it consumed a set().
+    // Ready once it consumed a set().
     Poll<absl::Status> poll(Context& cx);
 
    private:
@@ -215,15 +228,15 @@ class SignalEvent {
     std::optional<reactor::AsyncFd::ReadyFuture> ready_;  // on *afd_
   };
 
-  /// Makes the eventfd (a failure shows in every wait()).
+  // Makes the eventfd (a failure shows in every wait()).
   SignalEvent();
   ~SignalEvent();
   SignalEvent(const SignalEvent&) = delete;
   SignalEvent& operator=(const SignalEvent&) = delete;
 
-  /// Makes the event pending and wakes a waiter. Async-signal-safe.
+  // Makes the event pending and wakes a waiter. Async-signal-safe.
   void set() noexcept;
-  /// Completes once the event is (or becomes) pending, consuming it.
+  // Completes once the event is (or becomes) pending, consuming it.
   [[nodiscard]] WaitFuture wait() noexcept { return WaitFuture(this); }
 
  private:

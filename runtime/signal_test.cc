@@ -10,10 +10,12 @@
 // over (the first subscribe remembers the disposition of that moment):
 // SIGTERM (waking, two runtimes, the death test), SIGUSR1 (kept, coalesced),
 // SIGUSR2 (the counting previous handler), SIGINT (ctrl_c), SIGHUP (fds),
-// SIGRTMIN+2 (SignalEvent, under a handler of the test's own).
+// SIGRTMIN+2 (SignalEvent, under a handler of the test's own), SIGRTMIN+3
+// (the stress test, over a counting handler).
 #include "runtime/signal.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -33,6 +35,7 @@
 #include "runtime/internal/signal_registry.h"
 #include "runtime/runtime.h"
 #include "tests/fd_count.h"
+#include "tests/sanitizers.h"
 #include "tests/flavour.h"
 #include "tests/watchdog.h"
 #include "timer/sleep.h"
@@ -197,6 +200,47 @@ TEST_F(SignalTest, WithNoSubscriberThePreviousHandlerRuns) {
   EXPECT_EQ(late.code(), absl::StatusCode::kCancelled) << late;
 }
 
+std::atomic<int> g_siginfo_signo{0};
+void record_siginfo(int, siginfo_t* info, void*) {
+  // relaxed: read after raise() returned on the same thread.
+  g_siginfo_signo.store(info->si_signo, std::memory_order_relaxed);
+}
+
+// The other two previous dispositions: an SA_SIGINFO handler gets its
+// siginfo; SIG_IGN (for signals whose default would kill) ignores.
+TEST_F(SignalTest, WithNoSubscriberSiginfoHandlersAndSigIgnApply) {
+  const int info_sig = SIGRTMIN + 4;
+  const int ignored_sig = SIGRTMIN + 5;  // default: terminate
+  struct sigaction sa {};
+  sa.sa_sigaction = record_siginfo;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(::sigaction(info_sig, &sa, nullptr), 0);
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  ASSERT_EQ(::sigaction(ignored_sig, &ign, nullptr), 0);
+  {
+    Runtime rt = make_runtime();
+    absl::Status s = rt.block_on([info_sig, ignored_sig]() -> Task<absl::Status> {
+      absl::StatusOr<signal::Signal> a = signal::subscribe(info_sig);
+      if (!a.ok()) co_return a.status();
+      absl::StatusOr<signal::Signal> b = signal::subscribe(ignored_sig);
+      if (!b.ok()) co_return b.status();
+      ::raise(info_sig);
+      ::raise(ignored_sig);
+      if (absl::Status r = co_await a->recv(); !r.ok()) co_return r;
+      co_return co_await b->recv();
+    }());
+    EXPECT_TRUE(s.ok()) << s;
+    EXPECT_EQ(g_siginfo_signo.load(), 0);  // the subscriber had it
+  }
+  ::raise(info_sig);
+  EXPECT_EQ(g_siginfo_signo.load(), info_sig);
+  ::raise(ignored_sig);  // ignored, as before pollux: we are still here
+  SUCCEED();
+}
+
 TEST_F(SignalTest, SigtermWithDefaultDispositionKillsOnceUnsubscribed) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // runtime and watchdog threads run
   EXPECT_EXIT(
@@ -219,6 +263,35 @@ TEST_F(SignalTest, SigtermWithDefaultDispositionKillsOnceUnsubscribed) {
         ::_exit(3);
       },
       ::testing::KilledBySignal(SIGTERM), "");
+}
+
+// A child forked (no exec) while the parent subscribes does not inherit the
+// subscription: its SIGTERM takes the default action.
+TEST_F(SignalTest, AForkedChildIsNotSubscribed) {
+  if (pollux::testing::kUnderTsan) {
+    // Seen: under TSan the child (forked, no exec, from a threaded parent)
+    // survives its raise(SIGTERM) even with sleeps before its _exit; TSan
+    // defers signals and does not seem to deliver them in such a child.
+    GTEST_SKIP() << "TSan does not deliver the child's signal (see the comment)";
+  }
+  Runtime rt = make_runtime();
+  int status = -1;
+  absl::Status got = rt.block_on([&status]() -> Task<absl::Status> {
+    absl::StatusOr<signal::Signal> sig = signal::subscribe(SIGTERM);
+    if (!sig.ok()) co_return sig.status();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::raise(SIGTERM);  // async-signal-safe calls only in the child
+      ::_exit(3);
+    }
+    if (pid < 0) co_return absl::InternalError("fork failed");
+    if (::waitpid(pid, &status, 0) != pid) co_return absl::InternalError("waitpid failed");
+    // The parent is still subscribed.
+    ::raise(SIGTERM);
+    co_return co_await sig->recv();
+  }());
+  EXPECT_TRUE(got.ok()) << got;
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "status " << status;
 }
 
 // Polls a CtrlC and notes that it was polled (so it has subscribed).
@@ -343,6 +416,84 @@ TEST_F(SignalTest, SubscribeRefusesWhatCannotBeAwaited) {
     co_return signal::subscribe(SIGTERM).status().code();
   }());
   EXPECT_EQ(c, absl::StatusCode::kFailedPrecondition);
+}
+
+std::atomic<int> g_stress_chained{0};
+void count_stress(int) {
+  // relaxed: a counter.
+  g_stress_chained.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Two threads raise a signal without pause while runtimes come and go and
+// their tasks subscribe, wait a little and unsubscribe: every recv ends OK or
+// by its timeout, a runtime going away never has a handler write into its
+// closed pipe (ASan/TSan; the fd count), and the windows with no subscriber
+// go to the counting handler, never to SIG_DFL.
+TEST_F(SignalTest, StressRaisesWhileRuntimesSubscribeAndGo) {
+  const int sig = SIGRTMIN + 3;
+  struct sigaction counting {};
+  counting.sa_handler = count_stress;
+  sigemptyset(&counting.sa_mask);
+  ASSERT_EQ(::sigaction(sig, &counting, nullptr), 0);
+  { Runtime warm = make_runtime(); }
+  const int fds_before = open_fd_count();
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> raisers;
+  for (int i = 0; i < 2; ++i) {
+    raisers.emplace_back([&stop, sig] {
+      while (!stop.load()) {
+        ::kill(::getpid(), sig);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+  }
+  int ok = 0, timed_out = 0, other = 0;
+  for (int round = 0; round < 30; ++round) {
+    Runtime rt = make_runtime();
+    std::vector<absl::Status> got = rt.block_on([]() -> Task<std::vector<absl::Status>> {
+      std::vector<JoinHandle<std::vector<absl::Status>>> hs;
+      for (int t = 0; t < 3; ++t) {
+        hs.push_back(pollux::spawn([]() -> Task<std::vector<absl::Status>> {
+          std::vector<absl::Status> out;
+          for (int j = 0; j < 4; ++j) {
+            absl::StatusOr<signal::Signal> s = signal::subscribe(SIGRTMIN + 3);
+            if (!s.ok()) {
+              out.push_back(s.status());
+              continue;
+            }
+            out.push_back(co_await timeout(s->recv(), absl::Milliseconds(10)));
+          }
+          co_return out;
+        }));
+      }
+      std::vector<absl::Status> all;
+      for (JoinHandle<std::vector<absl::Status>>& h : hs) {
+        JoinResult<std::vector<absl::Status>> r = co_await h;
+        if (!r.ok()) {
+          all.push_back(r.status());
+          continue;
+        }
+        for (absl::Status& s : r.value()) all.push_back(std::move(s));
+      }
+      co_return all;
+    }());
+    for (const absl::Status& s : got) {
+      if (s.ok()) {
+        ++ok;
+      } else if (s.code() == absl::StatusCode::kDeadlineExceeded) {
+        ++timed_out;
+      } else {
+        ++other;
+        ADD_FAILURE() << s;
+      }
+    }
+  }
+  stop.store(true);
+  for (std::thread& t : raisers) t.join();
+  EXPECT_EQ(other, 0);
+  EXPECT_GT(ok, 0);  // signals every 100 us on average: most recvs get one
+  EXPECT_EQ(ok + timed_out, 30 * 3 * 4);
+  EXPECT_EQ(open_fd_count(), fds_before);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #include "runtime/internal/signal_registry.h"
 
 #include <errno.h>
-#include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,19 +10,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "reactor/errno_status.h"
+#include "runtime/internal/signal_slot.h"
 
 namespace pollux::detail::signal_registry {
 
 namespace {
 
-struct Slot {
-  std::atomic<int> fd{-1};
-  std::atomic<bool> pending{false};
-  std::atomic<unsigned> users{0};
-};
-
 struct PerSignal {
-  Slot slots[kSlotsPerSignal];
+  SignalSlot slots[kSlotsPerSignal];
   // Written before the handler is installed (under g_install_mu), read by
   // the handler only after it saw `installed` (acquire).
   struct sigaction prev {};
@@ -92,27 +87,27 @@ void on_signal(int signo, siginfo_t* info, void* uctx) {
   if (signo > 0 && signo < kMaxSignal) {
     PerSignal& s = g_signals[signo];
     bool delivered = false;
-    for (Slot& slot : s.slots) {
-      // seq_cst: the Dekker pair with release() (header): either we see its
-      // fd = -1 or it sees us here and waits.
-      slot.users.fetch_add(1, std::memory_order_seq_cst);
-      const int fd = slot.fd.load(std::memory_order_seq_cst);
-      if (fd >= 0) {
-        delivered = true;
-        // seq_cst (release would do): stored before the byte that wakes the
-        // reader, which takes it after reading the byte (take_pending).
-        slot.pending.store(true, std::memory_order_seq_cst);
+    for (SignalSlot& slot : s.slots) {
+      // The slot protocol (signal_slot.h). EAGAIN (pipe full) is fine: the
+      // reader is due to wake anyway, and the pending flag carries the
+      // delivery.
+      delivered |= slot.deliver([signo](int fd) {
         const char byte = static_cast<char>(signo);
-        // EAGAIN (pipe full) is fine: the reader is due to wake anyway, and
-        // `pending` carries the delivery.
         [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
-      }
-      // release: our use of fd happens-before release()'s acquire load.
-      slot.users.fetch_sub(1, std::memory_order_release);
+      });
     }
     if (!delivered) chain(s, signo, info, uctx);
   }
   errno = saved_errno;
+}
+
+// pthread_atfork's child handler: the child runs none of the parent's
+// runtimes, so every slot is free there and its signals go to the old
+// dispositions (a SIGTERM kills it) instead of into the parent's pipes.
+void reset_in_child() noexcept {
+  for (PerSignal& s : g_signals) {
+    for (SignalSlot& slot : s.slots) slot.reset_in_child();
+  }
 }
 
 }  // namespace
@@ -155,6 +150,13 @@ absl::Status install(int signo) {
   std::lock_guard<std::mutex> lock(g_install_mu);
   // relaxed: g_install_mu orders installers.
   if (s.installed.load(std::memory_order_relaxed)) return absl::OkStatus();
+  static bool atfork_registered = false;  // under g_install_mu
+  if (!atfork_registered) {
+    if (int err = ::pthread_atfork(nullptr, nullptr, reset_in_child); err != 0) {
+      return errno_status(err, "pthread_atfork for the signal registry");
+    }
+    atfork_registered = true;
+  }
   struct sigaction ours {};
   ours.sa_sigaction = on_signal;
   ours.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
@@ -181,33 +183,15 @@ absl::Status install(int signo) {
 int claim(int signo, int fd) noexcept {
   PerSignal& s = g_signals[signo];
   for (int i = 0; i < kSlotsPerSignal; ++i) {
-    int expected = -1;
-    // A free slot's `pending` is false (release() cleared it).
-    // seq_cst: publishes the fd to the handler's load; a failed CAS is a
-    // slot someone else holds.
-    if (s.slots[i].fd.compare_exchange_strong(expected, fd, std::memory_order_seq_cst,
-                                              std::memory_order_relaxed)) {
-      return i;
-    }
+    if (s.slots[i].claim(fd)) return i;
   }
   return -1;
 }
 
-void release(int signo, int slot) noexcept {
-  Slot& s = g_signals[signo].slots[slot];
-  // seq_cst: the other half of the Dekker pair with on_signal.
-  s.fd.store(-1, std::memory_order_seq_cst);
-  // seq_cst: see above; pairs with on_signal's fetch_sub (release).
-  while (s.users.load(std::memory_order_seq_cst) != 0) sched_yield();
-  // seq_cst (relaxed would do): no handler is in the slot any more and none
-  // will store to it while fd is -1; the next claim starts clean.
-  s.pending.store(false, std::memory_order_seq_cst);
-}
+void release(int signo, int slot) noexcept { g_signals[signo].slots[slot].release(); }
 
 bool take_pending(int signo, int slot) noexcept {
-  // seq_cst (acquire would do): pairs with on_signal's store, made before
-  // the byte this reader has read.
-  return g_signals[signo].slots[slot].pending.exchange(false, std::memory_order_seq_cst);
+  return g_signals[signo].slots[slot].take_pending();
 }
 
 unsigned long chained_count(int signo) noexcept {

@@ -8,20 +8,10 @@
 // was there before (see signal.h for what that means per disposition).
 //
 // The handler's hot path takes no lock and allocates nothing: per slot one
-// fetch_add/fetch_sub on `users` around one load of `fd`, a store to
-// `pending` and a write(2). errno is saved and restored.
-//
-// Slot protocol (why a released fd is never written after its close):
-//   handler:  users += 1 (seq_cst); fd = load (seq_cst); if fd >= 0 write;
-//             users -= 1 (release)
-//   release:  fd = -1 (seq_cst); spin until users == 0 (acquire)
-// The four seq_cst accesses are one Dekker pair: either the handler's load
-// sees -1, or release's load of `users` sees the handler in the slot and
-// waits until it left. After release() returns the caller may close the fd.
-// The wait is short (a handler does one write to a non-blocking pipe) and
-// cannot deadlock: a handler that interrupts the releasing thread runs to
-// its end before that thread resumes. A handler counts as "found a
-// subscriber" only for a slot whose fd it saw.
+// fetch_add/fetch_sub around one load of the fd, a store to the pending flag
+// and a write(2) (signal_slot.h has the slot protocol and why a released fd
+// is never written after its close). errno is saved and restored. A handler
+// counts as "found a subscriber" only for a slot whose fd it saw.
 //
 // Thread-safety: claim/release/take_pending from any thread (one caller per
 // slot at a time: the runtime that claimed it); install under its own lock.
