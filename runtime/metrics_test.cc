@@ -346,22 +346,26 @@ TEST_F(MetricsTest, StealsAreExactOnMultiThread) {
   ASSERT_TRUE(built.ok()) << built.status();
   Runtime& rt = *built;
   constexpr int kChildren = 16;
-  auto done = std::make_shared<std::atomic<int>>(0);
-  auto timed_out = std::make_shared<std::atomic<bool>>(false);
-  JoinHandle<void> root = rt.spawn_on(0, [done, timed_out]() -> Task<void> {
+  // Plain pointers into this frame (it outlives the join): with shared_ptr
+  // copies captured by the poll_fn lambda nested in the coroutine lambda,
+  // GCC 12 builds freed the flag before the test read it (ASan: use after
+  // free), which looks like a compiler bug; pointers avoid the question.
+  std::atomic<int> done{0};
+  std::atomic<bool> timed_out{false};
+  JoinHandle<void> root = rt.spawn_on(0, [d = &done, t = &timed_out]() -> Task<void> {
     for (int i = 0; i < kChildren; ++i) {
-      pollux::spawn([done]() -> Task<void> {
-        done->fetch_add(1);
+      pollux::spawn([d]() -> Task<void> {
+        d->fetch_add(1);
         co_return;
       }).detach();
     }
-    co_await poll_fn([done, timed_out](Context&) -> Poll<void> {
-      if (!eventually([&] { return done->load() == kChildren; })) timed_out->store(true);
+    co_await poll_fn([d, t](Context&) -> Poll<void> {
+      if (!eventually([d] { return d->load() == kChildren; })) t->store(true);
       return Ready{};
     });
   });
   ASSERT_TRUE(join_here(std::move(root)).ok());
-  ASSERT_FALSE(timed_out->load()) << done->load() << " of the children ran";
+  ASSERT_FALSE(timed_out.load()) << done.load() << " of the children ran";
   const RuntimeMetrics m = rt.metrics();
   EXPECT_EQ(m.per_worker[0].steals, 0u);
   EXPECT_EQ(m.per_worker[1].steals, uint64_t{kChildren});
@@ -440,9 +444,9 @@ TEST_F(MetricsTest, MetricsFromAnotherThreadWhileTheRuntimeRuns) {
       reads.fetch_add(1);
     }
   });
-  const int rounds = pollux::testing::kUnderTsan ? 20 : 100;
-  rt.block_on([rounds]() -> Task<void> {
-    for (int r = 0; r < rounds; ++r) {
+  constexpr int kRounds = pollux::testing::kUnderTsan ? 20 : 100;
+  rt.block_on([]() -> Task<void> {
+    for (int r = 0; r < kRounds; ++r) {
       std::vector<JoinHandle<void>> hs;
       for (int i = 0; i < 8; ++i) {
         hs.push_back(pollux::spawn([]() -> Task<void> {
@@ -459,9 +463,9 @@ TEST_F(MetricsTest, MetricsFromAnotherThreadWhileTheRuntimeRuns) {
   reader.join();
   EXPECT_FALSE(went_backwards.load());
   const WorkerMetrics t = rt.metrics().total();
-  EXPECT_EQ(t.ops_submitted, uint64_t(rounds) * 8);
-  EXPECT_EQ(t.ops_completed, uint64_t(rounds) * 8);
-  EXPECT_TRUE(eventually([&] { return rt.metrics().total().polls >= uint64_t(rounds) * 8 * 2; }));
+  EXPECT_EQ(t.ops_submitted, uint64_t{kRounds} * 8);
+  EXPECT_EQ(t.ops_completed, uint64_t{kRounds} * 8);
+  EXPECT_TRUE(eventually([&] { return rt.metrics().total().polls >= uint64_t{kRounds} * 8 * 2; }));
 }
 
 // ---- to_prometheus ----
