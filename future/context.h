@@ -54,8 +54,10 @@ class Budget {
     remaining_ = units;
     refused_ = false;
   }
-  // Whether try_take() refused since the last reset or take_refused(), and
-  // clears that (the executor counts forced yields with it after a poll).
+  // Whether try_take() refused since the last reset (or take_refused(),
+  // which also clears it): the executor counts forced yields with it after
+  // a poll.
+  bool refused() const noexcept { return refused_; }
   bool take_refused() noexcept {
     const bool r = refused_;
     refused_ = false;
