@@ -52,8 +52,8 @@
 
 namespace pollux {
 
-/// One worker's (core's) counters in a RuntimeMetrics snapshot (see the
-/// header comment for what each counts).
+// One worker's (core's) counters in a RuntimeMetrics snapshot (see the
+// header comment for what each counts).
 struct WorkerMetrics {
   uint64_t polls = 0;
   uint64_t spawns = 0;
@@ -73,28 +73,28 @@ struct WorkerMetrics {
   uint64_t leaked_ops = 0;
 };
 
-/// A snapshot of a runtime's counters, from Runtime::metrics().
+// A snapshot of a runtime's counters, from Runtime::metrics().
 struct RuntimeMetrics {
-  std::string flavour;  ///< "current_thread", "multi_thread" or "thread_per_core"
-  std::string backend;  ///< "io_uring", "epoll" or "none"
+  std::string flavour;  // "current_thread", "multi_thread" or "thread_per_core"
+  std::string backend;  // "io_uring", "epoll" or "none"
   size_t workers = 0;
-  uint64_t alive_tasks = 0;   ///< spawned and not complete (gauge)
-  uint64_t spawns_total = 0;  ///< every spawn the runtime bound (spawn_blocking not included)
-  /// multi_thread: the shared inject queue; the others: the sum of the
-  /// workers' inject queues (gauge).
+  uint64_t alive_tasks = 0;   // spawned and not complete (gauge)
+  uint64_t spawns_total = 0;  // every spawn the runtime bound (spawn_blocking not included)
+  // multi_thread: the shared inject queue; the others: the sum of the
+  // workers' inject queues (gauge).
   uint64_t inject_queue_depth = 0;
-  uint64_t blocking_threads = 0;       ///< spawn_blocking's pool: threads alive
-  uint64_t blocking_idle_threads = 0;  ///< ... of which waiting for work
-  uint64_t blocking_queue_depth = 0;   ///< ... jobs waiting for a thread
+  uint64_t blocking_threads = 0;       // spawn_blocking's pool: threads alive
+  uint64_t blocking_idle_threads = 0;  // ... of which waiting for work
+  uint64_t blocking_queue_depth = 0;   // ... jobs waiting for a thread
   std::vector<WorkerMetrics> per_worker;
 
-  /// Every worker's counters summed (gauges too).
+  // Every worker's counters summed (gauges too).
   WorkerMetrics total() const;
-  /// The snapshot in the Prometheus text exposition format (version 0.0.4):
-  /// `# HELP` and `# TYPE` lines, counters named `..._total`, gauges for
-  /// depths and thread counts, per-worker series labelled `worker="i"`
-  /// (the op counters also `backend="..."`), e.g.
-  ///   pollux_worker_polls_total{worker="0"} 123
+  // The snapshot in the Prometheus text exposition format (version 0.0.4):
+  // `# HELP` and `# TYPE` lines, counters named `..._total`, gauges for
+  // depths and thread counts, per-worker series labelled `worker="i"`
+  // (the op counters also `backend="..."`), e.g.
+  //   pollux_worker_polls_total{worker="0"} 123
   std::string to_prometheus() const;
 };
 
