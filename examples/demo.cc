@@ -17,7 +17,9 @@
 // is refused; POLLUX_BACKEND=epoll picks it). Then the server is told to
 // stop: its task is dropped, which closes
 // the listener and every connection, its runtime shuts down, and its thread
-// is joined.
+// is joined. Before that, a metrics table (Runtime::metrics(), read while
+// the server runs) shows what each runtime did per message: task polls,
+// kernel entries (io_uring_enter / epoll_wait), I/O ops, parks, steals.
 //
 // Exit status: 0 only when no client saw an error and every byte sent came
 // back verified.
@@ -293,6 +295,36 @@ void print_summary(Stats& stats, double secs) {
               stats.verified_bytes == stats.bytes ? "all of them" : "NOT all of them");
 }
 
+// The two runtimes' counters side by side, totals and per message.
+void print_metrics(const pollux::RuntimeMetrics& client, const pollux::RuntimeMetrics& server,
+                   uint64_t messages) {
+  const pollux::WorkerMetrics c = client.total();
+  const pollux::WorkerMetrics s = server.total();
+  const double per = messages > 0 ? 1.0 / static_cast<double>(messages) : 0;
+  std::printf("\n  %-24s %14s %14s\n", "metrics", "clients", "server");
+  auto row = [](const char* name, uint64_t a, uint64_t b) {
+    std::printf("  %-24s %14" PRIu64 " %14" PRIu64 "\n", name, a, b);
+  };
+  auto ratio = [](const char* name, double a, double b) {
+    std::printf("  %-24s %14.2f %14.2f\n", name, a, b);
+  };
+  std::printf("  %-24s %14s %14s\n", "runtime", client.flavour.c_str(), server.flavour.c_str());
+  row("workers", client.workers, server.workers);
+  row("tasks spawned", client.spawns_total, server.spawns_total);
+  row("task polls", c.polls, s.polls);
+  ratio("  per message", c.polls * per, s.polls * per);
+  row("kernel entries", c.kernel_entries, s.kernel_entries);
+  ratio("  per message", c.kernel_entries * per, s.kernel_entries * per);
+  row("I/O ops submitted", c.ops_submitted, s.ops_submitted);
+  ratio("  per message", c.ops_submitted * per, s.ops_submitted * per);
+  row("I/O ops completed", c.ops_completed, s.ops_completed);
+  row("I/O ops cancelled", c.ops_cancelled, s.ops_cancelled);
+  row("parks", c.parks, s.parks);
+  row("steals (tasks)", c.steals, s.steals);
+  row("LIFO-slot polls", c.lifo_slot_hits, s.lifo_slot_hits);
+  row("budget-forced yields", c.budget_forced_yields, s.budget_forced_yields);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -313,13 +345,17 @@ int main(int argc, char** argv) {
   StopSignal stop;
   std::promise<absl::StatusOr<SocketAddr>> bound;
   std::string server_backend;  // written before `bound` is set, read after
-  std::thread server_thread([&stop, &bound, &flags, &server_backend] {
+  // Likewise; valid until `stop` fires (metrics() is read from this thread
+  // while the server runs).
+  pollux::Runtime* server_rt = nullptr;
+  std::thread server_thread([&stop, &bound, &flags, &server_backend, &server_rt] {
     absl::StatusOr<pollux::Runtime> rt = build_server_runtime(*flags);
     if (!rt.ok()) {
       bound.set_value(rt.status());
       return;
     }
     server_backend = absl::StrCat(rt->backend().name(), " (", rt->backend().reason, ")");
+    server_rt = &*rt;
     std::vector<pollux::net::TcpListener> listeners;
     pollux::net::TcpListener::Options options;
     options.reuse_port = rt->worker_count() > 1;
@@ -358,6 +394,7 @@ int main(int argc, char** argv) {
 
   Stats stats;
   stats.latencies_ns.reserve(1 << 20);
+  pollux::RuntimeMetrics client_metrics;
   const Instant start = Instant::now();
   {
     absl::StatusOr<pollux::Runtime> rt =
@@ -372,9 +409,11 @@ int main(int argc, char** argv) {
     absl::Status finished =
         rt->block_on(pollux::timeout(drive_clients(*server, &stats, tty), kGiveUpAfter));
     if (!finished.ok()) stats.fail(absl::StrCat("clients stuck: ", finished.ToString()));
+    client_metrics = rt->metrics();
   }
   const double secs = absl::ToDoubleSeconds(Instant::now() - start);
   print_summary(stats, secs);
+  print_metrics(client_metrics, server_rt->metrics(), stats.messages);
 
   const Instant stop_at = Instant::now();
   stop.trigger();

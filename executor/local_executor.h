@@ -89,8 +89,12 @@ class LocalExecutor {
   // An executor that parks in `park` (which must outlive it). With
   // `bind_lazily`, the executor belongs to the first thread that runs or
   // spawns on it (a current_thread runtime built on one thread and run on
-  // another); otherwise to the constructing thread.
-  explicit LocalExecutor(Park& park, bool bind_lazily = false);
+  // another); otherwise to the constructing thread. `counters`, when given,
+  // receives its metrics and must outlive it (runtime/ passes its own, so
+  // Runtime::metrics() never reads an executor's memory); else it keeps its
+  // own.
+  explicit LocalExecutor(Park& park, bool bind_lazily = false,
+                         detail::WorkerCounters* counters = nullptr);
   ~LocalExecutor();
   LocalExecutor(const LocalExecutor&) = delete;
   LocalExecutor& operator=(const LocalExecutor&) = delete;
@@ -150,6 +154,9 @@ class LocalExecutor {
 
   // The scheduler a Handle keeps (internal; for runtime/).
   detail::Schedule* scheduler() const noexcept { return scheduler_; }
+  // Tasks woken or spawned from other threads and not adopted yet (any
+  // thread; takes a lock: for metrics).
+  size_t injected_tasks() const noexcept { return scheduler_->injected_len(); }
 
   // Spawns from any thread (the task is adopted by the owner at its next
   // tick), like Runtime's Handle::spawn. The future is moved to the owner
@@ -178,6 +185,7 @@ class LocalExecutor {
 
   std::unique_ptr<Park> own_park_;
   Park* park_;
+  detail::WorkerCounters own_counters_;  // unless given others
   detail::LocalCore core_;
   detail::LocalScheduler* scheduler_;
 };
@@ -213,10 +221,14 @@ absl::Status LocalExecutor::run_to_completion(const RuntimeContext& base, F f,
     run_tick();
     if (has_runnable() || scheduler_->root_woken()) {
       park_->poll_now();
-    } else if (!park_->park(std::nullopt)) {
-      // An unbounded park that reports nothing happened: a spurious return,
-      // or a Park that has failed for good (then stop instead of spinning).
-      if (absl::Status s = park_->status(); !s.ok()) return s;
+    } else {
+      core_.counters->parks.inc();
+      if (!park_->park(std::nullopt)) {
+        // An unbounded park that reports nothing happened: a spurious
+        // return, or a Park that has failed for good (then stop instead of
+        // spinning).
+        if (absl::Status s = park_->status(); !s.ok()) return s;
+      }
     }
   }
 }

@@ -39,7 +39,10 @@ class Budget {
   // Takes one unit; false when the budget is spent (the caller should yield).
   bool try_take() noexcept {
     if (remaining_ == kUnlimited) return true;
-    if (remaining_ == 0) return false;
+    if (remaining_ == 0) {
+      refused_ = true;  // a forced yield, for the executor's metrics
+      return false;
+    }
     --remaining_;
     return true;
   }
@@ -47,13 +50,26 @@ class Budget {
   void refund() noexcept {
     if (remaining_ != kUnlimited) ++remaining_;
   }
-  void reset(uint32_t units = kDefault) noexcept { remaining_ = units; }
+  void reset(uint32_t units = kDefault) noexcept {
+    remaining_ = units;
+    refused_ = false;
+  }
+  // Whether try_take() refused since the last reset (or take_refused(),
+  // which also clears it): the executor counts forced yields with it after
+  // a poll.
+  bool refused() const noexcept { return refused_; }
+  bool take_refused() noexcept {
+    const bool r = refused_;
+    refused_ = false;
+    return r;
+  }
   bool is_unlimited() const noexcept { return remaining_ == kUnlimited; }
   uint32_t remaining() const noexcept { return remaining_; }
 
  private:
   static constexpr uint32_t kUnlimited = UINT32_MAX;
   uint32_t remaining_;
+  bool refused_ = false;
 };
 
 // What poll() receives: the task's borrowed Waker and Budget, valid only for

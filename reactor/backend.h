@@ -66,6 +66,7 @@
 
 #include "absl/time/time.h"
 #include "executor/driver.h"
+#include "future/internal/owner_counter.h"
 #include "future/waker.h"
 #include "reactor/op_traits.h"
 
@@ -151,7 +152,17 @@ struct MultiNext {
   int32_t res = 0;  // kItem: the result (an fd for accepts, or -errno)
 };
 
-// Counters every backend keeps; relaxed, owner thread.
+// Counters every backend keeps (a snapshot of BackendCounters).
+//
+// The op counters count the operations the futures start (never the
+// backend's own: the eventfd read io_uring arms for unparks, cancels, re-arms
+// after EAGAIN). Every started op ends exactly one way, so at any moment
+//   ops_submitted == ops_completed + ops_cancelled + ops still held by futures.
+// completed: its result was taken (take_*), or a multishot op that had ended
+// was released; cancelled: released by cancel() before its result was taken
+// (dropped in flight or with its result unclaimed; a multishot accept or an
+// AsyncFd registration that is still live ends this way). epoll's slotless fast path (try_recv_send_now that
+// completes) counts as one submitted and one completed op.
 struct BackendStats {
   uint64_t kernel_entries = 0;   // syscalls that submit or wait (io_uring_enter, epoll_wait)
   uint64_t completions = 0;      // results delivered to live slots
@@ -160,6 +171,38 @@ struct BackendStats {
   uint64_t leaked_ops = 0;       // ops still in the kernel when shutdown gave up (memory kept)
   uint64_t unpark_writes = 0;    // unparks that found the owner parked and made a syscall
   uint64_t registrations = 0;    // fds added to a readiness set (epoll_ctl ADD)
+  uint64_t ops_submitted = 0;    // ops started by futures (see above)
+  uint64_t ops_completed = 0;    // ... that delivered their result
+  uint64_t ops_cancelled = 0;    // ... that were cancelled before it was taken
+};
+
+// Where a backend keeps BackendStats' counters: written by the backend's
+// thread only, readable from any (Runtime::metrics() while the runtime runs;
+// see detail::OwnerCounter for why that costs no locked instruction).
+struct BackendCounters {
+  pollux::detail::OwnerCounter kernel_entries;
+  pollux::detail::OwnerCounter completions;
+  pollux::detail::OwnerCounter eagain_retries;
+  pollux::detail::OwnerCounter enter_errors;
+  pollux::detail::OwnerCounter leaked_ops;
+  pollux::detail::OwnerCounter registrations;
+  pollux::detail::OwnerCounter ops_submitted;
+  pollux::detail::OwnerCounter ops_completed;
+  pollux::detail::OwnerCounter ops_cancelled;
+
+  // Copies the counters into `s` (all but unpark_writes, which the
+  // unparker counts).
+  void snapshot_into(BackendStats& s) const noexcept {
+    s.kernel_entries = kernel_entries.load();
+    s.completions = completions.load();
+    s.eagain_retries = eagain_retries.load();
+    s.enter_errors = enter_errors.load();
+    s.leaked_ops = leaked_ops.load();
+    s.registrations = registrations.load();
+    s.ops_submitted = ops_submitted.load();
+    s.ops_completed = ops_completed.load();
+    s.ops_cancelled = ops_cancelled.load();
+  }
 };
 
 // The I/O backend of one thread: starts, completes and cancels operations,
@@ -248,6 +291,7 @@ class Backend : public Park {
   // Slots not free: in flight, completed but unclaimed, or cancelled and
   // waiting for the kernel.
   virtual size_t live_ops() const noexcept = 0;
+  // From any thread (every counter is a relaxed single-writer atomic).
   virtual BackendStats stats() const noexcept = 0;
   // "io_uring" or "epoll".
   virtual const char* name() const noexcept = 0;

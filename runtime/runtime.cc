@@ -57,6 +57,8 @@ struct Drivers {
   std::unique_ptr<ThreadParker> parker;    // when there is no I/O
   std::unique_ptr<timer::TimeDriver> time;  // when time is enabled, over io or parker
   Park* park = nullptr;
+  // The worker's metrics, written by its executor (which it outlives).
+  WorkerCounters counters;
 
   RuntimeContext context() const noexcept {
     RuntimeContext ctx;
@@ -275,8 +277,8 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
     inner->drivers.push_back(std::move(d));
   }
   if (!many) {
-    inner->executor =
-        std::make_unique<LocalExecutor>(*inner->drivers[0]->park, /*bind_lazily=*/true);
+    inner->executor = std::make_unique<LocalExecutor>(
+        *inner->drivers[0]->park, /*bind_lazily=*/true, &inner->drivers[0]->counters);
     inner->target = std::make_shared<SpawnTarget>(
         SpawnTarget::Kind::kOne, std::vector<Schedule*>{inner->executor->scheduler()}, 1,
         inner->blocking);
@@ -290,6 +292,7 @@ absl::StatusOr<std::unique_ptr<RuntimeInner>> RuntimeInner::build(const Runtime:
     c.base = inner->context_of(i);
     c.on_start = [d] { return d->bind_to_current_thread(); };
     c.on_stop = [d] { d->shutdown(); };
+    c.counters = &d->counters;
     if (b.pin_workers_) c.cpu = cpus[i];
     configs.push_back(std::move(c));
   }
@@ -378,6 +381,68 @@ const BackendChoice& Runtime::backend() const noexcept { return inner().choice; 
 timer::TimerQueue* Runtime::timer_queue(size_t worker) const noexcept {
   if (worker >= inner().drivers.size() || !inner().drivers[worker]->time) return nullptr;
   return &inner().drivers[worker]->time->queue();
+}
+
+RuntimeMetrics Runtime::metrics() const {
+  const detail::RuntimeInner& in = *inner_;
+  RuntimeMetrics m;
+  using Flavour = detail::RuntimeInner::Flavour;
+  m.flavour = in.flavour == Flavour::kCurrentThread ? "current_thread"
+              : in.flavour == Flavour::kMultiThread ? "multi_thread"
+                                                    : "thread_per_core";
+  m.backend = in.choice.name();
+  m.workers = in.drivers.size();
+  uint64_t spawned = 0;
+  uint64_t released = 0;
+  for (size_t i = 0; i < in.drivers.size(); ++i) {
+    const detail::Drivers& d = *in.drivers[i];
+    const detail::WorkerCounters& c = d.counters;
+    WorkerMetrics w;
+    w.polls = c.polls.load();
+    w.spawns = c.spawns.load();
+    w.steals = c.stolen_tasks.load();
+    w.steal_operations = c.steal_ops.load();
+    w.parks = c.parks.load();
+    w.lifo_slot_hits = c.lifo_hits.load();
+    w.budget_forced_yields = c.forced_yields.load();
+    if (in.multi != nullptr) {
+      const auto index = static_cast<uint32_t>(i);
+      w.local_queue_depth = in.multi->local_queue_len(index);
+      w.inject_queue_depth = in.multi->remote_queue_len(index);
+    } else {
+      w.local_queue_depth = c.queue_depth.load();
+      w.inject_queue_depth =
+          in.executor ? in.executor->injected_tasks() : in.cores->injected_len(i);
+    }
+    if (d.io != nullptr) {
+      const reactor::BackendStats s = d.io->stats();
+      w.ops_submitted = s.ops_submitted;
+      w.ops_completed = s.ops_completed;
+      w.ops_cancelled = s.ops_cancelled;
+      w.kernel_entries = s.kernel_entries;
+      w.eagain_retries = s.eagain_retries;
+      w.leaked_ops = s.leaked_ops;
+    }
+    spawned += w.spawns;
+    released += c.released.load();
+    m.per_worker.push_back(w);
+  }
+  if (in.multi != nullptr) {
+    m.spawns_total = spawned + in.multi->external_spawns();
+    m.alive_tasks = in.multi->live_tasks();
+    m.inject_queue_depth = in.multi->inject_len();
+  } else {
+    m.spawns_total = spawned;
+    // Released is read after spawned: a task spawned and completed between
+    // the two reads could make it larger for a moment.
+    m.alive_tasks = spawned > released ? spawned - released : 0;
+    for (const WorkerMetrics& w : m.per_worker) m.inject_queue_depth += w.inject_queue_depth;
+  }
+  const blocking::BlockingPoolStats b = in.pool->stats();
+  m.blocking_threads = b.threads;
+  m.blocking_idle_threads = b.idle_threads;
+  m.blocking_queue_depth = b.queued;
+  return m;
 }
 
 std::optional<size_t> this_core() noexcept {

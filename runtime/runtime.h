@@ -72,9 +72,14 @@
 // never writes to a reused fd. Destroy a current_thread runtime on its
 // thread, and the others on any thread that is not one of theirs.
 //
-// Thread-safety: a current_thread Runtime is used from its thread; the
-// other flavours' block_on and spawn from any thread not theirs; handle()
-// gives a Handle that spawns onto the runtime from any thread.
+// Metrics (DESIGN §9): metrics() from any thread, while the runtime runs,
+// gives the per-worker counters (polls, steals, parks, ops, kernel entries,
+// ...) and the queue depths; RuntimeMetrics::to_prometheus() renders them.
+//
+// Thread-safety: a current_thread Runtime is used from its thread (but
+// metrics() may be called from any); the other flavours' block_on and spawn
+// from any thread not theirs; handle() gives a Handle that spawns onto the
+// runtime from any thread.
 #ifndef POLLUX_RUNTIME_RUNTIME_H_
 #define POLLUX_RUNTIME_RUNTIME_H_
 
@@ -100,6 +105,7 @@
 #include "future/future.h"
 #include "reactor/backend.h"
 #include "reactor/uring/io_uring_options.h"
+#include "runtime/metrics.h"
 #include "timer/timer_queue.h"
 
 namespace pollux {
@@ -378,6 +384,11 @@ class Runtime {
   const BackendChoice& backend() const noexcept;
   // The timer queue, or null when time is not enabled (likewise).
   timer::TimerQueue* timer_queue(size_t worker = 0) const noexcept;
+
+  // A snapshot of the runtime's counters (runtime/metrics.h), from any
+  // thread, while it runs: relaxed loads, no stop and no lock on the run
+  // loop's paths.
+  RuntimeMetrics metrics() const;
 
  private:
   explicit Runtime(std::unique_ptr<detail::RuntimeInner> inner);

@@ -91,7 +91,9 @@ void LocalScheduler::schedule(Header* task, ScheduleKind kind) noexcept {
 bool LocalScheduler::release(Header* task) noexcept {
   LocalCore* core = owner_core();
   POLLUX_DCHECK(core != nullptr, "LocalScheduler::release off the owner thread");
-  return core != nullptr && core->owned.remove(task);
+  if (core == nullptr || !core->owned.remove(task)) return false;
+  core->counters->released.inc();
+  return true;
 }
 
 void LocalScheduler::push_local(LocalCore& core, Header* task) noexcept {
@@ -106,6 +108,7 @@ void LocalScheduler::push_local(LocalCore& core, Header* task) noexcept {
 
 void LocalScheduler::spawn_local(LocalCore& core, Header* task) noexcept {
   core.owned.bind(task);
+  core.counters->spawns.inc();
   if (is_closed()) {
     // Cancelled before its first poll; the queue entry's reference goes too.
     abandon_queued_task(task);
@@ -156,8 +159,14 @@ void LocalScheduler::drain_inject(LocalCore& core) noexcept {
   }
   while (Header* h = spawned.pop_front()) {
     core.owned.bind(h);
+    core.counters->spawns.inc();
     core.run_queue.push_back(h);
   }
+}
+
+size_t LocalScheduler::injected_len() const noexcept {
+  MutexLock lock(inject_mu_);
+  return inject_.size() + remote_spawns_.size();
 }
 
 void LocalScheduler::close(TaskList& leftover, TaskList& unadopted) noexcept {

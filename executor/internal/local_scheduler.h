@@ -38,6 +38,7 @@
 #include "executor/internal/owned_tasks.h"
 #include "executor/internal/schedule.h"
 #include "executor/internal/task_list.h"
+#include "executor/internal/worker_counters.h"
 #include "future/context.h"
 #include "future/internal/atomic.h"
 #include "future/internal/mutex.h"
@@ -57,6 +58,9 @@ struct LocalCore {
   TaskList run_queue;
   LocalOwnedTasks owned;
   Budget budget;
+  // Where this thread's metrics go (never null; the executor's own, or the
+  // runtime's, which outlive it).
+  WorkerCounters* counters = nullptr;
 };
 
 class LocalScheduler final : public Schedule {
@@ -94,6 +98,9 @@ class LocalScheduler final : public Schedule {
     // that follows sees the pushed tasks (it also takes the lock).
     return inject_nonempty_.load(std::memory_order_acquire);
   }
+  // Tasks woken or spawned from other threads and not drained yet (any
+  // thread; takes the lock: for metrics, not for the run loop).
+  size_t injected_len() const noexcept;
   // Refuses further remote pushes and hands back what was still queued:
   // woken tasks into `leftover`, never-adopted spawns into `unadopted`.
   void close(TaskList& leftover, TaskList& unadopted) noexcept;
@@ -136,7 +143,7 @@ class LocalScheduler final : public Schedule {
   Atomic<bool> root_woken_{false};
   Atomic<bool> inject_nonempty_{false};
   Atomic<bool> closed_{false};
-  Mutex inject_mu_;
+  mutable Mutex inject_mu_;
   TaskList inject_ ABSL_GUARDED_BY(inject_mu_);
   TaskList remote_spawns_ ABSL_GUARDED_BY(inject_mu_);
   std::shared_ptr<Unparker> unparker_;

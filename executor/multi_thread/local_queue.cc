@@ -62,7 +62,8 @@ Header* LocalQueue::pop() noexcept {
   return buffer_[index & kMask].get();
 }
 
-Header* LocalQueue::steal_into(LocalQueue& dst) noexcept {
+Header* LocalQueue::steal_into(LocalQueue& dst, uint32_t* stolen) noexcept {
+  if (stolen != nullptr) *stolen = 0;
   // relaxed: dst is the caller's own queue.
   const uint32_t dst_tail = dst.tail_.load(std::memory_order_relaxed);
   // acquire: as in push_back (dst's slots freed by its own stealers).
@@ -70,6 +71,7 @@ Header* LocalQueue::steal_into(LocalQueue& dst) noexcept {
   if (dst_tail - dst_steal > kCapacity / 2) return nullptr;  // keep room for what it steals
   uint32_t n = steal_half_into(dst, dst_tail);
   if (n == 0) return nullptr;
+  if (stolen != nullptr) *stolen = n;
   --n;  // the last one stolen runs now instead of being queued
   Header* run_now = dst.buffer_[(dst_tail + n) & kMask].get();
   if (n > 0) {

@@ -65,8 +65,10 @@ class LocalQueue {
   // Another worker: moves half of this queue into `dst` (the caller's own
   // queue, which must be at most half full) and returns one of the stolen
   // tasks to run now (not queued in dst). Null when nothing was stolen
-  // (empty, or another steal in progress).
-  Header* steal_into(LocalQueue& dst) noexcept;
+  // (empty, or another steal in progress). `stolen`, when given, receives
+  // how many tasks the steal took (the one returned included; 0 when null
+  // is returned).
+  Header* steal_into(LocalQueue& dst, uint32_t* stolen = nullptr) noexcept;
 
   // Tasks queued (a snapshot).
   uint32_t len() const noexcept;

@@ -50,6 +50,10 @@ struct alignas(64) MultiThreadScheduler::Worker {
   TaskList remote ABSL_GUARDED_BY(remote_mu);
   bool remote_closed ABSL_GUARDED_BY(remote_mu) = false;
   Atomic<bool> remote_nonempty{false};
+  // Written by the worker's thread only (WorkerCounters); config.counters,
+  // or own_counters.
+  WorkerCounters* counters = nullptr;
+  WorkerCounters own_counters;
   // The worker's thread only.
   Core core;
 };
@@ -103,6 +107,7 @@ MultiThreadScheduler::MultiThreadScheduler(std::vector<WorkerConfig> configs)
     w.index = i;
     w.config = std::move(configs[i]);
     w.unparker = w.config.park->unparker();
+    w.counters = w.config.counters != nullptr ? w.config.counters : &w.own_counters;
     w.core.rng = 0x9E3779B97F4A7C15ULL * (i + 1);
   }
 }
@@ -178,6 +183,13 @@ void MultiThreadScheduler::spawn(Header* task, Worker* here) noexcept {
     // Closed: never polled and in no list, so it is cancelled here.
     cancel_unowned_task(task);
     return;
+  }
+  if (here != nullptr) {
+    here->counters->spawns.inc();
+  } else {
+    // relaxed: a counter only. A locked add, but on a path that has just
+    // taken a shard lock (bind) and will take the inject or remote lock.
+    external_bound_.fetch_add(1, std::memory_order_relaxed);
   }
   if (pinned && (here == nullptr || task->home != here->index)) {
     push_remote(workers_[task->home], task);  // spawn_on another worker
@@ -355,6 +367,9 @@ size_t MultiThreadScheduler::run_tick(Worker& w) {
     if (c.searching) end_search(w);
     polls += run_with_lifo(w, task);
   }
+  // Once per tick, not per poll (relaxed single-writer stores).
+  w.counters->polls.add(polls);
+  w.counters->queue_depth.set(c.pinned.size());
   if (tune && polls > 0) {
     const double per_poll = static_cast<double>(monotonic_ns() - start) / polls;
     c.mean_poll_ns = c.mean_poll_ns == 0
@@ -420,7 +435,12 @@ Header* MultiThreadScheduler::steal_work(Worker& w) noexcept {
   for (uint32_t i = 0; i < count_; ++i) {
     const uint32_t victim = (first + i) % count_;
     if (victim == w.index) continue;
-    if (Header* h = workers_[victim].run_queue.steal_into(w.run_queue)) return h;
+    uint32_t stolen = 0;
+    if (Header* h = workers_[victim].run_queue.steal_into(w.run_queue, &stolen)) {
+      w.counters->steal_ops.inc();
+      w.counters->stolen_tasks.add(stolen);
+      return h;
+    }
   }
   return pop_inject_batch(w);
 }
@@ -446,6 +466,7 @@ size_t MultiThreadScheduler::run_with_lifo(Worker& w, Header* task) {
     poll_task(w, next, /*continue_budget=*/true);
     ++polls;
   }
+  if (lifo_polls > 0) w.counters->lifo_hits.add(lifo_polls);
   return polls;
 }
 
@@ -457,6 +478,7 @@ void MultiThreadScheduler::poll_task(Worker& w, Header* task, bool continue_budg
     POLLUX_CHECK(task->home == w.index, "a pinned task was polled off its home worker");
   }
   run_task(task, w.core.budget, continue_budget);
+  if (w.core.budget.take_refused()) w.counters->forced_yields.inc();
 }
 
 bool MultiThreadScheduler::has_tasks(Worker& w) const noexcept {
@@ -479,7 +501,10 @@ void MultiThreadScheduler::park(Worker& w) {
     // A push to this worker's remote queue or a notify unparks it, and an
     // unpark before park() makes it return at once: nothing is lost
     // between the check and the park.
-    if (!has_tasks(w) && !is_shutdown()) park_here.park(std::nullopt);
+    if (!has_tasks(w) && !is_shutdown()) {
+      w.counters->parks.inc();
+      park_here.park(std::nullopt);
+    }
     if (is_shutdown() || !park_here.status().ok()) return;
     if (has_tasks(w)) {
       // Its own events (ring, timers, remote queue) woke it, or a notify
@@ -492,6 +517,21 @@ void MultiThreadScheduler::park(Worker& w) {
       return;
     }
   }
+}
+
+const WorkerCounters& MultiThreadScheduler::counters(uint32_t i) const noexcept {
+  return *workers_[i].counters;
+}
+
+size_t MultiThreadScheduler::local_queue_len(uint32_t i) const noexcept {
+  const Worker& w = workers_[i];
+  return w.run_queue.len() + w.counters->queue_depth.load();
+}
+
+size_t MultiThreadScheduler::remote_queue_len(uint32_t i) const noexcept {
+  Worker& w = workers_[i];
+  MutexLock lock(w.remote_mu);
+  return w.remote.size();
 }
 
 // ---------------------------------------------------------------- shutdown

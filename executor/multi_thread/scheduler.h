@@ -58,6 +58,7 @@
 #include "executor/internal/schedule.h"
 #include "executor/internal/task.h"
 #include "executor/internal/task_list.h"
+#include "executor/internal/worker_counters.h"
 #include "executor/multi_thread/idle.h"
 #include "executor/multi_thread/inject.h"
 #include "executor/multi_thread/local_queue.h"
@@ -83,6 +84,9 @@ struct WorkerConfig {
   std::function<void()> on_stop;
   // Pin the worker's thread to this CPU.
   std::optional<int> cpu;
+  // Where the worker's metrics go (must outlive the scheduler's threads);
+  // null: the worker keeps its own.
+  WorkerCounters* counters = nullptr;
 };
 
 class MultiThreadScheduler final : public Schedule {
@@ -114,8 +118,23 @@ class MultiThreadScheduler final : public Schedule {
   // failed for good); the runtime shuts down when one is recorded.
   absl::Status status() const;
   uint32_t worker_count() const noexcept { return count_; }
-  // Tasks bound and not yet complete (a snapshot, for tests).
+  // Tasks bound and not yet complete (a snapshot, for tests and metrics).
   size_t live_tasks() const noexcept { return owned_.size(); }
+
+  // --- Metrics (any thread; snapshots) ---
+  // Worker `i`'s counters.
+  const WorkerCounters& counters(uint32_t i) const noexcept;
+  // Spawns bound from threads that are not workers (a worker's own are in
+  // its counters).
+  uint64_t external_spawns() const noexcept {
+    // relaxed: a counter only.
+    return external_bound_.load(std::memory_order_relaxed);
+  }
+  size_t inject_len() const noexcept { return inject_.len(); }
+  // Worker `i`'s run queues: its stealable queue now plus the pinned FIFO
+  // as its last tick left it; and its remote queue (takes its lock).
+  size_t local_queue_len(uint32_t i) const noexcept;
+  size_t remote_queue_len(uint32_t i) const noexcept;
 
  private:
   struct Core;
@@ -166,6 +185,9 @@ class MultiThreadScheduler final : public Schedule {
   Atomic<bool> shutdown_{false};
   // Spawns from threads that are not workers: their shard and id counter.
   Atomic<uint64_t> external_spawns_{0};
+  // ... and those that were bound (metrics: the ones refused at shutdown
+  // are not spawns).
+  Atomic<uint64_t> external_bound_{0};
 
   mutable Mutex mu_;
   // shutdown() has begun (it sets shutdown_ only once the queues it closed

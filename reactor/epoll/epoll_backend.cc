@@ -431,7 +431,13 @@ EpollBackend::~EpollBackend() {
 std::shared_ptr<Unparker> EpollBackend::unparker() { return unparker_; }
 
 EpollStats EpollBackend::epoll_stats() const noexcept {
-  EpollStats s = stats_;
+  EpollStats s;
+  stats_.snapshot_into(s);
+  s.events = stats_.events.load();
+  s.stale_events = stats_.stale_events.load();
+  s.deregistrations = stats_.deregistrations.load();
+  s.file_jobs = stats_.file_jobs.load();
+  s.short_clears = stats_.short_clears.load();
   s.unpark_writes = unparker_->writes();
   return s;
 }
@@ -487,6 +493,7 @@ OpId EpollBackend::allocate(OpKind kind, P** payload) {
   s.job = nullptr;
   s.res = 0;
   *payload = &s.p;
+  ++stats_.ops_submitted;
   return OpId{&s, epoll::encode(slab_id_for<P>(), index, s.generation)};
 }
 
@@ -1322,6 +1329,9 @@ bool EpollBackend::try_recv_send_now(bool send, int fd, std::vector<char>& buf, 
     }
   }
   ++stats_.completions;
+  // A slotless op, started and completed here (BackendStats).
+  ++stats_.ops_submitted;
+  ++stats_.ops_completed;
   return true;
 }
 
@@ -1595,6 +1605,7 @@ int32_t EpollBackend::take_result(OpId id) {
     res = s.res;
     free_slot(s, id.bits);
   });
+  ++stats_.ops_completed;
   return res;
 }
 
@@ -1602,6 +1613,7 @@ DataCompletion EpollBackend::take_data(OpId id) {
   auto& s = completed_slot<SlotOf<DataPayload>>(id, SlabId::kData);
   DataCompletion c{s.res, std::move(s.p.buf)};
   free_slot(s, id.bits);
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -1609,6 +1621,7 @@ MsgCompletion EpollBackend::take_msg(OpId id) {
   auto& s = completed_slot<SlotOf<MsgPayload>>(id, SlabId::kMsg);
   MsgCompletion c{s.res, std::move(s.p.buf), s.p.addr, s.p.addr_len, s.p.msg_flags};
   free_slot(s, id.bits);
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -1616,6 +1629,7 @@ AcceptCompletion EpollBackend::take_accept(OpId id) {
   auto& s = completed_slot<SlotOf<AddrPayload>>(id, SlabId::kAddr);
   AcceptCompletion c{s.res, s.p.addr, s.p.addr_len};
   free_slot(s, id.bits);
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -1623,6 +1637,7 @@ PathCompletion EpollBackend::take_path(OpId id) {
   auto& s = completed_slot<SlotOf<PathPayload>>(id, SlabId::kPath);
   PathCompletion c{s.res, std::move(s.p.path), s.p.stx};
   free_slot(s, id.bits);
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -1630,6 +1645,12 @@ void EpollBackend::cancel(OpId id) noexcept {
   POLLUX_DCHECK(id.valid(), "EpollBackend::cancel of an invalid id");
   with_id(id, [&](auto& s) {
     using P = PayloadOf<std::decay_t<decltype(s)>>;
+    // As io_uring's: a multishot op that has ended is done with, not cancelled.
+    if (s.state == OpState::kCompleted && op_traits(s.kind).multishot) {
+      ++stats_.ops_completed;
+    } else if (s.state != OpState::kIgnored) {
+      ++stats_.ops_cancelled;
+    }
     if constexpr (std::is_same_v<P, MultiPayload>) {
       // Accepted and never handed out: nobody owns them.
       while (!s.p.empty()) {

@@ -110,6 +110,15 @@ struct EpollStats : BackendStats {
   uint64_t short_clears = 0;    // short reads/writes that cleared readiness without a syscall
 };
 
+// Where the backend keeps EpollStats (owner-written, readable anywhere).
+struct EpollCounters : BackendCounters {
+  pollux::detail::OwnerCounter events;
+  pollux::detail::OwnerCounter stale_events;
+  pollux::detail::OwnerCounter deregistrations;
+  pollux::detail::OwnerCounter file_jobs;
+  pollux::detail::OwnerCounter short_clears;
+};
+
 // The Backend on one epoll set; owned by one thread.
 class EpollBackend final : public Backend {
  public:
@@ -311,7 +320,7 @@ class EpollBackend final : public Backend {
   SlabOf<epoll::MultiPayload> multi_;
   SlabOf<epoll::TimeoutPayload> timeout_;
   SlabOf<epoll::PathPayload> path_;
-  EpollStats stats_;
+  EpollCounters stats_;
 };
 
 }  // namespace pollux::reactor

@@ -222,7 +222,11 @@ absl::Status IoUringBackend::enable_on_current_thread() {
 std::shared_ptr<Unparker> IoUringBackend::unparker() { return unparker_; }
 
 UringStats IoUringBackend::uring_stats() const noexcept {
-  UringStats s = stats_;
+  UringStats s;
+  stats_.snapshot_into(s);
+  s.sq_full_flushes = stats_.sq_full_flushes.load();
+  s.cq_overflows = stats_.cq_overflows.load();
+  s.stale_cqes = stats_.stale_cqes.load();
   s.unpark_writes = unparker_->writes();
   return s;
 }
@@ -369,6 +373,7 @@ OpId IoUringBackend::start(OpKind kind, Fill&& fill) {
   fill(s.p);
   const uint64_t ud = uring::encode(slab_id_for<P>(), index, s.generation);
   prep(sqe, s, ud);
+  ++stats_.ops_submitted;
   return OpId{&s, ud};
 }
 
@@ -633,6 +638,7 @@ OpId IoUringBackend::start_ready_wait(OpId reg, uint32_t interest) {
   s.res = 0;
   s.p.ref = reg.bits;
   s.p.arg = interest;
+  ++stats_.ops_submitted;
   const OpId id{&s, uring::encode(SlabId::kBare, index, s.generation)};
   Slot<ReadyPayload>* r = ready_registration(reg.bits);
   if (r == nullptr || r->state != SlotState::kInFlight) {
@@ -788,6 +794,7 @@ int32_t IoUringBackend::take_result(OpId id) {
     res = s.res;
     free_slot(s, slab, index);
   });
+  ++stats_.ops_completed;
   return res;
 }
 
@@ -795,6 +802,7 @@ DataCompletion IoUringBackend::take_data(OpId id) {
   auto& s = completed_slot<Slot<DataPayload>>(id, SlabId::kData);
   DataCompletion c{s.res, std::move(s.p.buf)};
   free_slot(s, data_, uring::index_of(id.bits));
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -802,6 +810,7 @@ MsgCompletion IoUringBackend::take_msg(OpId id) {
   auto& s = completed_slot<Slot<MsgPayload>>(id, SlabId::kMsg);
   MsgCompletion c{s.res, std::move(s.p.buf), s.p.addr, s.p.msg.msg_namelen, s.p.msg.msg_flags};
   free_slot(s, msg_, uring::index_of(id.bits));
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -809,6 +818,7 @@ AcceptCompletion IoUringBackend::take_accept(OpId id) {
   auto& s = completed_slot<Slot<AddrPayload>>(id, SlabId::kAddr);
   AcceptCompletion c{s.res, s.p.addr, s.p.addr_len};
   free_slot(s, addr_, uring::index_of(id.bits));
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -816,6 +826,7 @@ PathCompletion IoUringBackend::take_path(OpId id) {
   auto& s = completed_slot<Slot<PathPayload>>(id, SlabId::kPath);
   PathCompletion c{s.res, std::move(s.p.path), s.p.stx};
   free_slot(s, path_, uring::index_of(id.bits));
+  ++stats_.ops_completed;
   return c;
 }
 
@@ -823,6 +834,13 @@ void IoUringBackend::cancel(OpId id) noexcept {
   POLLUX_DCHECK(id.valid(), "IoUringBackend::cancel of an invalid id");
   with_id(id, [&](auto& s, auto& slab, uint32_t index) {
     using P = PayloadOf<std::decay_t<decltype(s)>>;
+    // Counted once (a slot already kIgnored was counted when it was
+    // cancelled): a multishot op that has ended is done with, not cancelled.
+    if (s.state == SlotState::kCompleted && op_traits(s.kind).multishot) {
+      ++stats_.ops_completed;
+    } else if (s.state != SlotState::kIgnored) {
+      ++stats_.ops_cancelled;
+    }
     s.waker.reset();
     if constexpr (std::is_same_v<P, BarePayload>) {
       if (s.kind == OpKind::kReadyWait) {

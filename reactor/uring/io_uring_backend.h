@@ -73,6 +73,13 @@ struct UringStats : BackendStats {
   uint64_t stale_cqes = 0;       // CQEs for slots already reused or freed
 };
 
+// Where the backend keeps UringStats (owner-written, readable anywhere).
+struct UringCounters : BackendCounters {
+  pollux::detail::OwnerCounter sq_full_flushes;
+  pollux::detail::OwnerCounter cq_overflows;
+  pollux::detail::OwnerCounter stale_cqes;
+};
+
 // The Backend on one io_uring (see above); owned by the thread that enables it.
 class IoUringBackend final : public Backend {
  public:
@@ -261,7 +268,7 @@ class IoUringBackend final : public Backend {
   SlabOf<uring::TimeoutPayload> timeout_;
   SlabOf<uring::PathPayload> path_;
   SlabOf<uring::ReadyPayload> ready_;
-  UringStats stats_;
+  UringCounters stats_;
 };
 
 }  // namespace pollux::reactor

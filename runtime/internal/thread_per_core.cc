@@ -66,8 +66,12 @@ void ThreadPerCore::run_core(size_t index) {
   RuntimeContext::Enter entered(base);
   absl::Status start = core.config.on_start ? core.config.on_start() : absl::OkStatus();
   std::optional<LocalExecutor> executor;
-  executor.emplace(*core.config.park);  // owned by this thread from here on
+  // Owned by this thread from here on; counting into the runtime's counters.
+  executor.emplace(*core.config.park, /*bind_lazily=*/false, core.config.counters);
   core.scheduler = executor->scheduler();
+  // SAFETY: a LocalExecutor's scheduler is a LocalScheduler; the reference
+  // taken below keeps it alive after the executor goes.
+  core.local = static_cast<LocalScheduler*>(core.scheduler);
   core.scheduler->ref_inc();
   {
     MutexLock lock(mu_);

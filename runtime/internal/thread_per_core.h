@@ -23,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "executor/internal/local_scheduler.h"
 #include "executor/internal/schedule.h"
 #include "executor/multi_thread/scheduler.h"
 #include "future/internal/mutex.h"
@@ -43,6 +44,9 @@ class ThreadPerCore {
   size_t size() const noexcept { return cores_.size(); }
   // Core `i`'s scheduler (valid until the last reference to it goes).
   Schedule* scheduler(size_t i) const noexcept { return cores_[i].scheduler; }
+  // Tasks woken or spawned onto core `i` from other threads and not yet
+  // adopted (for metrics; takes that core's inject lock).
+  size_t injected_len(size_t i) const noexcept { return cores_[i].local->injected_len(); }
   // OK, or the first error that stopped a core (its on_start, or its Park).
   absl::Status status() const;
   void stop_and_join();
@@ -51,6 +55,7 @@ class ThreadPerCore {
   struct Core {
     WorkerConfig config;
     Schedule* scheduler = nullptr;  // one reference held, set once running
+    LocalScheduler* local = nullptr;  // the same scheduler
   };
   class UntilStopped;
 
