@@ -560,6 +560,22 @@ void EpollBackend::free_slot(S& s, uint64_t bits) noexcept {
   slab<PayloadOf<S>>().release(epoll::index_of(bits));
 }
 
+template <class P, class F>
+OpId EpollBackend::guarded_start(OpId id, std::vector<char>* caller_buf, F&& drive_it) {
+  // SAFETY: allocate<P> made `id` for a Slot<P>.
+  auto& s = static_cast<SlotOf<P>&>(*id.core);
+  try {
+    drive_it(s);
+  } catch (const std::bad_alloc&) {
+    if constexpr (requires { s.p.buf; }) {
+      if (caller_buf != nullptr) *caller_buf = std::move(s.p.buf);
+    }
+    free_slot(s, id.bits);
+    throw;
+  }
+  return id;
+}
+
 // ---- Registrations ----
 
 // sio_of, lookup and detach run several times per operation: their common
@@ -609,6 +625,10 @@ ScheduledIo* EpollBackend::register_fd(int fd, Dir waiting, int* err) {
     }
     blocking = (fl & O_NONBLOCK) == 0;
   }
+  // Memory first (std::bad_alloc here leaves nothing behind): the slot
+  // and the by_fd_ entry; fd_listen's may still throw, undone below.
+  sios_.reserve_one();
+  if (by_fd_.size() <= static_cast<size_t>(fd)) by_fd_.resize(static_cast<size_t>(fd) + 1);
   const uint32_t index = sios_.allocate();
   ScheduledIo& io = sios_.at(index);
   io.fd = fd;
@@ -643,7 +663,15 @@ ScheduledIo* EpollBackend::register_fd(int fd, Dir waiting, int* err) {
     }
   }
   ++stats_.registrations;
-  if (owned && !detail::fd_listen(fd, epoch, link_)) {
+  bool listening = true;
+  try {
+    listening = !owned || detail::fd_listen(fd, epoch, link_);
+  } catch (const std::bad_alloc&) {
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    sios_.release(index);
+    throw;
+  }
+  if (!listening) {
     // Its owner released it while we registered (on another thread).
     ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     sios_.release(index);
@@ -1230,7 +1258,13 @@ OpId EpollBackend::start_read_or_write(OpKind kind, int fd, std::vector<char>& b
   auto& s = static_cast<SlotOf<DataPayload>&>(*id.core);
   if (offset != kNoOffset) {
     // A positional read or write is a file operation: the pool's.
-    auto job = std::make_unique<FileJob>();
+    std::unique_ptr<FileJob> job;
+    try {
+      job = std::make_unique<FileJob>();
+    } catch (const std::bad_alloc&) {
+      free_slot(s, id.bits);  // nothing else happened; buf is still the caller's
+      throw;
+    }
     job->fd = fd;
     job->buf = std::move(buf);
     job->begin = begin;
@@ -1244,8 +1278,7 @@ OpId EpollBackend::start_read_or_write(OpKind kind, int fd, std::vector<char>& b
   p->begin = begin;
   p->end = end;
   p->offset = offset;
-  drive(s, id.bits);
-  return id;
+  return guarded_start<DataPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size_t end,
@@ -1257,9 +1290,7 @@ OpId EpollBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size
   p->begin = begin;
   p->end = end;
   p->flags = flags;
-  // SAFETY: allocate<DataPayload> made `id` for a Slot<DataPayload>.
-  drive(static_cast<SlotOf<DataPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<DataPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_send(int fd, std::vector<char>& buf, size_t begin, size_t end,
@@ -1271,9 +1302,7 @@ OpId EpollBackend::start_send(int fd, std::vector<char>& buf, size_t begin, size
   p->begin = begin;
   p->end = end;
   p->flags = flags | MSG_NOSIGNAL;
-  // SAFETY: allocate<DataPayload> made `id` for a Slot<DataPayload>.
-  drive(static_cast<SlotOf<DataPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<DataPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 // The try-first of a recv or send, without a slot: only on a registration
@@ -1328,9 +1357,7 @@ OpId EpollBackend::start_sendmsg(int fd, std::vector<char>& buf, size_t offset,
   p->addr = to;
   p->addr_len = to_len;
   p->flags = flags | MSG_NOSIGNAL;
-  // SAFETY: allocate<MsgPayload> made `id` for a Slot<MsgPayload>.
-  drive(static_cast<SlotOf<MsgPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<MsgPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_recvmsg(int fd, std::vector<char>& buf, int flags) {
@@ -1339,18 +1366,14 @@ OpId EpollBackend::start_recvmsg(int fd, std::vector<char>& buf, int flags) {
   p->fd = fd;
   p->buf = std::move(buf);
   p->flags = flags;
-  // SAFETY: allocate<MsgPayload> made `id` for a Slot<MsgPayload>.
-  drive(static_cast<SlotOf<MsgPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<MsgPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_accept(int listen_fd) {
   AddrPayload* p;
   OpId id = allocate<AddrPayload>(OpKind::kAccept, &p);
   p->fd = listen_fd;
-  // SAFETY: allocate<AddrPayload> made `id` for a Slot<AddrPayload>.
-  drive(static_cast<SlotOf<AddrPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<AddrPayload>(id, nullptr, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_accept_multi(int listen_fd) {
@@ -1366,9 +1389,7 @@ OpId EpollBackend::start_connect(int fd, const sockaddr_storage& addr, socklen_t
   p->fd = fd;
   p->addr = addr;
   p->addr_len = len;
-  // SAFETY: allocate<AddrPayload> made `id` for a Slot<AddrPayload>.
-  drive(static_cast<SlotOf<AddrPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<AddrPayload>(id, nullptr, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_close(int fd) {
@@ -1394,12 +1415,12 @@ OpId EpollBackend::start_poll(int fd, uint32_t events) {
   OpId id = allocate<BarePayload>(OpKind::kPoll, &p);
   p->fd = fd;
   p->arg = events;
-  // SAFETY: allocate<BarePayload> made `id` for a Slot<BarePayload>.
-  drive(static_cast<SlotOf<BarePayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<BarePayload>(id, nullptr, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_timeout(absl::Duration d) {
+  // Room for the heap entry first: the push below then cannot throw.
+  timers_.reserve(timers_.size() + 1);
   TimeoutPayload* p;
   OpId id = allocate<TimeoutPayload>(OpKind::kTimeout, &p);
   auto& s = static_cast<SlotOf<TimeoutPayload>&>(*id.core);
@@ -1418,9 +1439,10 @@ OpId EpollBackend::start_timeout(absl::Duration d) {
 }
 
 OpId EpollBackend::start_openat(int dirfd, std::string& path, int flags, mode_t mode) {
+  // The job before the slot: a start that throws has taken nothing.
+  auto job = std::make_unique<FileJob>();
   PathPayload* p;
   OpId id = allocate<PathPayload>(OpKind::kOpenAt, &p);
-  auto job = std::make_unique<FileJob>();
   job->fd = dirfd;
   job->path = std::move(path);
   job->flags = flags;
@@ -1431,10 +1453,11 @@ OpId EpollBackend::start_openat(int dirfd, std::string& path, int flags, mode_t 
 }
 
 OpId EpollBackend::start_fsync(int fd, bool datasync) {
+  // The job before the slot: a start that throws has taken nothing.
+  auto job = std::make_unique<FileJob>();
   BarePayload* p;
   OpId id = allocate<BarePayload>(OpKind::kFsync, &p);
   p->fd = fd;
-  auto job = std::make_unique<FileJob>();
   job->fd = fd;
   job->datasync = datasync;
   // SAFETY: allocate<BarePayload> made `id` for a Slot<BarePayload>.
@@ -1443,9 +1466,10 @@ OpId EpollBackend::start_fsync(int fd, bool datasync) {
 }
 
 OpId EpollBackend::start_statx(int dirfd, std::string& path, int flags, unsigned mask) {
+  // The job before the slot: a start that throws has taken nothing.
+  auto job = std::make_unique<FileJob>();
   PathPayload* p;
   OpId id = allocate<PathPayload>(OpKind::kStatx, &p);
-  auto job = std::make_unique<FileJob>();
   job->fd = dirfd;
   job->path = std::move(path);
   job->flags = flags;
