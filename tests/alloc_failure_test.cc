@@ -200,7 +200,9 @@ Task<int> semaphore_waiter(sync::Semaphore* sem, Counted c) {
 Task<void> channel_scenario(Arm arm, Outcome* out) {
   arm();
   try {
-    auto [tx, rx] = sync::mpsc::channel<Counted>(2);
+    auto tx_rx = sync::mpsc::channel<Counted>(2);
+    auto& tx = tx_rx.first;
+    auto& rx = tx_rx.second;
     for (int i = 0; i < 2; ++i) {
       if (std::optional<Counted> back = co_await tx.send(Counted(i)); back) note(*out, "send refused");
     }
@@ -212,7 +214,9 @@ Task<void> channel_scenario(Arm arm, Outcome* out) {
     ++out->bad_allocs;
   }
   try {
-    auto [tx, rx] = sync::mpsc::unbounded_channel<Counted>();
+    auto tx_rx = sync::mpsc::unbounded_channel<Counted>();
+    auto& tx = tx_rx.first;
+    auto& rx = tx_rx.second;
     int sent = 0;
     for (int i = 0; i < 20; ++i) {
       try {
@@ -229,7 +233,9 @@ Task<void> channel_scenario(Arm arm, Outcome* out) {
     ++out->bad_allocs;
   }
   try {
-    auto [tx, rx] = sync::oneshot::channel<Counted>();
+    auto tx_rx = sync::oneshot::channel<Counted>();
+    auto& tx = tx_rx.first;
+    auto& rx = tx_rx.second;
     if (std::move(tx).send(Counted(5))) note(*out, "oneshot send refused");
     auto v = co_await std::move(rx);
     if (!v || v->v != 5) note(*out, "oneshot lost its value");
@@ -238,17 +244,23 @@ Task<void> channel_scenario(Arm arm, Outcome* out) {
   }
   try {
     sync::Semaphore sem(1);
-    absl::StatusOr<sync::SemaphorePermit> held = sem.try_acquire();
-    if (!held.ok()) note(*out, "try_acquire failed");
+    // Optional, so giving the permit back allocates nothing (an error
+    // Status would: then the waiter, borrowing `sem`, could outlive it).
+    std::optional<absl::StatusOr<sync::SemaphorePermit>> held(sem.try_acquire());
+    if (!held->ok()) note(*out, "try_acquire failed");
+    std::optional<JoinHandle<int>> waiter;
     try {
-      JoinHandle<int> waiter = spawn([&sem]() { return semaphore_waiter(&sem, Counted(3)); });
-      co_await yield_now();  // the waiter queues
-      held = absl::CancelledError("released");  // gives the permit to the waiter
-      JoinResult<int> r = co_await std::move(waiter);
-      if (r.ok() && r.value() != 3) note(*out, "semaphore waiter failed");
-      if (!r.ok()) ++out->bad_allocs;  // its coroutine frame
+      waiter.emplace(spawn([&sem]() { return semaphore_waiter(&sem, Counted(3)); }));
     } catch (const std::bad_alloc&) {
       ++out->bad_allocs;
+    }
+    // Neither step allocates: the waiter always ends before `sem` does.
+    if (waiter) {
+      co_await yield_now();  // the waiter queues
+      held.reset();          // gives the permit to the waiter
+      JoinResult<int> r = co_await std::move(*waiter);
+      if (r.ok() && r.value() != 3) note(*out, "semaphore waiter failed");
+      if (!r.ok()) ++out->bad_allocs;  // its coroutine frame
     }
   } catch (const std::bad_alloc&) {
     ++out->bad_allocs;
@@ -367,14 +379,18 @@ Task<void> noexcept_scenario(int pipe_r, std::vector<NoAlloc>* log) {
       acq2.reset();
     }
     {
-      auto [tx, rx] = sync::mpsc::channel<Counted>(4);
+      auto tx_rx = sync::mpsc::channel<Counted>(4);
+      auto& tx = tx_rx.first;
+      auto& rx = tx_rx.second;
       {
         auto r = rx.recv();
         (void)co_await poll_once(r);
         without_memory(out, "mpsc send waking the receiver", [&] { (void)tx.try_send(Counted(1)); });
       }
       {
-        auto [tx2, rx2] = sync::mpsc::channel<Counted>(4);
+        auto tx2_rx2 = sync::mpsc::channel<Counted>(4);
+        auto& tx2 = tx2_rx2.first;
+        auto& rx2 = tx2_rx2.second;
         std::optional<decltype(rx2.recv())> r2(rx2.recv());
         (void)co_await poll_once(*r2);
         without_memory(out, "drop a waiting mpsc recv", [&] { r2.reset(); });

@@ -234,20 +234,20 @@ void FileJob::run() noexcept {
       case OpKind::kOpenAt:
         res = retry_eintr(
             [](FileJob& j) -> long {
-              return ::openat(j.fd, j.path.c_str(), j.flags | O_CLOEXEC, j.mode);
+              return ::openat(j.use_fd(), j.path.c_str(), j.flags | O_CLOEXEC, j.mode);
             },
             *this);
         break;
       case OpKind::kStatx:
         res = retry_eintr(
             [](FileJob& j) -> long {
-              return ::statx(j.fd, j.path.c_str(), j.flags, j.mask, &j.stx);
+              return ::statx(j.use_fd(), j.path.c_str(), j.flags, j.mask, &j.stx);
             },
             *this);
         break;
       case OpKind::kFsync:
         res = retry_eintr(
-            [](FileJob& j) -> long { return j.datasync ? ::fdatasync(j.fd) : ::fsync(j.fd); },
+            [](FileJob& j) -> long { return j.datasync ? ::fdatasync(j.use_fd()) : ::fsync(j.use_fd()); },
             *this);
         break;
       case OpKind::kRead:
@@ -259,11 +259,11 @@ void FileJob::run() noexcept {
               const size_t len = std::min(stop - from, kMaxTransfer);
               char* data = j.buf.data() + from;
               if (j.kind == OpKind::kRead) {
-                return j.offset == kNoOffset ? ::read(j.fd, data, len)
-                                             : ::pread(j.fd, data, len, static_cast<off_t>(j.offset));
+                return j.offset == kNoOffset ? ::read(j.use_fd(), data, len)
+                                             : ::pread(j.use_fd(), data, len, static_cast<off_t>(j.offset));
               }
-              return j.offset == kNoOffset ? ::write(j.fd, data, len)
-                                           : ::pwrite(j.fd, data, len, static_cast<off_t>(j.offset));
+              return j.offset == kNoOffset ? ::write(j.use_fd(), data, len)
+                                           : ::pwrite(j.use_fd(), data, len, static_cast<off_t>(j.offset));
             },
             *this);
         break;
@@ -273,7 +273,7 @@ void FileJob::run() noexcept {
         res = retry_eintr(
             [](FileJob& j) -> long {
               // SAFETY: sockaddr_storage may be viewed as a sockaddr.
-              return ::connect(j.fd, reinterpret_cast<const sockaddr*>(&j.addr), j.addr_len);
+              return ::connect(j.use_fd(), reinterpret_cast<const sockaddr*>(&j.addr), j.addr_len);
             },
             *this);
         if (res == -EISCONN) res = 0;
@@ -1087,10 +1087,14 @@ void EpollBackend::submit_job(SlotOf<P>& s, uint64_t bits, std::unique_ptr<FileJ
   job->kind = s.kind;
   job->op_bits = bits;
   job->queue = completions_;
+  // The job's own fd (FileJob::dup_fd says why): one more syscall, next to
+  // the pool hand-off's wake-up it is noise. AT_FDCWD and the like: no fd.
+  errno = 0;
+  if (job->fd >= 0) job->dup_fd = ::fcntl(job->fd, F_DUPFD_CLOEXEC, 0);
   FileJob* raw = job.release();
   s.job = raw;
-  if (!pool_->submit(raw)) {
-    // No thread could take it: the job never ran, its memory is ours.
+  if ((raw->fd >= 0 && raw->dup_fd < 0) || !pool_->submit(raw)) {
+    // No fd or no thread for it: the job never ran, its memory is ours.
     const int err = errno != 0 ? errno : EAGAIN;
     s.job = nullptr;
     absorb_job(s, *raw);
