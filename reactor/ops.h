@@ -35,7 +35,9 @@
 //             still have connected (the handshake runs in the kernel). A
 //             dropped file operation (openat, statx, fsync, read/write at an
 //             offset) may still run to completion on the blocking pool (an
-//             fd a dropped open delivers is closed).
+//             fd a dropped open delivers is closed); it works on its own
+//             duplicate of the fd, so closing the file right after the drop
+//             is safe.
 // Retry only what your protocol can repeat.
 //
 // Thread-safety: an operation is polled and dropped on the thread of the
