@@ -388,8 +388,7 @@ Task<void> noexcept_scenario(int pipe_r, std::vector<NoAlloc>* log) {
         without_memory(out, "mpsc send waking the receiver", [&] { (void)tx.try_send(Counted(1)); });
       }
       {
-        auto tx2_rx2 = sync::mpsc::channel<Counted>(4);
-        auto& tx2 = tx2_rx2.first;
+        auto tx2_rx2 = sync::mpsc::channel<Counted>(4);  // the sender keeps it open
         auto& rx2 = tx2_rx2.second;
         std::optional<decltype(rx2.recv())> r2(rx2.recv());
         (void)co_await poll_once(*r2);
