@@ -44,6 +44,12 @@
 // Buffers: a start_* that takes `std::vector<char>& buf` moves it into the
 // operation only when it returns a valid id; otherwise the caller keeps it.
 // A take_* hands it back, whatever the result.
+// Out of memory: a start_* may throw std::bad_alloc (a new slab chunk, a
+// registration, a blocking-pool job). It then has changed nothing: no slot
+// is live, the buffer and path are still the caller's, no SQE is taken.
+// The future turns it into kResourceExhausted (ops.h). cancel() and the
+// completion paths never allocate: what they may need (the list of cancels
+// that found no SQE) is reserved when the op starts.
 //
 // Errors: a completion's `res` is the syscall's result, -errno on failure;
 // the futures turn it into an absl::Status naming the operation.

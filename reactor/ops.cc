@@ -15,6 +15,12 @@ absl::Status no_backend_status() {
       "built with Runtime::Builder().enable_io()");
 }
 
+absl::Status out_of_memory_status() {
+  return absl::ResourceExhaustedError(
+      "I/O operation could not start: out of memory for its slot; free memory or bound the "
+      "number of operations in flight, then retry");
+}
+
 absl::Status NopSpec::finish(Backend& b, OpId id) {
   const int32_t res = b.take_result(id);
   return res < 0 ? errno_status(-res, "nop") : absl::OkStatus();

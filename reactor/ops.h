@@ -17,7 +17,9 @@
 // readiness only on EAGAIN (its next poll after the fd is ready retries).
 // Every poll keeps the coop budget protocol. A start that finds no room
 // this tick (a full submission queue the kernel refuses to drain) is
-// retried at the next tick; the buffer stays here.
+// retried at the next tick; the buffer stays here. A start that cannot
+// allocate (its slot, its registration, its blocking-pool job) ends the op
+// with kResourceExhausted, handing the buffer back; it never throws.
 //
 // Cancellation: dropping an operation before Ready cancels it (Backend::
 // cancel); its slot keeps the buffer until the kernel is done with it. What
@@ -33,7 +35,9 @@
 //             still have connected (the handshake runs in the kernel). A
 //             dropped file operation (openat, statx, fsync, read/write at an
 //             offset) may still run to completion on the blocking pool (an
-//             fd a dropped open delivers is closed).
+//             fd a dropped open delivers is closed); it works on its own
+//             duplicate of the fd, so closing the file right after the drop
+//             is safe.
 // Retry only what your protocol can repeat.
 //
 // Thread-safety: an operation is polled and dropped on the thread of the
@@ -49,6 +53,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <string>
 #include <utility>
@@ -96,6 +101,8 @@ struct Accepted {
 
 namespace detail {
 absl::Status no_backend_status();
+// kResourceExhausted: an op start found no memory.
+absl::Status out_of_memory_status();
 }  // namespace detail
 
 // The shared state machine of every single-shot operation. `Spec` provides:
@@ -143,7 +150,16 @@ class [[nodiscard]] Op {
           return Ready<Output>(std::move(*out));
         }
       }
-      id_ = spec_.start(*backend_);
+      try {
+        id_ = spec_.start(*backend_);
+      } catch (const std::bad_alloc&) {
+        // The backend could not allocate the op's slot (or its blocking-pool
+        // job, its readiness registration): a start that throws has changed
+        // nothing and kept nothing (Backend's contract), so this op fails
+        // with a status and hands back what it owns, like any other error.
+        done_ = true;
+        return Ready<Output>(spec_.fail(detail::out_of_memory_status()));
+      }
       if (!id_.valid()) {
         // No room this tick: try again at the next one.
         cx.waker().wake_by_ref();

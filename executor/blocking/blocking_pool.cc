@@ -4,6 +4,7 @@
 #include <system_error>
 #include <unordered_map>
 #include <utility>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -39,6 +40,7 @@ struct BlockingPool::Shared {
   // `exited`, where the next submit() or shutdown() joins it (a thread
   // cannot join itself).
   std::unordered_map<uint64_t, detail::Thread> live ABSL_GUARDED_BY(mu);
+  int spawn_error ABSL_GUARDED_BY(mu) = EAGAIN;  // why the last spawn_thread() failed
   std::vector<detail::Thread> exited ABSL_GUARDED_BY(mu);
 
   BlockingJob* pop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -78,9 +80,19 @@ struct BlockingPool::Shared {
     // Started under the lock (as tokio does): the new thread's first step
     // is to take the lock, so it cannot look for its own handle in `live`
     // before it is there.
+    // Piecewise: the map's node is allocated before the thread starts, so
+    // a failed allocation never destroys a running (joinable) thread, which
+    // would terminate the process (found by tests/alloc_failure_test).
+    // The buckets too: reserve() rehashes now, so emplace() cannot.
     try {
-      live.emplace(id, detail::Thread([this, id] { worker(id); }));
+      live.reserve(live.size() + 1);
+      live.emplace(std::piecewise_construct, std::forward_as_tuple(id),
+                   std::forward_as_tuple([this, id] { worker(id); }));
     } catch (const std::system_error&) {
+      spawn_error = EAGAIN;
+      return false;
+    } catch (const std::bad_alloc&) {
+      spawn_error = ENOMEM;  // what submit() reports: no thread, for want of memory
       return false;
     }
     ++threads;
@@ -145,7 +157,8 @@ bool BlockingPool::submit(BlockingJob* job) {
       // the first one that finishes.
       shared_->push(job);
     } else {
-      errno = EAGAIN;
+      // Only reached when spawn_thread() failed just now; it says why.
+      errno = shared_->spawn_error;
       return false;
     }
     joined_needed = !shared_->exited.empty();

@@ -1,6 +1,7 @@
 #include "executor/internal/task.h"
 
 #include <atomic>
+#include <new>
 #include <vector>
 
 #include "executor/context.h"
@@ -41,16 +42,28 @@ LiveTaskCounters& live_task_counters() {
 
 thread_local std::atomic<int64_t>* t_live_tasks = nullptr;
 
+// Where a thread counts whose own counter could not be allocated (this runs
+// in noexcept paths: a task freed on a thread that never made one must not
+// terminate the process when memory is short). Shared, so an RMW.
+std::atomic<int64_t> g_live_tasks_fallback{0};
+
 void add_live_tasks(int64_t d) noexcept {
   std::atomic<int64_t>* c = t_live_tasks;
   if (c == nullptr) {
     // The counter and its slot in the registry live as long as the process
     // (see above): not a leak of whatever task made this thread's first cell.
     ThreadLifetimeAllocation lives_forever;
-    c = new std::atomic<int64_t>(0);
     LiveTaskCounters& all = live_task_counters();
-    MutexLock lock(all.mu);
-    all.threads.push_back(c);
+    try {
+      MutexLock lock(all.mu);
+      all.threads.reserve(all.threads.size() + 1);  // may throw: nothing changed yet
+      c = new std::atomic<int64_t>(0);
+      all.threads.push_back(c);  // cannot throw now
+    } catch (const std::bad_alloc&) {
+      // relaxed: a statistic, read when quiescent (as below).
+      g_live_tasks_fallback.fetch_add(d, std::memory_order_relaxed);
+      return;  // try again next time
+    }
     t_live_tasks = c;
   }
   // relaxed, and not a read-modify-write: this thread is the only writer;
@@ -137,7 +150,8 @@ int64_t live_tasks() noexcept {
   int64_t sum = 0;
   // relaxed: see add_live_tasks.
   for (const std::atomic<int64_t>* c : all.threads) sum += c->load(std::memory_order_relaxed);
-  return sum;
+  // relaxed: pairs with nothing, as the per-thread counters.
+  return sum + g_live_tasks_fallback.load(std::memory_order_relaxed);
 }
 
 void pin_ref_inc(Header* task) noexcept { task->state.ref_inc(); }

@@ -235,20 +235,20 @@ void FileJob::run() noexcept {
       case OpKind::kOpenAt:
         res = retry_eintr(
             [](FileJob& j) -> long {
-              return ::openat(j.fd, j.path.c_str(), j.flags | O_CLOEXEC, j.mode);
+              return ::openat(j.use_fd(), j.path.c_str(), j.flags | O_CLOEXEC, j.mode);
             },
             *this);
         break;
       case OpKind::kStatx:
         res = retry_eintr(
             [](FileJob& j) -> long {
-              return ::statx(j.fd, j.path.c_str(), j.flags, j.mask, &j.stx);
+              return ::statx(j.use_fd(), j.path.c_str(), j.flags, j.mask, &j.stx);
             },
             *this);
         break;
       case OpKind::kFsync:
         res = retry_eintr(
-            [](FileJob& j) -> long { return j.datasync ? ::fdatasync(j.fd) : ::fsync(j.fd); },
+            [](FileJob& j) -> long { return j.datasync ? ::fdatasync(j.use_fd()) : ::fsync(j.use_fd()); },
             *this);
         break;
       case OpKind::kRead:
@@ -260,11 +260,11 @@ void FileJob::run() noexcept {
               const size_t len = std::min(stop - from, kMaxTransfer);
               char* data = j.buf.data() + from;
               if (j.kind == OpKind::kRead) {
-                return j.offset == kNoOffset ? ::read(j.fd, data, len)
-                                             : ::pread(j.fd, data, len, static_cast<off_t>(j.offset));
+                return j.offset == kNoOffset ? ::read(j.use_fd(), data, len)
+                                             : ::pread(j.use_fd(), data, len, static_cast<off_t>(j.offset));
               }
-              return j.offset == kNoOffset ? ::write(j.fd, data, len)
-                                           : ::pwrite(j.fd, data, len, static_cast<off_t>(j.offset));
+              return j.offset == kNoOffset ? ::write(j.use_fd(), data, len)
+                                           : ::pwrite(j.use_fd(), data, len, static_cast<off_t>(j.offset));
             },
             *this);
         break;
@@ -274,7 +274,7 @@ void FileJob::run() noexcept {
         res = retry_eintr(
             [](FileJob& j) -> long {
               // SAFETY: sockaddr_storage may be viewed as a sockaddr.
-              return ::connect(j.fd, reinterpret_cast<const sockaddr*>(&j.addr), j.addr_len);
+              return ::connect(j.use_fd(), reinterpret_cast<const sockaddr*>(&j.addr), j.addr_len);
             },
             *this);
         if (res == -EISCONN) res = 0;
@@ -574,6 +574,22 @@ void EpollBackend::free_slot(S& s, uint64_t bits) noexcept {
   slab<PayloadOf<S>>().release(epoll::index_of(bits));
 }
 
+template <class P, class F>
+OpId EpollBackend::guarded_start(OpId id, std::vector<char>* caller_buf, F&& drive_it) {
+  // SAFETY: allocate<P> made `id` for a Slot<P>.
+  auto& s = static_cast<SlotOf<P>&>(*id.core);
+  try {
+    drive_it(s);
+  } catch (const std::bad_alloc&) {
+    if constexpr (requires { s.p.buf; }) {
+      if (caller_buf != nullptr) *caller_buf = std::move(s.p.buf);
+    }
+    free_slot(s, id.bits);
+    throw;
+  }
+  return id;
+}
+
 // ---- Registrations ----
 
 // sio_of, lookup and detach run several times per operation: their common
@@ -623,6 +639,10 @@ ScheduledIo* EpollBackend::register_fd(int fd, Dir waiting, int* err) {
     }
     blocking = (fl & O_NONBLOCK) == 0;
   }
+  // Memory first (std::bad_alloc here leaves nothing behind): the slot
+  // and the by_fd_ entry; fd_listen's may still throw, undone below.
+  sios_.reserve_one();
+  if (by_fd_.size() <= static_cast<size_t>(fd)) by_fd_.resize(static_cast<size_t>(fd) + 1);
   const uint32_t index = sios_.allocate();
   ScheduledIo& io = sios_.at(index);
   io.fd = fd;
@@ -657,7 +677,15 @@ ScheduledIo* EpollBackend::register_fd(int fd, Dir waiting, int* err) {
     }
   }
   ++stats_.registrations;
-  if (owned && !detail::fd_listen(fd, epoch, link_)) {
+  bool listening = true;
+  try {
+    listening = !owned || detail::fd_listen(fd, epoch, link_);
+  } catch (const std::bad_alloc&) {
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    sios_.release(index);
+    throw;
+  }
+  if (!listening) {
     // Its owner released it while we registered (on another thread).
     ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     sios_.release(index);
@@ -1073,10 +1101,14 @@ void EpollBackend::submit_job(SlotOf<P>& s, uint64_t bits, std::unique_ptr<FileJ
   job->kind = s.kind;
   job->op_bits = bits;
   job->queue = completions_;
+  // The job's own fd (FileJob::dup_fd says why): one more syscall, next to
+  // the pool hand-off's wake-up it is noise. AT_FDCWD and the like: no fd.
+  errno = 0;
+  if (job->fd >= 0) job->dup_fd = ::fcntl(job->fd, F_DUPFD_CLOEXEC, 0);
   FileJob* raw = job.release();
   s.job = raw;
-  if (!pool_->submit(raw)) {
-    // No thread could take it: the job never ran, its memory is ours.
+  if ((raw->fd >= 0 && raw->dup_fd < 0) || !pool_->submit(raw)) {
+    // No fd or no thread for it: the job never ran, its memory is ours.
     const int err = errno != 0 ? errno : EAGAIN;
     s.job = nullptr;
     absorb_job(s, *raw);
@@ -1244,7 +1276,13 @@ OpId EpollBackend::start_read_or_write(OpKind kind, int fd, std::vector<char>& b
   auto& s = static_cast<SlotOf<DataPayload>&>(*id.core);
   if (offset != kNoOffset) {
     // A positional read or write is a file operation: the pool's.
-    auto job = std::make_unique<FileJob>();
+    std::unique_ptr<FileJob> job;
+    try {
+      job = std::make_unique<FileJob>();
+    } catch (const std::bad_alloc&) {
+      free_slot(s, id.bits);  // nothing else happened; buf is still the caller's
+      throw;
+    }
     job->fd = fd;
     job->buf = std::move(buf);
     job->begin = begin;
@@ -1258,8 +1296,7 @@ OpId EpollBackend::start_read_or_write(OpKind kind, int fd, std::vector<char>& b
   p->begin = begin;
   p->end = end;
   p->offset = offset;
-  drive(s, id.bits);
-  return id;
+  return guarded_start<DataPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size_t end,
@@ -1271,9 +1308,7 @@ OpId EpollBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size
   p->begin = begin;
   p->end = end;
   p->flags = flags;
-  // SAFETY: allocate<DataPayload> made `id` for a Slot<DataPayload>.
-  drive(static_cast<SlotOf<DataPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<DataPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_send(int fd, std::vector<char>& buf, size_t begin, size_t end,
@@ -1285,9 +1320,7 @@ OpId EpollBackend::start_send(int fd, std::vector<char>& buf, size_t begin, size
   p->begin = begin;
   p->end = end;
   p->flags = flags | MSG_NOSIGNAL;
-  // SAFETY: allocate<DataPayload> made `id` for a Slot<DataPayload>.
-  drive(static_cast<SlotOf<DataPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<DataPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 // The try-first of a recv or send, without a slot: only on a registration
@@ -1345,9 +1378,7 @@ OpId EpollBackend::start_sendmsg(int fd, std::vector<char>& buf, size_t offset,
   p->addr = to;
   p->addr_len = to_len;
   p->flags = flags | MSG_NOSIGNAL;
-  // SAFETY: allocate<MsgPayload> made `id` for a Slot<MsgPayload>.
-  drive(static_cast<SlotOf<MsgPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<MsgPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_recvmsg(int fd, std::vector<char>& buf, int flags) {
@@ -1356,18 +1387,14 @@ OpId EpollBackend::start_recvmsg(int fd, std::vector<char>& buf, int flags) {
   p->fd = fd;
   p->buf = std::move(buf);
   p->flags = flags;
-  // SAFETY: allocate<MsgPayload> made `id` for a Slot<MsgPayload>.
-  drive(static_cast<SlotOf<MsgPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<MsgPayload>(id, &buf, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_accept(int listen_fd) {
   AddrPayload* p;
   OpId id = allocate<AddrPayload>(OpKind::kAccept, &p);
   p->fd = listen_fd;
-  // SAFETY: allocate<AddrPayload> made `id` for a Slot<AddrPayload>.
-  drive(static_cast<SlotOf<AddrPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<AddrPayload>(id, nullptr, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_accept_multi(int listen_fd) {
@@ -1383,9 +1410,7 @@ OpId EpollBackend::start_connect(int fd, const sockaddr_storage& addr, socklen_t
   p->fd = fd;
   p->addr = addr;
   p->addr_len = len;
-  // SAFETY: allocate<AddrPayload> made `id` for a Slot<AddrPayload>.
-  drive(static_cast<SlotOf<AddrPayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<AddrPayload>(id, nullptr, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_close(int fd) {
@@ -1411,12 +1436,12 @@ OpId EpollBackend::start_poll(int fd, uint32_t events) {
   OpId id = allocate<BarePayload>(OpKind::kPoll, &p);
   p->fd = fd;
   p->arg = events;
-  // SAFETY: allocate<BarePayload> made `id` for a Slot<BarePayload>.
-  drive(static_cast<SlotOf<BarePayload>&>(*id.core), id.bits);
-  return id;
+  return guarded_start<BarePayload>(id, nullptr, [&](auto& slot) { drive(slot, id.bits); });
 }
 
 OpId EpollBackend::start_timeout(absl::Duration d) {
+  // Room for the heap entry first: the push below then cannot throw.
+  timers_.reserve(timers_.size() + 1);
   TimeoutPayload* p;
   OpId id = allocate<TimeoutPayload>(OpKind::kTimeout, &p);
   auto& s = static_cast<SlotOf<TimeoutPayload>&>(*id.core);
@@ -1435,9 +1460,10 @@ OpId EpollBackend::start_timeout(absl::Duration d) {
 }
 
 OpId EpollBackend::start_openat(int dirfd, std::string& path, int flags, mode_t mode) {
+  // The job before the slot: a start that throws has taken nothing.
+  auto job = std::make_unique<FileJob>();
   PathPayload* p;
   OpId id = allocate<PathPayload>(OpKind::kOpenAt, &p);
-  auto job = std::make_unique<FileJob>();
   job->fd = dirfd;
   job->path = std::move(path);
   job->flags = flags;
@@ -1448,10 +1474,11 @@ OpId EpollBackend::start_openat(int dirfd, std::string& path, int flags, mode_t 
 }
 
 OpId EpollBackend::start_fsync(int fd, bool datasync) {
+  // The job before the slot: a start that throws has taken nothing.
+  auto job = std::make_unique<FileJob>();
   BarePayload* p;
   OpId id = allocate<BarePayload>(OpKind::kFsync, &p);
   p->fd = fd;
-  auto job = std::make_unique<FileJob>();
   job->fd = fd;
   job->datasync = datasync;
   // SAFETY: allocate<BarePayload> made `id` for a Slot<BarePayload>.
@@ -1460,9 +1487,10 @@ OpId EpollBackend::start_fsync(int fd, bool datasync) {
 }
 
 OpId EpollBackend::start_statx(int dirfd, std::string& path, int flags, unsigned mask) {
+  // The job before the slot: a start that throws has taken nothing.
+  auto job = std::make_unique<FileJob>();
   PathPayload* p;
   OpId id = allocate<PathPayload>(OpKind::kStatx, &p);
-  auto job = std::make_unique<FileJob>();
   job->fd = dirfd;
   job->path = std::move(path);
   job->flags = flags;

@@ -209,6 +209,14 @@ class EpollBackend final : public Backend {
   void for_each_live_slot(F&& f);
   template <class S>
   void free_slot(S& s, uint64_t bits) noexcept;
+  // Runs `drive_it(slot)`, the part of a start that may allocate after the
+  // slot is taken (a readiness registration, a blocking-pool job). On
+  // std::bad_alloc nothing has happened yet (every such allocation comes
+  // before the op's syscall, or after an EAGAIN that had no effect): the
+  // buffer goes back to `caller_buf`, the slot is freed, and the exception
+  // goes on to the future (Backend: "a start that throws changed nothing").
+  template <class P, class F>
+  OpId guarded_start(OpId id, std::vector<char>* caller_buf, F&& drive_it);
 
   // ---- Registrations ----
   // This fd's registration if it is current (its epoch unchanged); a stale

@@ -58,12 +58,22 @@ class Slab {
       free_head_ = at(index).next_free;
     } else {
       POLLUX_CHECK(size_ < kMaxSlots, "operation slab full");
+      reserve_one();  // may throw std::bad_alloc: nothing has changed yet
       index = size_++;
-      if ((index & (kChunk - 1)) == 0) chunks_.push_back(std::make_unique<Slot[]>(kChunk));
     }
     at(index).live = true;
     ++live_;
     return index;
+  }
+  // Makes sure the next allocate() allocates no memory (a new chunk, if
+  // the free list is empty and the last chunk full, is added now). Throws
+  // std::bad_alloc with the slab unchanged; a backend calls it before it
+  // commits to anything it could not undo (an SQE taken from the ring).
+  void reserve_one() {
+    if (free_head_ != kNone || (size_ >> kChunkShift) < chunks_.size()) return;
+    // Both allocations before the push: a failed push_back frees the chunk.
+    auto chunk = std::make_unique<Slot[]>(kChunk);
+    chunks_.push_back(std::move(chunk));
   }
   Slot& at(uint32_t index) noexcept { return chunks_[index >> kChunkShift][index & (kChunk - 1)]; }
   const Slot& at(uint32_t index) const noexcept {

@@ -358,9 +358,15 @@ io_uring_sqe* IoUringBackend::get_sqe() {
 
 template <class P, class Fill>
 OpId IoUringBackend::start(OpKind kind, Fill&& fill) {
+  SlabOf<P>& sl = slab<P>();
+  // Every allocation before the SQE is taken (a taken SQE is submitted
+  // whatever it holds): std::bad_alloc here leaves the backend unchanged.
+  // The slot's chunk, and room for its cancel should it find no SQE: cancel()
+  // is noexcept and must not allocate (Backend's contract).
+  sl.reserve_one();
+  reserve_cancel_room();
   io_uring_sqe* sqe = get_sqe();
   if (sqe == nullptr) return OpId{};  // the kernel refuses submissions right now
-  SlabOf<P>& sl = slab<P>();
   const uint32_t index = sl.allocate();
   Slot<P>& s = sl.at(index);
   s.state = SlotState::kInFlight;
@@ -946,15 +952,18 @@ void IoUringBackend::rearm_accepts_on(int listen_fd) {
 
 void IoUringBackend::run_deferred_slow() {
   if (!unsent_cancels_.empty()) {
-    std::vector<uint64_t> pending = std::move(unsent_cancels_);
-    unsent_cancels_.clear();
-    for (uint64_t ud : pending) {
+    // In place, keeping the vector's reserved room (see reserve_cancel_room):
+    // those that still find no SQE move to the front.
+    size_t kept = 0;
+    for (size_t i = 0; i < unsent_cancels_.size(); ++i) {
+      const uint64_t ud = unsent_cancels_[i];
       // Completed (and freed) meanwhile: nothing left to cancel.
       with_slot(ud, [&](auto& s, auto&, uint32_t) {
         if (s.state != SlotState::kIgnored && !s.rearming) return;
-        if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);
+        if (!queue_cancel(ud)) unsent_cancels_[kept++] = ud;
       });
     }
+    unsent_cancels_.resize(kept);  // shrinking: no allocation
   }
   if (!unsent_resubmits_.empty()) {
     std::vector<uint64_t> pending = std::move(unsent_resubmits_);

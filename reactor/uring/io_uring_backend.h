@@ -255,7 +255,16 @@ class IoUringBackend final : public Backend {
   bool drained_ = false;
   // Every SQE prepared so far (the next one's sequence number).
   uint64_t sqes_prepared_ = 0;
-  std::vector<uint64_t> unsent_cancels_;  // ud of ops whose cancel found no SQE
+  // ud of ops whose cancel found no SQE. Each live slot is in it at most
+  // once, so room for every live slot (reserved when an op starts) lets the
+  // noexcept cancel paths push without allocating.
+  std::vector<uint64_t> unsent_cancels_;
+  void reserve_cancel_room() {
+    const size_t need = live_ops() + 1;
+    if (unsent_cancels_.capacity() < need) unsent_cancels_.reserve(need * 2);
+    // Likewise for a -EAGAIN retry that finds no SQE (the completion path).
+    if (unsent_resubmits_.capacity() < need) unsent_resubmits_.reserve(need * 2);
+  }
   std::vector<uint64_t> unsent_resubmits_;  // ud of ops to prepare again
   int consecutive_enter_errors_ = 0;
   absl::Status fatal_;

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -234,7 +235,17 @@ class FileJob final : public blocking::BlockingJob {
   // load in run(), so a skipped job's result is the cancellation's.
   pollux::detail::Atomic<bool> cancelled{false};
 
+  ~FileJob() {
+    if (dup_fd >= 0) ::close(dup_fd);
+  }
+
   int fd = -1;
+  // The job's own duplicate of `fd` (submit_job makes it): a dropped op's
+  // job may still run after its future, and then its File or socket, is
+  // gone, and the number `fd` may name another file by then (found by
+  // tests/cancellation_matrix_test under TSan). The syscall uses this one.
+  int dup_fd = -1;
+  int use_fd() const noexcept { return dup_fd >= 0 ? dup_fd : fd; }
   std::string path;
   int flags = 0;
   mode_t mode = 0;
