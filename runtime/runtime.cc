@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <algorithm>
+#include <limits>
 #include <string>
 #include <thread>
 
@@ -9,10 +11,12 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "executor/blocking/blocking_pool.h"
 #include "executor/blocking/blocking_scheduler.h"
 #include "executor/multi_thread/scheduler.h"
 #include "executor/thread_parker.h"
+#include "future/internal/atomic.h"
 #include "reactor/epoll/epoll_backend.h"
 #include "reactor/errno_status.h"
 #include "reactor/uring/io_uring_backend.h"
@@ -68,11 +72,37 @@ struct Drivers {
     if (time) time->queue().bind_to_current_thread();
     return uring ? uring->enable_on_current_thread() : absl::OkStatus();
   }
-  // On the thread that ran it, as it stops: drain what is in flight.
+  // On the thread that ran it, as it stops: drain what is in flight, until
+  // drain_deadline when Runtime::shutdown_timeout set one, else for the
+  // backend's own drain_timeout (10 s by default: the destructor's cap).
   void shutdown() {
-    if (uring) uring->shutdown();
-    if (epoll) epoll->shutdown();
+    // acquire: pairs with set_drain_deadline's release (which, on the
+    // multi-thread flavours, also comes before the scheduler's shutdown).
+    const int64_t deadline_ns = drain_deadline_ns.load(std::memory_order_acquire);
+    if (deadline_ns == kNoDeadline) {
+      if (uring) uring->shutdown();
+      if (epoll) epoll->shutdown();
+      return;
+    }
+    // Clamped: the backends add it to their clock.
+    const absl::Duration left =
+        std::clamp(absl::FromUnixNanos(deadline_ns) - absl::Now(), absl::ZeroDuration(),
+                   absl::Hours(24 * 365));
+    if (uring) uring->shutdown(left);
+    if (epoll) epoll->shutdown(left);
   }
+  void set_drain_deadline(absl::Time t) noexcept {
+    const int64_t ns = t == absl::InfiniteFuture() ? std::numeric_limits<int64_t>::max() - 1
+                                                   : absl::ToUnixNanos(t);
+    // release: pairs with shutdown()'s acquire.
+    drain_deadline_ns.store(ns, std::memory_order_release);
+  }
+  uint64_t leaked_ops() const noexcept { return io != nullptr ? io->stats().leaked_ops : 0; }
+
+  static constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::min();
+  // Written by the thread that shuts the runtime down, read by the worker
+  // (core) that drains this backend.
+  Atomic<int64_t> drain_deadline_ns{kNoDeadline};
 };
 
 const char* kind_name(BackendKind k) {
@@ -164,6 +194,8 @@ struct RuntimeInner {
   // backends' file operations: one pool for both and every worker.
   std::unique_ptr<blocking::BlockingPool> pool;
   BlockingScheduler* blocking = nullptr;
+  // shutdown() has run: the executors, pool and drivers are gone.
+  bool finished = false;
 
   RuntimeContext context_of(size_t i) const noexcept {
     RuntimeContext ctx = drivers[i]->context();
@@ -174,6 +206,21 @@ struct RuntimeInner {
   static absl::StatusOr<std::unique_ptr<RuntimeInner>> build(const Runtime::Builder& b);
 
   ~RuntimeInner() {
+    if (!finished) (void)shutdown(std::nullopt);
+  }
+
+  // Tears everything down in DESIGN §4's order; `deadline` bounds the ring
+  // (epoll: file job) drain and the wait for the blocking pool (nullopt:
+  // the destructor's policy, the backends' own drain_timeout and no bound on
+  // the pool). On the current_thread runtime's thread (checked by the
+  // executor), or a thread that is none of the runtime's (checked by
+  // multi_thread's join, thread_per_core's stop).
+  ShutdownReport shutdown(std::optional<absl::Time> deadline) {
+    POLLUX_CHECK(!finished, "Runtime shut down twice");
+    const absl::Time start = absl::Now();
+    if (deadline.has_value()) {
+      for (const std::unique_ptr<Drivers>& d : drivers) d->set_drain_deadline(*deadline);
+    }
     const bool current_thread = executor != nullptr;
     if (executor) {
       // Futures dropped at shutdown may cancel I/O ops and timers: they find
@@ -185,25 +232,44 @@ struct RuntimeInner {
       multi->shutdown();
       multi->join();
       multi->ref_dec();
+      multi = nullptr;
     }
     cores.reset();  // stops and joins every core
     // The backends first drain what they still have in flight, here for
     // current_thread (the multi-thread flavours' workers did as they
     // stopped): the epoll backends' file jobs get their bounded wait before
-    // the pool is shut down below, which waits for running jobs without a
-    // bound (DESIGN §9).
+    // the pool is shut down below (DESIGN §9).
     if (current_thread) {
       for (const std::unique_ptr<Drivers>& d : drivers) d->shutdown();
     }
+    ShutdownReport report;
+    for (const std::unique_ptr<Drivers>& d : drivers) report.leaked_ops += d->leaked_ops();
     if (blocking != nullptr) {
-      // Calls still queued are cancelled unrun; running ones are waited for.
+      // Calls still queued are cancelled unrun; running ones are waited for
+      // (until the deadline, then left to finish on their detached threads).
       blocking->close();
-      pool->shutdown();
+      if (deadline.has_value() && *deadline != absl::InfiniteFuture()) {
+        report.blocking_still_running = pool->shutdown_until(*deadline);
+      } else {
+        pool->shutdown();
+      }
+      // From now on the Runtime spawns onto the closed blocking scheduler,
+      // which cancels every spawn at once, so it no longer keeps the
+      // executors' shared blocks (and with them their eventfds) alive; a
+      // Handle taken earlier still does, until it goes.
+      target = std::make_shared<SpawnTarget>(SpawnTarget::Kind::kOne,
+                                             std::vector<Schedule*>{blocking}, drivers.size(),
+                                             blocking);
       blocking->ref_dec();
+      blocking = nullptr;
     }
     // Each backend closes its ring or set now; each eventfd goes with its
     // last unparker.
     drivers.clear();
+    pool.reset();
+    finished = true;
+    report.elapsed = absl::Now() - start;
+    return report;
   }
 };
 
@@ -316,7 +382,35 @@ Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;
 Runtime::~Runtime() = default;
 
+ShutdownReport Runtime::shutdown_timeout(absl::Duration d) {
+  POLLUX_CHECK(inner_ != nullptr, "Runtime::shutdown_timeout on a moved-from Runtime");
+  if (inner_->finished) return ShutdownReport{};  // a second call: nothing left to do
+  if (RuntimeContext::current().scheduler != nullptr) {
+    detail::check_failed("RuntimeContext::current().scheduler == nullptr",
+                         "Runtime::shutdown_timeout called from inside a task (or on a runtime's "
+                         "worker thread); it waits for the runtime's threads: call it from "
+                         "outside the runtime",
+                         __FILE__, __LINE__);
+  }
+  const absl::Time deadline =
+      d == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + d;
+  return inner_->shutdown(deadline);
+}
+
+bool Runtime::is_shut_down() const noexcept { return inner_ == nullptr || inner_->finished; }
+
+std::string ShutdownReport::to_string() const {
+  return absl::StrCat("shutdown in ", absl::FormatDuration(elapsed), ": ", blocking_still_running,
+                      " blocking call(s) still running (left on detached threads), ",
+                      leaked_ops, " op(s) leaked in the kernel");
+}
+
 absl::Status Runtime::enter_check() {
+  if (inner_ == nullptr || inner_->finished) {
+    return absl::FailedPreconditionError(
+        "Runtime::block_on after Runtime::shutdown_timeout (or on a moved-from Runtime): the "
+        "runtime is finished; build a new one");
+  }
   if (RuntimeContext::current().scheduler != nullptr) {
     return absl::FailedPreconditionError(
         "Runtime::block_on called from inside a task (or on a runtime's worker thread); it "
@@ -349,7 +443,9 @@ absl::Status Runtime::finished_early_status() const {
       "thread)");
 }
 
-bool Runtime::is_current_thread() const noexcept { return inner_->executor != nullptr; }
+bool Runtime::is_current_thread() const noexcept {
+  return inner_->flavour == detail::RuntimeInner::Flavour::kCurrentThread;
+}
 LocalExecutor& Runtime::executor() const noexcept { return *inner_->executor; }
 RuntimeContext Runtime::context() const noexcept { return inner_->context_of(0); }
 const detail::SpawnTarget& Runtime::spawn_target() const noexcept { return *inner_->target; }

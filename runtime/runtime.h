@@ -58,7 +58,9 @@
 // thread) runs blocking work on the runtime's pool of at most
 // max_blocking_threads() threads (executor/blocking/spawn_blocking.h).
 //
-// Shutdown (~Runtime): every unfinished task's future is dropped on the
+// Shutdown (~Runtime, or shutdown_timeout(d) earlier): no spawn is taken
+// afterwards (spawning yields a JoinHandle that resolves Cancelled); every
+// unfinished task's future is dropped on the
 // thread that polls it (current_thread: the runtime thread; multi_thread:
 // its home worker, in the order of executor/multi_thread/scheduler.h;
 // thread_per_core: its core), and their JoinHandles yield Cancelled; then each backend
@@ -67,6 +69,14 @@
 // keeping what it does not; then the blocking pool cancels the calls still
 // queued and joins its threads (waiting for running ones without a bound);
 // then the rings (epoll sets) close.
+// shutdown_timeout(d) does the same with `d` bounding, from its start, both
+// the drain (what the kernel still holds then is leaked on purpose) and the
+// wait for running blocking calls (their threads are detached and finish on
+// their own; their task cells go when they do), and returns a ShutdownReport
+// of what it could not finish. The Runtime is finished then: block_on is an
+// error (FailedPrecondition from try_block_on), worker_count() is 0 and
+// io_backend()/timer_queue() are null. The destructor is
+// shutdown_timeout(infinite) with the drain capped at 10 s (DESIGN §9).
 // The backend's eventfd is closed when the last thing that can wake the
 // executor (a JoinHandle, a cloned Waker, a Handle) is gone, so a late wake
 // never writes to a reused fd. Destroy a current_thread runtime on its
@@ -89,6 +99,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "executor/blocking/blocking_pool.h"
 #include "executor/blocking/spawn_blocking.h"
 #include "executor/context.h"
@@ -162,6 +173,29 @@ struct BackendChoice {
   const char* name() const noexcept {
     return kind == BackendKind::kIoUring ? "io_uring" : kind == BackendKind::kEpoll ? "epoll" : "none";
   }
+};
+
+// What Runtime::shutdown_timeout could not finish within its bound. Every
+// count is 0 when it finished everything.
+struct ShutdownReport {
+  // spawn_blocking calls (and epoll file jobs) still running on the
+  // blocking pool when `d` ran out. Their threads are detached: each
+  // finishes its call, then exits; the call's task cell (and what its
+  // closure owns) is freed then, and its JoinHandle, if still held, becomes
+  // ready. Calls still queued are never counted: they were cancelled unrun.
+  size_t blocking_still_running = 0;
+  // Operations the kernel still held when the drain gave up (io_uring ops
+  // not completed after their cancel; epoll file jobs still running): their
+  // memory is kept for the rest of the process, never freed under the
+  // kernel (Backend stats().leaked_ops, summed over the workers).
+  uint64_t leaked_ops = 0;
+  // How long shutdown_timeout took.
+  absl::Duration elapsed;
+
+  bool complete() const noexcept { return blocking_still_running == 0 && leaked_ops == 0; }
+  // One line for logs, e.g. "shutdown in 201ms: 1 blocking call(s) still
+  // running (left on detached threads), 0 op(s) leaked in the kernel".
+  std::string to_string() const;
 };
 
 // Spawns onto a runtime from any thread. Cheap to copy; outliving the
@@ -352,8 +386,19 @@ class Runtime {
   [[nodiscard]] auto spawn_blocking(Fn&& fn) {
     return detail::spawn_blocking_onto(spawn_target().blocking(), std::forward<Fn>(fn));
   }
-  // Worker (core) threads: 1 on current_thread.
+  // Worker (core) threads: 1 on current_thread (0 once shut down).
   size_t worker_count() const noexcept;
+
+  // Shuts the runtime down now (see the header comment), `d` bounding the
+  // drain and the wait for the blocking pool, and reports what it could not
+  // finish. From where the destructor may run: a current_thread runtime's
+  // thread (checked), any thread that is none of the runtime's for the
+  // others (checked); never from inside a task (checked). A second call
+  // returns an empty report.
+  ShutdownReport shutdown_timeout(absl::Duration d);
+  // shutdown_timeout has run (or the Runtime was moved from). For the
+  // thread that shuts it down.
+  bool is_shut_down() const noexcept;
 
   Handle handle() const;
 
