@@ -43,6 +43,15 @@ class TimerQueue;
 
 // The per-thread record of what runs here (see above); each layer reads its
 // part.
+// The time of a driver's current tick, cached by its timer queue
+// (timer::TimerQueue::update_now, which reads the clock once per tick
+// anyway): nanoseconds on the queue's clock. Spawns stamp their task with
+// it (the task dump's ages) instead of reading the clock. Written and read
+// on the driver's thread only.
+struct TickClock {
+  int64_t now_ns = 0;
+};
+
 struct RuntimeContext {
   detail::Schedule* scheduler = nullptr;
   detail::Header* task = nullptr;
@@ -55,6 +64,8 @@ struct RuntimeContext {
   detail::Schedule* blocking = nullptr;
   reactor::Backend* backend = nullptr;
   timer::TimerQueue* timers = nullptr;
+  // This thread's tick time, null when time is not enabled.
+  const TickClock* tick = nullptr;
 
   // This thread's context (all null when nothing was entered). Inline: the
   // harness reads it on every poll and wake.

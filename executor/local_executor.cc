@@ -22,7 +22,12 @@ LocalExecutor::LocalExecutor()
 LocalExecutor::LocalExecutor(Park& park, bool bind_lazily)
     : park_(&park),
       scheduler_(new detail::LocalScheduler(park_->unparker(), &core_,
-                                            /*bind_now=*/!bind_lazily)) {}
+                                            /*bind_now=*/!bind_lazily)) {
+  // Task ids as multi_thread makes them (ShardedOwnedTasks::make_id): the
+  // core index (thread_per_core's, entered before its executor is made) in
+  // bits 48 and up.
+  core_.next_task_id = uint64_t{RuntimeContext::current().worker_index} << 48;
+}
 
 LocalExecutor::~LocalExecutor() {
   check_owner();
@@ -75,6 +80,7 @@ RuntimeContext LocalExecutor::running_context(const RuntimeContext& base) const 
   ctx.blocking = base.blocking;
   ctx.backend = base.backend;
   ctx.timers = base.timers;
+  ctx.tick = base.tick;
   return ctx;
 }
 

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <type_traits>
 #include <utility>
 
@@ -97,11 +98,13 @@ class LocalExecutor {
 
   // Spawns a task (see spawn.h for what may be spawned). No syscall.
   template <class F>
-  [[nodiscard]] auto spawn_local(F&& f) {
+  [[nodiscard]] auto spawn_local(F&& f,
+                                 std::source_location loc = std::source_location::current()) {
     check_owner();
     auto fut = detail::make_task_future(std::forward<F>(f));
     using Fut = decltype(fut);
     detail::Header* h = detail::Cell<Fut>::allocate(std::move(fut), scheduler_);
+    detail::trailer_of(h)->spawned_at = loc;  // not shared yet
     auto handle = detail::HandleFactory::make<output_t<Fut>>(h);
     scheduler_->spawn_on_owner(core_, h);  // checked above: no second owner check
     return handle;

@@ -15,7 +15,11 @@
 #include "executor/blocking/blocking_pool.h"
 #include "executor/blocking/blocking_scheduler.h"
 #include "executor/multi_thread/scheduler.h"
+#include "executor/internal/local_scheduler.h"
+#include "executor/internal/task.h"
 #include "executor/thread_parker.h"
+#include "future/internal/mutex.h"
+#include "timer/instant.h"
 #include "future/internal/atomic.h"
 #include "reactor/epoll/epoll_backend.h"
 #include "reactor/errno_status.h"
@@ -65,6 +69,7 @@ struct Drivers {
     RuntimeContext ctx;
     ctx.backend = io;
     ctx.timers = time ? &time->queue() : nullptr;
+    ctx.tick = time ? &time->queue().tick_clock() : nullptr;
     return ctx;
   }
   // On the thread that will run it: own the wheel, enable the ring.
@@ -395,6 +400,162 @@ ShutdownReport Runtime::shutdown_timeout(absl::Duration d) {
   const absl::Time deadline =
       d == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + d;
   return inner_->shutdown(deadline);
+}
+
+namespace {
+
+using detail::Header;
+using detail::Trailer;
+
+// What `h` looks like now, `now_ns` being the dumping thread's tick time.
+TaskInfo describe(Header* h, size_t worker, int64_t now_ns) {
+  TaskInfo info;
+  const detail::TaskState::Snapshot s = h->state.load();
+  info.state = s.is_complete()   ? TaskInfo::State::kComplete
+               : s.is_running()  ? TaskInfo::State::kRunning
+               : s.is_notified() ? TaskInfo::State::kScheduled
+                                 : TaskInfo::State::kIdle;
+  info.cancelled = s.is_cancelled();
+  // relaxed: a report, ordered by nothing.
+  info.pinned = h->pins.load(std::memory_order_relaxed) != 0;
+  info.worker = worker;
+  // The trailer's id and spawn fields were written before the task was
+  // bound into the list we are walking (under its lock, or on this thread).
+  const Trailer* t = detail::trailer_of(h);
+  info.id = t->id;
+  info.spawned_at = t->spawned_at;
+  if (t->spawned_ns != 0 && now_ns != 0) info.age = absl::Nanoseconds(now_ns - t->spawned_ns);
+  return info;
+}
+
+int64_t tick_now_ns() noexcept {
+  const TickClock* tick = RuntimeContext::current().tick;
+  return tick != nullptr ? tick->now_ns : 0;
+}
+
+// On the owner thread of a single-thread scheduler: its tasks, leaving out
+// `skip` (the task serving a dump request).
+void dump_local(detail::Schedule* scheduler, size_t worker, const Header* skip,
+                std::vector<TaskInfo>& out) {
+  detail::LocalCore* core = static_cast<detail::LocalScheduler*>(scheduler)->owner_core();
+  if (core == nullptr) return;
+  const int64_t now = tick_now_ns();
+  for (Header* h = core->owned.front(); h != nullptr; h = detail::trailer_of(h)->owned_next) {
+    if (h != skip) out.push_back(describe(h, worker, now));
+  }
+}
+
+// A dump request to single-thread cores, answered by a task on each.
+struct DumpRequest {
+  detail::Mutex mu;
+  detail::CondVar cv;
+  std::vector<TaskInfo> tasks ABSL_GUARDED_BY(mu);
+  size_t pending ABSL_GUARDED_BY(mu) = 0;
+};
+
+// The task that answers on one core: read between two polls of that core.
+class ServeDump {
+ public:
+  using Output = void;
+  ServeDump(std::shared_ptr<DumpRequest> req, size_t worker)
+      : req_(std::move(req)), worker_(worker) {}
+  Poll<void> poll(Context&) {
+    std::vector<TaskInfo> mine;
+    dump_local(RuntimeContext::current().scheduler, worker_, RuntimeContext::current().task,
+               mine);
+    detail::MutexLock lock(req_->mu);
+    for (TaskInfo& t : mine) req_->tasks.push_back(std::move(t));
+    --req_->pending;
+    req_->cv.notify_all();
+    return Ready{};
+  }
+
+ private:
+  std::shared_ptr<DumpRequest> req_;
+  size_t worker_;
+};
+
+}  // namespace
+
+const char* TaskInfo::state_name(State s) noexcept {
+  switch (s) {
+    case State::kIdle:
+      return "idle";
+    case State::kScheduled:
+      return "scheduled";
+    case State::kRunning:
+      return "running";
+    case State::kComplete:
+      return "complete";
+  }
+  return "?";
+}
+
+std::string TaskInfo::to_string() const {
+  return absl::StrCat("task ", id, " ", state_name(state), cancelled ? " cancelled" : "",
+                      pinned ? " pinned" : "", " worker ", worker, " age ",
+                      age.has_value() ? absl::FormatDuration(*age) : std::string("?"),
+                      " spawned at ", spawned_at.file_name(), ":", spawned_at.line(), " (",
+                      spawned_at.function_name(), ")");
+}
+
+std::string TaskDump::to_string() const {
+  std::string out = absl::StrCat(tasks.size(), " task(s)", complete ? "" : " (incomplete: a "
+                                 "worker did not answer)", "\n");
+  for (const TaskInfo& t : tasks) absl::StrAppend(&out, "  ", t.to_string(), "\n");
+  return out;
+}
+
+TaskDump Runtime::dump_tasks(absl::Duration wait) const {
+  TaskDump dump;
+  if (inner_ == nullptr || inner_->finished) return dump;
+  if (inner_->multi != nullptr) {
+    // A worker has its tick time; elsewhere one clock reading for the whole
+    // dump (multi_thread's clocks are never paused: no offset).
+    int64_t now = tick_now_ns();
+    if (now == 0 && !inner_->drivers.empty() && inner_->drivers[0]->time) now = Instant::now().nanos();
+    inner_->multi->for_each_task([&](Header* h) {
+      // relaxed (atomic_ref): `home` changes at the start of a poll; a hint.
+      const uint32_t home = std::atomic_ref<uint32_t>(h->home).load(std::memory_order_relaxed);
+      dump.tasks.push_back(describe(h, home, now));
+    });
+  } else {
+    std::vector<detail::Schedule*> cores;
+    if (inner_->executor) {
+      cores.push_back(inner_->executor->scheduler());
+    } else {
+      for (size_t i = 0; i < inner_->cores->size(); ++i) cores.push_back(inner_->cores->scheduler(i));
+    }
+    auto req = std::make_shared<DumpRequest>();
+    std::vector<TaskInfo> direct;
+    std::vector<size_t> ask;
+    for (size_t i = 0; i < cores.size(); ++i) {
+      if (static_cast<detail::LocalScheduler*>(cores[i])->owner_core() != nullptr) {
+        dump_local(cores[i], i, nullptr, direct);  // this thread owns it
+      } else {
+        ask.push_back(i);
+      }
+    }
+    {
+      detail::MutexLock lock(req->mu);
+      req->pending = ask.size();
+    }
+    for (size_t i : ask) detail::spawn_onto(cores[i], ServeDump(req, i)).detach();
+    const absl::Time give_up = absl::Now() + wait;
+    detail::MutexLock lock(req->mu);
+    while (req->pending > 0) {
+      const absl::Duration left = give_up - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      req->cv.wait_for(req->mu, left);
+    }
+    dump.complete = req->pending == 0;
+    dump.tasks = std::move(direct);
+    for (TaskInfo& t : req->tasks) dump.tasks.push_back(std::move(t));
+    req->tasks.clear();
+  }
+  std::sort(dump.tasks.begin(), dump.tasks.end(),
+            [](const TaskInfo& a, const TaskInfo& b) { return a.id < b.id; });
+  return dump;
 }
 
 bool Runtime::is_shut_down() const noexcept { return inner_ == nullptr || inner_->finished; }

@@ -92,6 +92,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -141,11 +142,13 @@ class SpawnTarget {
   Schedule* blocking() const noexcept { return blocking_; }
   // Worker or core `i` (checked: i < workers).
   template <class F>
-  auto spawn_on(size_t i, F&& f) const {
+  auto spawn_on(size_t i, F&& f, std::source_location loc) const {
     check_worker(i);
-    if (kind_ == Kind::kCores) return spawn_onto(schedulers_[i], std::forward<F>(f));
+    if (kind_ == Kind::kCores) {
+      return spawn_onto(schedulers_[i], std::forward<F>(f), Placement::anywhere(), loc);
+    }
     return spawn_onto(schedulers_[0], std::forward<F>(f),
-                      Placement::on_worker(static_cast<uint32_t>(i)));
+                      Placement::on_worker(static_cast<uint32_t>(i)), loc);
   }
 
  private:
@@ -198,6 +201,54 @@ struct ShutdownReport {
   std::string to_string() const;
 };
 
+// One live task in Runtime::dump_tasks().
+struct TaskInfo {
+  // idle: waiting for a wake. scheduled: woken, in a run queue. running:
+  // being polled now, or queued for its first poll (or after waking itself;
+  // a RUNNING task in a queue is owned by that queue entry, DESIGN §4).
+  // complete: finished, caught between its completion and leaving its
+  // list (a completed task leaves the list, so a result waiting for its
+  // JoinHandle is not listed).
+  enum class State { kIdle, kScheduled, kRunning, kComplete };
+
+  // Unique in the process run: the spawning worker (core) in bits 48 and
+  // up (multi_thread: worker_count() for a spawn from elsewhere), a counter below.
+  uint64_t id = 0;
+  State state = State::kIdle;
+  // Aborted (or its runtime shutting down); its future not dropped yet.
+  bool cancelled = false;
+  // It holds worker-owned state (an op slot, an armed timer; TaskPin), so on
+  // multi_thread it stays on `worker`.
+  bool pinned = false;
+  // The core it lives on (current_thread: 0), or on multi_thread the worker
+  // that polled it last (for a task that is not pinned, a hint: it may be
+  // stolen).
+  size_t worker = 0;
+  // Since it was spawned (on the adopting worker's tick clock, no clock read
+  // per spawn); nullopt without enable_time() and for a multi_thread task
+  // spawned from outside the runtime.
+  std::optional<absl::Duration> age;
+  // Where it was spawned: spawn's default argument (pollux::spawn,
+  // Runtime/Handle::spawn, spawn_on, spawn_local, JoinSet::spawn); inside
+  // block_on on the multi-thread flavours, the block_on root is runtime.h's.
+  std::source_location spawned_at;
+
+  static const char* state_name(State s) noexcept;
+  // e.g. "task 3 idle worker 0 age 1.2s spawned at net/foo.cc:42 (void f())".
+  std::string to_string() const;
+};
+
+// What Runtime::dump_tasks() found.
+struct TaskDump {
+  std::vector<TaskInfo> tasks;
+  // False when a worker (core) did not answer within the wait (a
+  // current_thread runtime nobody drives, a core stuck in a long poll):
+  // its tasks are missing.
+  bool complete = true;
+  // One line per task after a count, in id order.
+  std::string to_string() const;
+};
+
 // Spawns onto a runtime from any thread. Cheap to copy; outliving the
 // runtime is safe (spawning then yields a cancelled JoinHandle).
 class Handle {
@@ -205,17 +256,22 @@ class Handle {
   // Spawns `f` (a Future or a callable returning one) onto the runtime; the
   // runtime adopts it at its next tick (on one of its own threads it is
   // queued at once, with no syscall). thread_per_core: the cores in turn.
+  // `loc` (defaulted: the caller's line) is the spawn site the task dump
+  // shows (Runtime::dump_tasks); likewise below.
   template <class F>
-  [[nodiscard]] auto spawn(F&& f) const {
-    return detail::spawn_onto(target_->next(), std::forward<F>(f));
+  [[nodiscard]] auto spawn(F&& f,
+                           std::source_location loc = std::source_location::current()) const {
+    return detail::spawn_onto(target_->next(), std::forward<F>(f), detail::Placement::anywhere(),
+                              loc);
   }
   // Spawns onto worker (core) `core` (checked: core < worker_count()),
   // where it runs for its whole life: thread_per_core's core, or a
   // multi_thread worker that never lets it be stolen. current_thread has
   // one, 0.
   template <class F>
-  [[nodiscard]] auto spawn_on(size_t core, F&& f) const {
-    return target_->spawn_on(core, std::forward<F>(f));
+  [[nodiscard]] auto spawn_on(size_t core, F&& f,
+                              std::source_location loc = std::source_location::current()) const {
+    return target_->spawn_on(core, std::forward<F>(f), loc);
   }
   // Runs `fn()` on the runtime's blocking pool (executor/blocking/spawn_blocking.h).
   template <class Fn>
@@ -371,14 +427,16 @@ class Runtime {
   // turn). On one of the runtime's threads it makes no syscall; from
   // elsewhere the task goes through the remote queue.
   template <class F>
-  [[nodiscard]] auto spawn(F&& f) {
-    return detail::spawn_onto(spawn_target().next(), std::forward<F>(f));
+  [[nodiscard]] auto spawn(F&& f, std::source_location loc = std::source_location::current()) {
+    return detail::spawn_onto(spawn_target().next(), std::forward<F>(f),
+                              detail::Placement::anywhere(), loc);
   }
   // Spawns onto worker (core) `core` for the task's whole life (see
   // Handle::spawn_on).
   template <class F>
-  [[nodiscard]] auto spawn_on(size_t core, F&& f) {
-    return spawn_target().spawn_on(core, std::forward<F>(f));
+  [[nodiscard]] auto spawn_on(size_t core, F&& f,
+                              std::source_location loc = std::source_location::current()) {
+    return spawn_target().spawn_on(core, std::forward<F>(f), loc);
   }
   // Runs `fn()` on the blocking pool (executor/blocking/spawn_blocking.h),
   // from any thread.
@@ -399,6 +457,22 @@ class Runtime {
   // shutdown_timeout has run (or the Runtime was moved from). For the
   // thread that shuts it down.
   bool is_shut_down() const noexcept;
+
+  // Every live task (TaskInfo), read on the runtime's own threads between
+  // two task polls, from any thread while the runtime runs (or inside one
+  // of its tasks):
+  //   current_thread   on its thread (inside a task, or between block_ons):
+  //                    read directly; from another thread: a request
+  //                    served by the runtime thread at its next tick, which
+  //                    this call waits for (at most `wait`: a runtime that
+  //                    nobody drives does not answer, and the dump says so).
+  //   thread_per_core  a request to each core, waited for likewise; inside
+  //                    a task, its own core is read directly (the call then
+  //                    holds its core up for the others' answers).
+  //   multi_thread     read from the calling thread, each OwnedTasks shard
+  //                    under its lock.
+  // Empty once the runtime is shut down.
+  TaskDump dump_tasks(absl::Duration wait = absl::Seconds(5)) const;
 
   Handle handle() const;
 

@@ -19,6 +19,7 @@
 
 #include <optional>
 #include <type_traits>
+#include <source_location>
 #include <utility>
 
 #include "executor/join_handle.h"
@@ -38,9 +39,10 @@ class JoinSet {
   ~JoinSet() { abort_all(); }
 
   // Spawns `f` (a future, or a callable returning one) and keeps its handle.
+  // `loc`: the spawn site the task dump shows (defaulted: the caller's line).
   template <class F>
-  void spawn(F&& f) {
-    auto h = pollux::spawn(std::forward<F>(f));
+  void spawn(F&& f, std::source_location loc = std::source_location::current()) {
+    auto h = pollux::spawn(std::forward<F>(f), loc);
     static_assert(std::is_same_v<decltype(h), JoinHandle<T>>,
                   "JoinSet<T>::spawn needs a future whose output is T");
     handles_.push(std::move(h));

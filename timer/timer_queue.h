@@ -121,6 +121,10 @@ class TimerQueue {
 
   // The cached time of this tick (the paused time while paused). No clock read.
   Instant now() const noexcept { return now_; }
+  // now() as a TickClock (executor/context.h) the runtime puts in its
+  // RuntimeContext: what spawns stamp their tasks with. Updated wherever
+  // now() moves; the queue's thread only.
+  const TickClock& tick_clock() const noexcept { return tick_; }
   // A fresh reading of the queue's clock: now() while paused, else
   // Instant::now() plus the test clock's offset. Does not update now().
   Instant clock_now() const noexcept { return paused_ ? now_ : Instant::now() + offset_; }
@@ -201,6 +205,8 @@ class TimerQueue {
   TimerWheel wheel_;
   Instant origin_;
   Instant now_;
+  // now_ in nanoseconds (tick_clock()), kept with now_.
+  TickClock tick_;
   absl::Duration offset_ = absl::ZeroDuration();  // queue time - Instant::now() when running
   bool paused_ = false;
   const char* pause_forbidden_ = nullptr;

@@ -27,6 +27,7 @@
 #include <exception>
 #include <new>
 #include <optional>
+#include <source_location>
 #include <type_traits>
 #include <utility>
 
@@ -68,10 +69,16 @@ struct Header {
   // only on `home` (see TaskPin for the ordering).
   std::atomic<uint32_t> pins{0};
   // The multi_thread worker that polls it: set at the start of a poll made
-  // with no pins, by the polling worker. Unused by single-thread executors.
+  // with no pins, by the polling worker (a relaxed std::atomic_ref store, so
+  // the task dump may load it from another thread). Unused by single-thread
+  // executors.
   uint32_t home = 0;
 };
 static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
+// The trailer stores the spawn site by value: libstdc++'s source_location is
+// one pointer to a static record, so that costs a pointer store per spawn.
+static_assert(sizeof(std::source_location) == sizeof(void*),
+              "std::source_location is expected to be one pointer");
 
 struct Trailer {
   Header* owned_prev = nullptr;
@@ -80,6 +87,12 @@ struct Trailer {
   // (the spawning worker's index in the high bits, DESIGN §4).
   uint32_t owned_shard = 0;
   uint64_t id = 0;
+  // Where the task was spawned (spawn's default source_location argument)
+  // and the spawning (or adopting) driver's tick time, 0 when it had none:
+  // for the task dump (Runtime::dump_tasks). Written before the task is
+  // bound into its OwnedTasks, never after.
+  std::source_location spawned_at;
+  int64_t spawned_ns = 0;
   // Written by the JoinHandle while JOIN_WAKER is clear, read by the task
   // side once it saw JOIN_WAKER set (see task_state.h).
   RaceCell<Waker> join_waker;

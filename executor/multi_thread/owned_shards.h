@@ -87,6 +87,15 @@ class ShardedOwnedTasks {
       h = next;
     }
   }
+  // fn(task) for every task, each shard under its lock (see
+  // MultiThreadScheduler::for_each_task).
+  template <class Fn>
+  void for_each(Fn& fn) const {
+    for (uint32_t i = 0; i < count_; ++i) {
+      SpinLockHolder lock(shards_[i].mu);
+      for (Header* h = shards_[i].list.front(); h != nullptr; h = trailer_of(h)->owned_next) fn(h);
+    }
+  }
   // Tasks in every shard (a snapshot).
   size_t size() const noexcept {
     size_t n = 0;
