@@ -50,6 +50,12 @@ class TimerQueue;
 // on the driver's thread only.
 struct TickClock {
   int64_t now_ns = 0;
+  // The stamp a task spawned now keeps (Trailer::spawned_ms): ms, mod
+  // 2^32, never 0 (0 means "no stamp").
+  uint32_t stamp_ms() const noexcept {
+    const auto ms = static_cast<uint32_t>(static_cast<uint64_t>(now_ns) / 1'000'000);
+    return ms == 0 ? 1 : ms;
+  }
 };
 
 struct RuntimeContext {

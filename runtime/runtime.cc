@@ -424,7 +424,11 @@ TaskInfo describe(Header* h, size_t worker, int64_t now_ns) {
   const Trailer* t = detail::trailer_of(h);
   info.id = t->id;
   info.spawned_at = t->spawned_at;
-  if (t->spawned_ns != 0 && now_ns != 0) info.age = absl::Nanoseconds(now_ns - t->spawned_ns);
+  if (t->spawned_ms != 0 && now_ns != 0) {
+    // Modulo 2^32 ms, as stamped (TickClock::stamp_ms).
+    const uint32_t now_ms = static_cast<uint32_t>(static_cast<uint64_t>(now_ns) / 1'000'000);
+    info.age = absl::Milliseconds(static_cast<uint32_t>(now_ms - t->spawned_ms));
+  }
   return info;
 }
 

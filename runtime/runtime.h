@@ -224,8 +224,8 @@ struct TaskInfo {
   // that polled it last (for a task that is not pinned, a hint: it may be
   // stolen).
   size_t worker = 0;
-  // Since it was spawned (on the adopting worker's tick clock, no clock read
-  // per spawn); nullopt without enable_time() and for a multi_thread task
+  // Since it was spawned, in whole ms (on the adopting worker's tick clock,
+  // no clock read per spawn); nullopt without enable_time() and for a multi_thread task
   // spawned from outside the runtime.
   std::optional<absl::Duration> age;
   // Where it was spawned: spawn's default argument (pollux::spawn,

@@ -110,7 +110,7 @@ namespace {
 void stamp(LocalCore& core, Header* task) noexcept {
   Trailer* t = trailer_of(task);
   t->id = core.next_task_id++;
-  if (const TickClock* tick = RuntimeContext::current().tick) t->spawned_ns = tick->now_ns;
+  if (const TickClock* tick = RuntimeContext::current().tick) t->spawned_ms = tick->stamp_ms();
 }
 }  // namespace
 

@@ -86,13 +86,14 @@ struct Trailer {
   // multi_thread: the OwnedTasks shard holding the task, and its id
   // (the spawning worker's index in the high bits, DESIGN §4).
   uint32_t owned_shard = 0;
+  // The spawning (or adopting) driver's tick time in ms (TickClock, mod
+  // 2^32: ages up to 49 days), 0 when it had none; in what was padding.
+  // For the task dump (Runtime::dump_tasks), like spawned_at below: both
+  // written before the task is bound into its OwnedTasks, never after.
+  uint32_t spawned_ms = 0;
   uint64_t id = 0;
-  // Where the task was spawned (spawn's default source_location argument)
-  // and the spawning (or adopting) driver's tick time, 0 when it had none:
-  // for the task dump (Runtime::dump_tasks). Written before the task is
-  // bound into its OwnedTasks, never after.
+  // Where the task was spawned (spawn's default source_location argument).
   std::source_location spawned_at;
-  int64_t spawned_ns = 0;
   // Written by the JoinHandle while JOIN_WAKER is clear, read by the task
   // side once it saw JOIN_WAKER set (see task_state.h).
   RaceCell<Waker> join_waker;

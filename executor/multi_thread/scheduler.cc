@@ -168,7 +168,7 @@ void MultiThreadScheduler::spawn(Header* task, Worker* here) noexcept {
     // The spawning worker's tick time (no clock read); a spawn from
     // elsewhere has none (0: its age is unknown to the task dump).
     if (const TickClock* tick = RuntimeContext::current().tick) {
-      trailer_of(task)->spawned_ns = tick->now_ns;
+      trailer_of(task)->spawned_ms = tick->stamp_ms();
     }
   } else if (pinned) {
     POLLUX_CHECK(task->home < count_, "spawn_on(worker, f) with a worker the runtime lacks");
