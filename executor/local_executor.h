@@ -32,7 +32,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <type_traits>
 #include <utility>
 
@@ -44,6 +43,7 @@
 #include "executor/internal/task.h"
 #include "executor/join_handle.h"
 #include "executor/spawn.h"
+#include "executor/spawn_location.h"
 #include "future/assert.h"
 #include "future/future.h"
 
@@ -99,7 +99,7 @@ class LocalExecutor {
   // Spawns a task (see spawn.h for what may be spawned). No syscall.
   template <class F>
   [[nodiscard]] auto spawn_local(F&& f,
-                                 std::source_location loc = std::source_location::current()) {
+                                 SpawnLocation loc = SpawnLocation::current()) {
     check_owner();
     auto fut = detail::make_task_future(std::forward<F>(f));
     using Fut = decltype(fut);

@@ -27,7 +27,6 @@
 
 #include <functional>
 #include <optional>
-#include <source_location>
 #include <type_traits>
 #include <utility>
 
@@ -35,6 +34,7 @@
 #include "executor/internal/schedule.h"
 #include "executor/internal/task.h"
 #include "executor/join_handle.h"
+#include "executor/spawn_location.h"
 #include "future/assert.h"
 #include "future/future.h"
 
@@ -121,7 +121,7 @@ struct Placement {
 // `loc` is the spawn site the task dump shows (Runtime::dump_tasks).
 template <class F>
 auto spawn_onto(Schedule* scheduler, F&& f, Placement placement = Placement::anywhere(),
-                std::source_location loc = std::source_location::current()) {
+                SpawnLocation loc = SpawnLocation::current()) {
   auto fut = make_task_future(std::forward<F>(f));
   using Fut = decltype(fut);
   using Out = output_t<Fut>;
@@ -152,7 +152,7 @@ inline Schedule* current_scheduler_for(const char* what) {
 // `loc` (defaulted: the caller's line) is the spawn site the task dump
 // shows (Runtime::dump_tasks).
 template <class F>
-[[nodiscard]] auto spawn(F&& f, std::source_location loc = std::source_location::current()) {
+[[nodiscard]] auto spawn(F&& f, SpawnLocation loc = SpawnLocation::current()) {
   return detail::spawn_onto(
       detail::current_scheduler_for(
           "spawn() called on a thread with no running executor; call it from inside a task "
@@ -164,7 +164,7 @@ template <class F>
 // (on multi_thread it is pinned to this worker and never stolen).
 template <class F>
 [[nodiscard]] auto spawn_local(F&& f,
-                               std::source_location loc = std::source_location::current()) {
+                               SpawnLocation loc = SpawnLocation::current()) {
   return detail::spawn_onto(
       detail::current_scheduler_for(
           "spawn_local() called on a thread with no running executor; call it from inside a "

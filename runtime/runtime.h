@@ -92,7 +92,6 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -109,6 +108,7 @@
 #include "executor/join_result.h"
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
+#include "executor/spawn_location.h"
 #include "future/future.h"
 #include "reactor/backend.h"
 #include "reactor/uring/io_uring_options.h"
@@ -142,7 +142,7 @@ class SpawnTarget {
   Schedule* blocking() const noexcept { return blocking_; }
   // Worker or core `i` (checked: i < workers).
   template <class F>
-  auto spawn_on(size_t i, F&& f, std::source_location loc) const {
+  auto spawn_on(size_t i, F&& f, SpawnLocation loc) const {
     check_worker(i);
     if (kind_ == Kind::kCores) {
       return spawn_onto(schedulers_[i], std::forward<F>(f), Placement::anywhere(), loc);
@@ -231,7 +231,7 @@ struct TaskInfo {
   // Where it was spawned: spawn's default argument (pollux::spawn,
   // Runtime/Handle::spawn, spawn_on, spawn_local, JoinSet::spawn); inside
   // block_on on the multi-thread flavours, the block_on root is runtime.h's.
-  std::source_location spawned_at;
+  SpawnLocation spawned_at;
 
   static const char* state_name(State s) noexcept;
   // e.g. "task 3 idle worker 0 age 1.2s spawned at net/foo.cc:42 (void f())".
@@ -260,7 +260,7 @@ class Handle {
   // shows (Runtime::dump_tasks); likewise below.
   template <class F>
   [[nodiscard]] auto spawn(F&& f,
-                           std::source_location loc = std::source_location::current()) const {
+                           SpawnLocation loc = SpawnLocation::current()) const {
     return detail::spawn_onto(target_->next(), std::forward<F>(f), detail::Placement::anywhere(),
                               loc);
   }
@@ -270,7 +270,7 @@ class Handle {
   // one, 0.
   template <class F>
   [[nodiscard]] auto spawn_on(size_t core, F&& f,
-                              std::source_location loc = std::source_location::current()) const {
+                              SpawnLocation loc = SpawnLocation::current()) const {
     return target_->spawn_on(core, std::forward<F>(f), loc);
   }
   // Runs `fn()` on the runtime's blocking pool (executor/blocking/spawn_blocking.h).
@@ -427,7 +427,7 @@ class Runtime {
   // turn). On one of the runtime's threads it makes no syscall; from
   // elsewhere the task goes through the remote queue.
   template <class F>
-  [[nodiscard]] auto spawn(F&& f, std::source_location loc = std::source_location::current()) {
+  [[nodiscard]] auto spawn(F&& f, SpawnLocation loc = SpawnLocation::current()) {
     return detail::spawn_onto(spawn_target().next(), std::forward<F>(f),
                               detail::Placement::anywhere(), loc);
   }
@@ -435,7 +435,7 @@ class Runtime {
   // Handle::spawn_on).
   template <class F>
   [[nodiscard]] auto spawn_on(size_t core, F&& f,
-                              std::source_location loc = std::source_location::current()) {
+                              SpawnLocation loc = SpawnLocation::current()) {
     return spawn_target().spawn_on(core, std::forward<F>(f), loc);
   }
   // Runs `fn()` on the blocking pool (executor/blocking/spawn_blocking.h),

@@ -19,11 +19,11 @@
 
 #include <optional>
 #include <type_traits>
-#include <source_location>
 #include <utility>
 
 #include "executor/join_handle.h"
 #include "executor/spawn.h"
+#include "executor/spawn_location.h"
 #include "sync/futures_unordered.h"
 
 namespace pollux::sync {
@@ -41,7 +41,7 @@ class JoinSet {
   // Spawns `f` (a future, or a callable returning one) and keeps its handle.
   // `loc`: the spawn site the task dump shows (defaulted: the caller's line).
   template <class F>
-  void spawn(F&& f, std::source_location loc = std::source_location::current()) {
+  void spawn(F&& f, SpawnLocation loc = SpawnLocation::current()) {
     auto h = pollux::spawn(std::forward<F>(f), loc);
     static_assert(std::is_same_v<decltype(h), JoinHandle<T>>,
                   "JoinSet<T>::spawn needs a future whose output is T");

@@ -27,10 +27,10 @@
 #include <exception>
 #include <new>
 #include <optional>
-#include <source_location>
 #include <type_traits>
 #include <utility>
 
+#include "executor/spawn_location.h"
 #include "executor/internal/task_state.h"
 #include "executor/join_result.h"
 #include "future/context.h"
@@ -76,9 +76,12 @@ struct Header {
 };
 static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
 // The trailer stores the spawn site by value: libstdc++'s source_location is
-// one pointer to a static record, so that costs a pointer store per spawn.
-static_assert(sizeof(std::source_location) == sizeof(void*),
+// one pointer to a static record, so that costs a pointer store per spawn
+// (the stand-in under clang 14 is three words: spawn_location.h).
+#if defined(__cpp_lib_source_location)
+static_assert(sizeof(SpawnLocation) == sizeof(void*),
               "std::source_location is expected to be one pointer");
+#endif
 
 struct Trailer {
   Header* owned_prev = nullptr;
@@ -93,7 +96,7 @@ struct Trailer {
   uint32_t spawned_ms = 0;
   uint64_t id = 0;
   // Where the task was spawned (spawn's default source_location argument).
-  std::source_location spawned_at;
+  SpawnLocation spawned_at;
   // Written by the JoinHandle while JOIN_WAKER is clear, read by the task
   // side once it saw JOIN_WAKER set (see task_state.h).
   RaceCell<Waker> join_waker;
