@@ -83,12 +83,22 @@ static_assert(sizeof(SpawnLocation) == sizeof(void*),
               "std::source_location is expected to be one pointer");
 #endif
 
+// Which of the future and the result a cell's storage holds.
+enum class CellStage : uint8_t { kFuture, kResult, kConsumed };
+
 struct Trailer {
   Header* owned_prev = nullptr;
   Header* owned_next = nullptr;
-  // multi_thread: the OwnedTasks shard holding the task, and its id
-  // (the spawning worker's index in the high bits, DESIGN §4).
-  uint32_t owned_shard = 0;
+  // multi_thread: the OwnedTasks shard holding the task (at most 1024
+  // workers, Runtime::Builder's limit), and its id (the spawning worker's
+  // index in the high bits, DESIGN §4).
+  uint16_t owned_shard = 0;
+  // Cell<F>'s stage (see Cell::storage_), kept here beside owned_shard and
+  // spawned_ms in one word: the smallest cells stay at 120 bytes, glibc's
+  // largest fastbin request (a cell of 128 costs +40% per spawn+join in a
+  // batch of 1,000, bench/executor_bench). Written by whoever holds
+  // RUNNING, or by the JoinHandle once COMPLETE (task_state.h).
+  RaceCell<CellStage> stage{CellStage::kFuture};
   // The spawning (or adopting) driver's tick time in ms (TickClock, mod
   // 2^32: ages up to 49 days), 0 when it had none; in what was padding.
   // For the task dump (Runtime::dump_tasks), like spawned_at below: both
@@ -161,7 +171,7 @@ class Cell {
   }
 
  private:
-  enum class Stage : uint8_t { kFuture, kResult, kConsumed };
+  using Stage = CellStage;
 
   Cell(F&& f, Schedule* scheduler) {
     new (storage_) F(std::move(f));
@@ -170,8 +180,8 @@ class Cell {
     header_.state.set_queued_for_first_poll();
   }
   ~Cell() {
-    if (stage_.get() == Stage::kFuture) future().~F();
-    if (stage_.get() == Stage::kResult) result().~Result();
+    if (trailer_.stage.get() == Stage::kFuture) future().~F();
+    if (trailer_.stage.get() == Stage::kResult) result().~Result();
   }
 
   static Cell* self(Header* h) noexcept {
@@ -182,11 +192,11 @@ class Cell {
 
   void store(Result&& r) noexcept(std::is_nothrow_move_constructible_v<Output>) {
     new (storage_) Result(std::move(r));
-    stage_.get_mut() = Stage::kResult;
+    trailer_.stage.get_mut() = Stage::kResult;
   }
   void drop_future() noexcept {
     future().~F();
-    stage_.get_mut() = Stage::kConsumed;
+    trailer_.stage.get_mut() = Stage::kConsumed;
   }
 
   static bool poll(Header* h, Context& cx) {
@@ -199,7 +209,7 @@ class Cell {
       c->store(Result(std::move(v)));
     } catch (...) {
       // A future whose poll threw counts as finished (DESIGN §2).
-      if (c->stage_.get() == Stage::kFuture) c->drop_future();
+      if (c->trailer_.stage.get() == Stage::kFuture) c->drop_future();
       c->store(Result(JoinError::panicked(std::current_exception())));
     }
     return true;
@@ -213,13 +223,13 @@ class Cell {
     Cell* c = self(h);
     static_cast<std::optional<Result>*>(dst)->emplace(std::move(c->result()));
     c->result().~Result();
-    c->stage_.get_mut() = Stage::kConsumed;
+    c->trailer_.stage.get_mut() = Stage::kConsumed;
   }
   static void drop_output(Header* h) noexcept {
     Cell* c = self(h);
-    if (c->stage_.get() == Stage::kResult) {
+    if (c->trailer_.stage.get() == Stage::kResult) {
       c->result().~Result();
-      c->stage_.get_mut() = Stage::kConsumed;
+      c->trailer_.stage.get_mut() = Stage::kConsumed;
     }
   }
   static void dealloc(Header* h) noexcept;
@@ -228,16 +238,13 @@ class Cell {
   static const TaskVTable kVTable;
 
   Header header_;
-  // SAFETY: storage_ holds the future while stage_ is kFuture and the result
+  // SAFETY: storage_ holds the future while trailer_.stage is kFuture and the result
   // while it is kResult (the result reuses the future's bytes). Raw storage
   // instead of a union keeps Cell standard-layout, so offsetof is defined.
   F& future() noexcept { return *std::launder(reinterpret_cast<F*>(storage_)); }
   Result& result() noexcept { return *std::launder(reinterpret_cast<Result*>(storage_)); }
   alignas(F) alignas(Result) unsigned char storage_[sizeof(F) > sizeof(Result) ? sizeof(F)
                                                                               : sizeof(Result)];
-  // Which of the future and the result storage_ holds: written by whoever
-  // holds RUNNING, or by the JoinHandle once COMPLETE (task_state.h).
-  RaceCell<Stage> stage_{Stage::kFuture};
   Trailer trailer_;
 };
 

@@ -48,7 +48,7 @@ class ShardedOwnedTasks {
   // (the task not added) once closed.
   bool bind(Header* task, uint32_t shard, uint64_t id) noexcept {
     Trailer* t = trailer_of(task);
-    t->owned_shard = shard;
+    t->owned_shard = static_cast<uint16_t>(shard);  // < 1024 (Runtime::Builder)
     t->id = id;
     Shard& s = shards_[shard];
     SpinLockHolder lock(s.mu);
