@@ -43,6 +43,21 @@ class TimerQueue;
 
 // The per-thread record of what runs here (see above); each layer reads its
 // part.
+// The time of a driver's current tick, cached by its timer queue
+// (timer::TimerQueue::update_now, which reads the clock once per tick
+// anyway): nanoseconds on the queue's clock. Spawns stamp their task with
+// it (the task dump's ages) instead of reading the clock. Written and read
+// on the driver's thread only.
+struct TickClock {
+  int64_t now_ns = 0;
+  // The stamp a task spawned now keeps (Trailer::spawned_ms): ms, mod
+  // 2^32, never 0 (0 means "no stamp").
+  uint32_t stamp_ms() const noexcept {
+    const auto ms = static_cast<uint32_t>(static_cast<uint64_t>(now_ns) / 1'000'000);
+    return ms == 0 ? 1 : ms;
+  }
+};
+
 struct RuntimeContext {
   detail::Schedule* scheduler = nullptr;
   detail::Header* task = nullptr;
@@ -55,6 +70,8 @@ struct RuntimeContext {
   detail::Schedule* blocking = nullptr;
   reactor::Backend* backend = nullptr;
   timer::TimerQueue* timers = nullptr;
+  // This thread's tick time, null when time is not enabled.
+  const TickClock* tick = nullptr;
 
   // This thread's context (all null when nothing was entered). Inline: the
   // harness reads it on every poll and wake.

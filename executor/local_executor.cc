@@ -26,6 +26,10 @@ LocalExecutor::LocalExecutor(Park& park, bool bind_lazily, detail::WorkerCounter
       scheduler_(new detail::LocalScheduler(park_->unparker(), &core_,
                                             /*bind_now=*/!bind_lazily)) {
   core_.counters = counters != nullptr ? counters : &own_counters_;
+  // Task ids as multi_thread makes them (ShardedOwnedTasks::make_id): the
+  // core index (thread_per_core's, entered before its executor is made) in
+  // bits 48 and up.
+  core_.next_task_id = uint64_t{RuntimeContext::current().worker_index} << 48;
 }
 
 LocalExecutor::~LocalExecutor() {
@@ -79,6 +83,7 @@ RuntimeContext LocalExecutor::running_context(const RuntimeContext& base) const 
   ctx.blocking = base.blocking;
   ctx.backend = base.backend;
   ctx.timers = base.timers;
+  ctx.tick = base.tick;
   return ctx;
 }
 

@@ -43,6 +43,7 @@
 #include "executor/internal/task.h"
 #include "executor/join_handle.h"
 #include "executor/spawn.h"
+#include "executor/spawn_location.h"
 #include "future/assert.h"
 #include "future/future.h"
 
@@ -101,11 +102,13 @@ class LocalExecutor {
 
   // Spawns a task (see spawn.h for what may be spawned). No syscall.
   template <class F>
-  [[nodiscard]] auto spawn_local(F&& f) {
+  [[nodiscard]] auto spawn_local(F&& f,
+                                 SpawnLocation loc = SpawnLocation::current()) {
     check_owner();
     auto fut = detail::make_task_future(std::forward<F>(f));
     using Fut = decltype(fut);
     detail::Header* h = detail::Cell<Fut>::allocate(std::move(fut), scheduler_);
+    detail::trailer_of(h)->spawned_at = loc;  // not shared yet
     auto handle = detail::HandleFactory::make<output_t<Fut>>(h);
     scheduler_->spawn_on_owner(core_, h);  // checked above: no second owner check
     return handle;

@@ -34,6 +34,7 @@
 #include "executor/internal/schedule.h"
 #include "executor/internal/task.h"
 #include "executor/join_handle.h"
+#include "executor/spawn_location.h"
 #include "future/assert.h"
 #include "future/future.h"
 
@@ -117,12 +118,15 @@ struct Placement {
 // Allocates the task and hands it to `scheduler` (ScheduleKind::kSpawn),
 // which takes the cell's reference to it, binds it and queues its first
 // poll, or cancels it at once when it is closed. From any thread.
+// `loc` is the spawn site the task dump shows (Runtime::dump_tasks).
 template <class F>
-auto spawn_onto(Schedule* scheduler, F&& f, Placement placement = Placement::anywhere()) {
+auto spawn_onto(Schedule* scheduler, F&& f, Placement placement = Placement::anywhere(),
+                SpawnLocation loc = SpawnLocation::current()) {
   auto fut = make_task_future(std::forward<F>(f));
   using Fut = decltype(fut);
   using Out = output_t<Fut>;
   Header* h = Cell<Fut>::allocate(std::move(fut), scheduler);
+  trailer_of(h)->spawned_at = loc;  // the cell is not shared yet
   if (placement.pinned) {
     // relaxed: the cell is not shared yet; schedule() publishes it.
     h->pins.store(kKeptPinUnit, std::memory_order_relaxed);
@@ -145,24 +149,27 @@ inline Schedule* current_scheduler_for(const char* what) {
 }  // namespace detail
 
 // Spawns onto the executor running on this thread (see the header comment).
+// `loc` (defaulted: the caller's line) is the spawn site the task dump
+// shows (Runtime::dump_tasks).
 template <class F>
-[[nodiscard]] auto spawn(F&& f) {
+[[nodiscard]] auto spawn(F&& f, SpawnLocation loc = SpawnLocation::current()) {
   return detail::spawn_onto(
       detail::current_scheduler_for(
           "spawn() called on a thread with no running executor; call it from inside a task "
           "or block_on, or use Handle::spawn / LocalExecutor::spawn_local"),
-      std::forward<F>(f));
+      std::forward<F>(f), detail::Placement::anywhere(), loc);
 }
 
 // Spawns onto this thread's executor; the task never leaves this thread
 // (on multi_thread it is pinned to this worker and never stolen).
 template <class F>
-[[nodiscard]] auto spawn_local(F&& f) {
+[[nodiscard]] auto spawn_local(F&& f,
+                               SpawnLocation loc = SpawnLocation::current()) {
   return detail::spawn_onto(
       detail::current_scheduler_for(
           "spawn_local() called on a thread with no running executor; call it from inside a "
           "task or block_on, or use LocalExecutor::spawn_local"),
-      std::forward<F>(f), detail::Placement::this_thread());
+      std::forward<F>(f), detail::Placement::this_thread(), loc);
 }
 
 }  // namespace pollux

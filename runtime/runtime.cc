@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <algorithm>
+#include <limits>
 #include <string>
 #include <thread>
 
@@ -9,10 +11,16 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "executor/blocking/blocking_pool.h"
 #include "executor/blocking/blocking_scheduler.h"
 #include "executor/multi_thread/scheduler.h"
+#include "executor/internal/local_scheduler.h"
+#include "executor/internal/task.h"
 #include "executor/thread_parker.h"
+#include "future/internal/mutex.h"
+#include "timer/instant.h"
+#include "future/internal/atomic.h"
 #include "reactor/epoll/epoll_backend.h"
 #include "reactor/errno_status.h"
 #include "reactor/uring/io_uring_backend.h"
@@ -64,6 +72,7 @@ struct Drivers {
     RuntimeContext ctx;
     ctx.backend = io;
     ctx.timers = time ? &time->queue() : nullptr;
+    ctx.tick = time ? &time->queue().tick_clock() : nullptr;
     return ctx;
   }
   // On the thread that will run it: own the wheel, enable the ring.
@@ -71,11 +80,37 @@ struct Drivers {
     if (time) time->queue().bind_to_current_thread();
     return uring ? uring->enable_on_current_thread() : absl::OkStatus();
   }
-  // On the thread that ran it, as it stops: drain what is in flight.
+  // On the thread that ran it, as it stops: drain what is in flight, until
+  // drain_deadline when Runtime::shutdown_timeout set one, else for the
+  // backend's own drain_timeout (10 s by default: the destructor's cap).
   void shutdown() {
-    if (uring) uring->shutdown();
-    if (epoll) epoll->shutdown();
+    // acquire: pairs with set_drain_deadline's release (which, on the
+    // multi-thread flavours, also comes before the scheduler's shutdown).
+    const int64_t deadline_ns = drain_deadline_ns.load(std::memory_order_acquire);
+    if (deadline_ns == kNoDeadline) {
+      if (uring) uring->shutdown();
+      if (epoll) epoll->shutdown();
+      return;
+    }
+    // Clamped: the backends add it to their clock.
+    const absl::Duration left =
+        std::clamp(absl::FromUnixNanos(deadline_ns) - absl::Now(), absl::ZeroDuration(),
+                   absl::Hours(24 * 365));
+    if (uring) uring->shutdown(left);
+    if (epoll) epoll->shutdown(left);
   }
+  void set_drain_deadline(absl::Time t) noexcept {
+    const int64_t ns = t == absl::InfiniteFuture() ? std::numeric_limits<int64_t>::max() - 1
+                                                   : absl::ToUnixNanos(t);
+    // release: pairs with shutdown()'s acquire.
+    drain_deadline_ns.store(ns, std::memory_order_release);
+  }
+  uint64_t leaked_ops() const noexcept { return io != nullptr ? io->stats().leaked_ops : 0; }
+
+  static constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::min();
+  // Written by the thread that shuts the runtime down, read by the worker
+  // (core) that drains this backend.
+  Atomic<int64_t> drain_deadline_ns{kNoDeadline};
 };
 
 const char* kind_name(BackendKind k) {
@@ -167,6 +202,8 @@ struct RuntimeInner {
   // backends' file operations: one pool for both and every worker.
   std::unique_ptr<blocking::BlockingPool> pool;
   BlockingScheduler* blocking = nullptr;
+  // shutdown() has run: the executors, pool and drivers are gone.
+  bool finished = false;
 
   RuntimeContext context_of(size_t i) const noexcept {
     RuntimeContext ctx = drivers[i]->context();
@@ -177,6 +214,21 @@ struct RuntimeInner {
   static absl::StatusOr<std::unique_ptr<RuntimeInner>> build(const Runtime::Builder& b);
 
   ~RuntimeInner() {
+    if (!finished) (void)shutdown(std::nullopt);
+  }
+
+  // Tears everything down in DESIGN §4's order; `deadline` bounds the ring
+  // (epoll: file job) drain and the wait for the blocking pool (nullopt:
+  // the destructor's policy, the backends' own drain_timeout and no bound on
+  // the pool). On the current_thread runtime's thread (checked by the
+  // executor), or a thread that is none of the runtime's (checked by
+  // multi_thread's join, thread_per_core's stop).
+  ShutdownReport shutdown(std::optional<absl::Time> deadline) {
+    POLLUX_CHECK(!finished, "Runtime shut down twice");
+    const absl::Time start = absl::Now();
+    if (deadline.has_value()) {
+      for (const std::unique_ptr<Drivers>& d : drivers) d->set_drain_deadline(*deadline);
+    }
     const bool current_thread = executor != nullptr;
     if (executor) {
       // Futures dropped at shutdown may cancel I/O ops and timers: they find
@@ -188,6 +240,7 @@ struct RuntimeInner {
       multi->shutdown();
       multi->join();
       multi->ref_dec();
+      multi = nullptr;
     }
     cores.reset();  // stops and joins every core
     // Every task is gone (the signal reader and its AsyncFd with them):
@@ -196,20 +249,38 @@ struct RuntimeInner {
     // The backends first drain what they still have in flight, here for
     // current_thread (the multi-thread flavours' workers did as they
     // stopped): the epoll backends' file jobs get their bounded wait before
-    // the pool is shut down below, which waits for running jobs without a
-    // bound (DESIGN §9).
+    // the pool is shut down below (DESIGN §9).
     if (current_thread) {
       for (const std::unique_ptr<Drivers>& d : drivers) d->shutdown();
     }
+    ShutdownReport report;
+    for (const std::unique_ptr<Drivers>& d : drivers) report.leaked_ops += d->leaked_ops();
     if (blocking != nullptr) {
-      // Calls still queued are cancelled unrun; running ones are waited for.
+      // Calls still queued are cancelled unrun; running ones are waited for
+      // (until the deadline, then left to finish on their detached threads).
       blocking->close();
-      pool->shutdown();
+      if (deadline.has_value() && *deadline != absl::InfiniteFuture()) {
+        report.blocking_still_running = pool->shutdown_until(*deadline);
+      } else {
+        pool->shutdown();
+      }
+      // From now on the Runtime spawns onto the closed blocking scheduler,
+      // which cancels every spawn at once, so it no longer keeps the
+      // executors' shared blocks (and with them their eventfds) alive; a
+      // Handle taken earlier still does, until it goes.
+      target = std::make_shared<SpawnTarget>(SpawnTarget::Kind::kOne,
+                                             std::vector<Schedule*>{blocking}, drivers.size(),
+                                             blocking);
       blocking->ref_dec();
+      blocking = nullptr;
     }
     // Each backend closes its ring or set now; each eventfd goes with its
     // last unparker.
     drivers.clear();
+    pool.reset();
+    finished = true;
+    report.elapsed = absl::Now() - start;
+    return report;
   }
 };
 
@@ -332,7 +403,195 @@ detail::RuntimeInner& Runtime::inner() const noexcept {
   return *inner_;
 }
 
+ShutdownReport Runtime::shutdown_timeout(absl::Duration d) {
+  POLLUX_CHECK(inner_ != nullptr, "Runtime::shutdown_timeout on a moved-from Runtime");
+  if (inner_->finished) return ShutdownReport{};  // a second call: nothing left to do
+  if (RuntimeContext::current().scheduler != nullptr) {
+    detail::check_failed("RuntimeContext::current().scheduler == nullptr",
+                         "Runtime::shutdown_timeout called from inside a task (or on a runtime's "
+                         "worker thread); it waits for the runtime's threads: call it from "
+                         "outside the runtime",
+                         __FILE__, __LINE__);
+  }
+  const absl::Time deadline =
+      d == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + d;
+  return inner_->shutdown(deadline);
+}
+
+namespace {
+
+using detail::Header;
+using detail::Trailer;
+
+// What `h` looks like now, `now_ns` being the dumping thread's tick time.
+TaskInfo describe(Header* h, size_t worker, int64_t now_ns) {
+  TaskInfo info;
+  const detail::TaskState::Snapshot s = h->state.load();
+  info.state = s.is_complete()   ? TaskInfo::State::kComplete
+               : s.is_running()  ? TaskInfo::State::kRunning
+               : s.is_notified() ? TaskInfo::State::kScheduled
+                                 : TaskInfo::State::kIdle;
+  info.cancelled = s.is_cancelled();
+  // relaxed: a report, ordered by nothing.
+  info.pinned = h->pins.load(std::memory_order_relaxed) != 0;
+  info.worker = worker;
+  // The trailer's id and spawn fields were written before the task was
+  // bound into the list we are walking (under its lock, or on this thread).
+  const Trailer* t = detail::trailer_of(h);
+  info.id = t->id;
+  info.spawned_at = t->spawned_at;
+  if (t->spawned_ms != 0 && now_ns != 0) {
+    // Modulo 2^32 ms, as stamped (TickClock::stamp_ms).
+    const uint32_t now_ms = static_cast<uint32_t>(static_cast<uint64_t>(now_ns) / 1'000'000);
+    info.age = absl::Milliseconds(static_cast<uint32_t>(now_ms - t->spawned_ms));
+  }
+  return info;
+}
+
+int64_t tick_now_ns() noexcept {
+  const TickClock* tick = RuntimeContext::current().tick;
+  return tick != nullptr ? tick->now_ns : 0;
+}
+
+// On the owner thread of a single-thread scheduler: its tasks, leaving out
+// `skip` (the task serving a dump request).
+void dump_local(detail::Schedule* scheduler, size_t worker, const Header* skip,
+                std::vector<TaskInfo>& out) {
+  detail::LocalCore* core = static_cast<detail::LocalScheduler*>(scheduler)->owner_core();
+  if (core == nullptr) return;
+  const int64_t now = tick_now_ns();
+  for (Header* h = core->owned.front(); h != nullptr; h = detail::trailer_of(h)->owned_next) {
+    if (h != skip) out.push_back(describe(h, worker, now));
+  }
+}
+
+// A dump request to single-thread cores, answered by a task on each.
+struct DumpRequest {
+  detail::Mutex mu;
+  detail::CondVar cv;
+  std::vector<TaskInfo> tasks ABSL_GUARDED_BY(mu);
+  size_t pending ABSL_GUARDED_BY(mu) = 0;
+};
+
+// The task that answers on one core: read between two polls of that core.
+class ServeDump {
+ public:
+  using Output = void;
+  ServeDump(std::shared_ptr<DumpRequest> req, size_t worker)
+      : req_(std::move(req)), worker_(worker) {}
+  Poll<void> poll(Context&) {
+    std::vector<TaskInfo> mine;
+    dump_local(RuntimeContext::current().scheduler, worker_, RuntimeContext::current().task,
+               mine);
+    detail::MutexLock lock(req_->mu);
+    for (TaskInfo& t : mine) req_->tasks.push_back(std::move(t));
+    --req_->pending;
+    req_->cv.notify_all();
+    return Ready{};
+  }
+
+ private:
+  std::shared_ptr<DumpRequest> req_;
+  size_t worker_;
+};
+
+}  // namespace
+
+const char* TaskInfo::state_name(State s) noexcept {
+  switch (s) {
+    case State::kIdle:
+      return "idle";
+    case State::kScheduled:
+      return "scheduled";
+    case State::kRunning:
+      return "running";
+    case State::kComplete:
+      return "complete";
+  }
+  return "?";
+}
+
+std::string TaskInfo::to_string() const {
+  return absl::StrCat("task ", id, " ", state_name(state), cancelled ? " cancelled" : "",
+                      pinned ? " pinned" : "", " worker ", worker, " age ",
+                      age.has_value() ? absl::FormatDuration(*age) : std::string("?"),
+                      " spawned at ", spawned_at.file_name(), ":", spawned_at.line(), " (",
+                      spawned_at.function_name(), ")");
+}
+
+std::string TaskDump::to_string() const {
+  std::string out = absl::StrCat(tasks.size(), " task(s)", complete ? "" : " (incomplete: a "
+                                 "worker did not answer)", "\n");
+  for (const TaskInfo& t : tasks) absl::StrAppend(&out, "  ", t.to_string(), "\n");
+  return out;
+}
+
+TaskDump Runtime::dump_tasks(absl::Duration wait) const {
+  TaskDump dump;
+  if (inner_ == nullptr || inner_->finished) return dump;
+  if (inner_->multi != nullptr) {
+    // A worker has its tick time; elsewhere one clock reading for the whole
+    // dump (multi_thread's clocks are never paused: no offset).
+    int64_t now = tick_now_ns();
+    if (now == 0 && !inner_->drivers.empty() && inner_->drivers[0]->time) now = Instant::now().nanos();
+    inner_->multi->for_each_task([&](Header* h) {
+      // relaxed (atomic_ref): `home` changes at the start of a poll; a hint.
+      const uint32_t home = std::atomic_ref<uint32_t>(h->home).load(std::memory_order_relaxed);
+      dump.tasks.push_back(describe(h, home, now));
+    });
+  } else {
+    std::vector<detail::Schedule*> cores;
+    if (inner_->executor) {
+      cores.push_back(inner_->executor->scheduler());
+    } else {
+      for (size_t i = 0; i < inner_->cores->size(); ++i) cores.push_back(inner_->cores->scheduler(i));
+    }
+    auto req = std::make_shared<DumpRequest>();
+    std::vector<TaskInfo> direct;
+    std::vector<size_t> ask;
+    for (size_t i = 0; i < cores.size(); ++i) {
+      if (static_cast<detail::LocalScheduler*>(cores[i])->owner_core() != nullptr) {
+        dump_local(cores[i], i, nullptr, direct);  // this thread owns it
+      } else {
+        ask.push_back(i);
+      }
+    }
+    {
+      detail::MutexLock lock(req->mu);
+      req->pending = ask.size();
+    }
+    for (size_t i : ask) detail::spawn_onto(cores[i], ServeDump(req, i)).detach();
+    const absl::Time give_up = absl::Now() + wait;
+    detail::MutexLock lock(req->mu);
+    while (req->pending > 0) {
+      const absl::Duration left = give_up - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      req->cv.wait_for(req->mu, left);
+    }
+    dump.complete = req->pending == 0;
+    dump.tasks = std::move(direct);
+    for (TaskInfo& t : req->tasks) dump.tasks.push_back(std::move(t));
+    req->tasks.clear();
+  }
+  std::sort(dump.tasks.begin(), dump.tasks.end(),
+            [](const TaskInfo& a, const TaskInfo& b) { return a.id < b.id; });
+  return dump;
+}
+
+bool Runtime::is_shut_down() const noexcept { return inner_ == nullptr || inner_->finished; }
+
+std::string ShutdownReport::to_string() const {
+  return absl::StrCat("shutdown in ", absl::FormatDuration(elapsed), ": ", blocking_still_running,
+                      " blocking call(s) still running (left on detached threads), ",
+                      leaked_ops, " op(s) leaked in the kernel");
+}
+
 absl::Status Runtime::enter_check() {
+  if (inner_ == nullptr || inner_->finished) {
+    return absl::FailedPreconditionError(
+        "Runtime::block_on after Runtime::shutdown_timeout (or on a moved-from Runtime): the "
+        "runtime is finished; build a new one");
+  }
   if (RuntimeContext::current().scheduler != nullptr) {
     return absl::FailedPreconditionError(
         "Runtime::block_on called from inside a task (or on a runtime's worker thread); it "
@@ -365,7 +624,9 @@ absl::Status Runtime::finished_early_status() const {
       "thread)");
 }
 
-bool Runtime::is_current_thread() const noexcept { return inner().executor != nullptr; }
+bool Runtime::is_current_thread() const noexcept {
+  return inner().flavour == detail::RuntimeInner::Flavour::kCurrentThread;
+}
 LocalExecutor& Runtime::executor() const noexcept { return *inner().executor; }
 RuntimeContext Runtime::context() const noexcept { return inner().context_of(0); }
 const detail::SpawnTarget& Runtime::spawn_target() const noexcept { return *inner().target; }

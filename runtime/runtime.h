@@ -58,7 +58,9 @@
 // thread) runs blocking work on the runtime's pool of at most
 // max_blocking_threads() threads (executor/blocking/spawn_blocking.h).
 //
-// Shutdown (~Runtime): every unfinished task's future is dropped on the
+// Shutdown (~Runtime, or shutdown_timeout(d) earlier): no spawn is taken
+// afterwards (spawning yields a JoinHandle that resolves Cancelled); every
+// unfinished task's future is dropped on the
 // thread that polls it (current_thread: the runtime thread; multi_thread:
 // its home worker, in the order of executor/multi_thread/scheduler.h;
 // thread_per_core: its core), and their JoinHandles yield Cancelled; then each backend
@@ -67,6 +69,14 @@
 // keeping what it does not; then the blocking pool cancels the calls still
 // queued and joins its threads (waiting for running ones without a bound);
 // then the rings (epoll sets) close.
+// shutdown_timeout(d) does the same with `d` bounding, from its start, both
+// the drain (what the kernel still holds then is leaked on purpose) and the
+// wait for running blocking calls (their threads are detached and finish on
+// their own; their task cells go when they do), and returns a ShutdownReport
+// of what it could not finish. The Runtime is finished then: block_on is an
+// error (FailedPrecondition from try_block_on), worker_count() is 0 and
+// io_backend()/timer_queue() are null. The destructor is
+// shutdown_timeout(infinite) with the drain capped at 10 s (DESIGN §9).
 // The backend's eventfd is closed when the last thing that can wake the
 // executor (a JoinHandle, a cloned Waker, a Handle) is gone, so a late wake
 // never writes to a reused fd. Destroy a current_thread runtime on its
@@ -94,6 +104,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "executor/blocking/blocking_pool.h"
 #include "executor/blocking/spawn_blocking.h"
 #include "executor/context.h"
@@ -102,6 +113,7 @@
 #include "executor/join_result.h"
 #include "executor/local_executor.h"
 #include "executor/spawn.h"
+#include "executor/spawn_location.h"
 #include "future/future.h"
 #include "reactor/backend.h"
 #include "reactor/uring/io_uring_options.h"
@@ -140,11 +152,13 @@ class SpawnTarget {
   Schedule* blocking() const noexcept { return blocking_; }
   // Worker or core `i` (checked: i < workers).
   template <class F>
-  auto spawn_on(size_t i, F&& f) const {
+  auto spawn_on(size_t i, F&& f, SpawnLocation loc) const {
     check_worker(i);
-    if (kind_ == Kind::kCores) return spawn_onto(schedulers_[i], std::forward<F>(f));
+    if (kind_ == Kind::kCores) {
+      return spawn_onto(schedulers_[i], std::forward<F>(f), Placement::anywhere(), loc);
+    }
     return spawn_onto(schedulers_[0], std::forward<F>(f),
-                      Placement::on_worker(static_cast<uint32_t>(i)));
+                      Placement::on_worker(static_cast<uint32_t>(i)), loc);
   }
 
  private:
@@ -174,6 +188,77 @@ struct BackendChoice {
   }
 };
 
+// What Runtime::shutdown_timeout could not finish within its bound. Every
+// count is 0 when it finished everything.
+struct ShutdownReport {
+  // spawn_blocking calls (and epoll file jobs) still running on the
+  // blocking pool when `d` ran out. Their threads are detached: each
+  // finishes its call, then exits; the call's task cell (and what its
+  // closure owns) is freed then, and its JoinHandle, if still held, becomes
+  // ready. Calls still queued are never counted: they were cancelled unrun.
+  size_t blocking_still_running = 0;
+  // Operations the kernel still held when the drain gave up (io_uring ops
+  // not completed after their cancel; epoll file jobs still running): their
+  // memory is kept for the rest of the process, never freed under the
+  // kernel (Backend stats().leaked_ops, summed over the workers).
+  uint64_t leaked_ops = 0;
+  // How long shutdown_timeout took.
+  absl::Duration elapsed;
+
+  bool complete() const noexcept { return blocking_still_running == 0 && leaked_ops == 0; }
+  // One line for logs, e.g. "shutdown in 201ms: 1 blocking call(s) still
+  // running (left on detached threads), 0 op(s) leaked in the kernel".
+  std::string to_string() const;
+};
+
+// One live task in Runtime::dump_tasks().
+struct TaskInfo {
+  // idle: waiting for a wake. scheduled: woken, in a run queue. running:
+  // being polled now, or queued for its first poll (or after waking itself;
+  // a RUNNING task in a queue is owned by that queue entry, DESIGN §4).
+  // complete: finished, caught between its completion and leaving its
+  // list (a completed task leaves the list, so a result waiting for its
+  // JoinHandle is not listed).
+  enum class State { kIdle, kScheduled, kRunning, kComplete };
+
+  // Unique in the process run: the spawning worker (core) in bits 48 and
+  // up (multi_thread: worker_count() for a spawn from elsewhere), a counter below.
+  uint64_t id = 0;
+  State state = State::kIdle;
+  // Aborted (or its runtime shutting down); its future not dropped yet.
+  bool cancelled = false;
+  // It holds worker-owned state (an op slot, an armed timer; TaskPin), so on
+  // multi_thread it stays on `worker`.
+  bool pinned = false;
+  // The core it lives on (current_thread: 0), or on multi_thread the worker
+  // that polled it last (for a task that is not pinned, a hint: it may be
+  // stolen).
+  size_t worker = 0;
+  // Since it was spawned, in whole ms (on the adopting worker's tick clock,
+  // no clock read per spawn); nullopt without enable_time() and for a multi_thread task
+  // spawned from outside the runtime.
+  std::optional<absl::Duration> age;
+  // Where it was spawned: spawn's default argument (pollux::spawn,
+  // Runtime/Handle::spawn, spawn_on, spawn_local, JoinSet::spawn); inside
+  // block_on on the multi-thread flavours, the block_on root is runtime.h's.
+  SpawnLocation spawned_at;
+
+  static const char* state_name(State s) noexcept;
+  // e.g. "task 3 idle worker 0 age 1.2s spawned at net/foo.cc:42 (void f())".
+  std::string to_string() const;
+};
+
+// What Runtime::dump_tasks() found.
+struct TaskDump {
+  std::vector<TaskInfo> tasks;
+  // False when a worker (core) did not answer within the wait (a
+  // current_thread runtime nobody drives, a core stuck in a long poll):
+  // its tasks are missing.
+  bool complete = true;
+  // One line per task after a count, in id order.
+  std::string to_string() const;
+};
+
 // Spawns onto a runtime from any thread. Cheap to copy; outliving the
 // runtime is safe (spawning then yields a cancelled JoinHandle).
 class Handle {
@@ -181,17 +266,22 @@ class Handle {
   // Spawns `f` (a Future or a callable returning one) onto the runtime; the
   // runtime adopts it at its next tick (on one of its own threads it is
   // queued at once, with no syscall). thread_per_core: the cores in turn.
+  // `loc` (defaulted: the caller's line) is the spawn site the task dump
+  // shows (Runtime::dump_tasks); likewise below.
   template <class F>
-  [[nodiscard]] auto spawn(F&& f) const {
-    return detail::spawn_onto(target_->next(), std::forward<F>(f));
+  [[nodiscard]] auto spawn(F&& f,
+                           SpawnLocation loc = SpawnLocation::current()) const {
+    return detail::spawn_onto(target_->next(), std::forward<F>(f), detail::Placement::anywhere(),
+                              loc);
   }
   // Spawns onto worker (core) `core` (checked: core < worker_count()),
   // where it runs for its whole life: thread_per_core's core, or a
   // multi_thread worker that never lets it be stolen. current_thread has
   // one, 0.
   template <class F>
-  [[nodiscard]] auto spawn_on(size_t core, F&& f) const {
-    return target_->spawn_on(core, std::forward<F>(f));
+  [[nodiscard]] auto spawn_on(size_t core, F&& f,
+                              SpawnLocation loc = SpawnLocation::current()) const {
+    return target_->spawn_on(core, std::forward<F>(f), loc);
   }
   // Runs `fn()` on the runtime's blocking pool (executor/blocking/spawn_blocking.h).
   template <class Fn>
@@ -357,14 +447,16 @@ class Runtime {
   // turn). On one of the runtime's threads it makes no syscall; from
   // elsewhere the task goes through the remote queue.
   template <class F>
-  [[nodiscard]] auto spawn(F&& f) {
-    return detail::spawn_onto(spawn_target().next(), std::forward<F>(f));
+  [[nodiscard]] auto spawn(F&& f, SpawnLocation loc = SpawnLocation::current()) {
+    return detail::spawn_onto(spawn_target().next(), std::forward<F>(f),
+                              detail::Placement::anywhere(), loc);
   }
   // Spawns onto worker (core) `core` for the task's whole life (see
   // Handle::spawn_on).
   template <class F>
-  [[nodiscard]] auto spawn_on(size_t core, F&& f) {
-    return spawn_target().spawn_on(core, std::forward<F>(f));
+  [[nodiscard]] auto spawn_on(size_t core, F&& f,
+                              SpawnLocation loc = SpawnLocation::current()) {
+    return spawn_target().spawn_on(core, std::forward<F>(f), loc);
   }
   // Runs `fn()` on the blocking pool (executor/blocking/spawn_blocking.h),
   // from any thread.
@@ -372,8 +464,35 @@ class Runtime {
   [[nodiscard]] auto spawn_blocking(Fn&& fn) {
     return detail::spawn_blocking_onto(spawn_target().blocking(), std::forward<Fn>(fn));
   }
-  // Worker (core) threads: 1 on current_thread.
+  // Worker (core) threads: 1 on current_thread (0 once shut down).
   size_t worker_count() const noexcept;
+
+  // Shuts the runtime down now (see the header comment), `d` bounding the
+  // drain and the wait for the blocking pool, and reports what it could not
+  // finish. From where the destructor may run: a current_thread runtime's
+  // thread (checked), any thread that is none of the runtime's for the
+  // others (checked); never from inside a task (checked). A second call
+  // returns an empty report.
+  ShutdownReport shutdown_timeout(absl::Duration d);
+  // shutdown_timeout has run (or the Runtime was moved from). For the
+  // thread that shuts it down.
+  bool is_shut_down() const noexcept;
+
+  // Every live task (TaskInfo), read on the runtime's own threads between
+  // two task polls, from any thread while the runtime runs (or inside one
+  // of its tasks):
+  //   current_thread   on its thread (inside a task, or between block_ons):
+  //                    read directly; from another thread: a request
+  //                    served by the runtime thread at its next tick, which
+  //                    this call waits for (at most `wait`: a runtime that
+  //                    nobody drives does not answer, and the dump says so).
+  //   thread_per_core  a request to each core, waited for likewise; inside
+  //                    a task, its own core is read directly (the call then
+  //                    holds its core up for the others' answers).
+  //   multi_thread     read from the calling thread, each OwnedTasks shard
+  //                    under its lock.
+  // Empty once the runtime is shut down.
+  TaskDump dump_tasks(absl::Duration wait = absl::Seconds(5)) const;
 
   Handle handle() const;
 

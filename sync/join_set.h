@@ -23,6 +23,7 @@
 
 #include "executor/join_handle.h"
 #include "executor/spawn.h"
+#include "executor/spawn_location.h"
 #include "sync/futures_unordered.h"
 
 namespace pollux::sync {
@@ -38,9 +39,10 @@ class JoinSet {
   ~JoinSet() { abort_all(); }
 
   // Spawns `f` (a future, or a callable returning one) and keeps its handle.
+  // `loc`: the spawn site the task dump shows (defaulted: the caller's line).
   template <class F>
-  void spawn(F&& f) {
-    auto h = pollux::spawn(std::forward<F>(f));
+  void spawn(F&& f, SpawnLocation loc = SpawnLocation::current()) {
+    auto h = pollux::spawn(std::forward<F>(f), loc);
     static_assert(std::is_same_v<decltype(h), JoinHandle<T>>,
                   "JoinSet<T>::spawn needs a future whose output is T");
     handles_.push(std::move(h));

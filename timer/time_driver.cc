@@ -17,12 +17,14 @@ TimeDriver::TimeDriver(Park& inner) : inner_(&inner) {}
 
 bool TimeDriver::park(std::optional<absl::Duration> timeout) {
   if (nothing_can_fire()) {
-    // No timer registered and the clock not paused: the tick has nothing to
-    // read the clock for (deadlines are built from a fresh reading,
-    // timer::now()), so it reads none. The next tick with a timer updates
-    // now() before it fires anything.
+    // No timer registered and the clock not paused: nothing to fire, so no
+    // wheel walk and no reading before the park. The one reading after it
+    // keeps now() (the tick's cached time that spawns stamp tasks with)
+    // fresh.
     ++blocking_parks_;
-    return inner_->park(timeout);
+    const bool woke = inner_->park(timeout);
+    queue_.update_now();
+    return woke;
   }
   queue_.update_now();
   if (queue_.process() > 0) return true;
@@ -53,8 +55,8 @@ bool TimeDriver::park(std::optional<absl::Duration> timeout) {
 
 void TimeDriver::poll_now() {
   inner_->poll_now();
-  if (nothing_can_fire()) return;
   queue_.update_now();
+  if (nothing_can_fire()) return;
   queue_.process();
 }
 

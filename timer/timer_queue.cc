@@ -26,12 +26,15 @@ TimerQueue& checked_current(const char* what) {
 }  // namespace
 
 TimerQueue::TimerQueue()
-    : wheel_(0), origin_(Instant::now()), now_(origin_), owner_(std::this_thread::get_id()) {}
+    : wheel_(0), origin_(Instant::now()), now_(origin_), owner_(std::this_thread::get_id()) {
+  tick_.now_ns = now_.nanos();
+}
 
 void TimerQueue::update_now() noexcept {
   if (paused_) return;
   const Instant t = Instant::now() + offset_;
   if (t > now_) now_ = t;  // CLOCK_MONOTONIC does not go back; this keeps resume() exact too
+  tick_.now_ns = now_.nanos();
 }
 
 size_t TimerQueue::process() noexcept {
@@ -82,6 +85,7 @@ void TimerQueue::advance(absl::Duration d) {
                "TimerQueue::pause()) first");
   POLLUX_CHECK(d >= absl::ZeroDuration(), "timer::advance() with a negative duration");
   now_ += d;
+  tick_.now_ns = now_.nanos();
 }
 
 bool TimerQueue::auto_advance() noexcept {
@@ -96,6 +100,7 @@ bool TimerQueue::auto_advance() noexcept {
       break;
     }
     now_ = *next;
+    tick_.now_ns = now_.nanos();
     jumped = true;
     if (process() > 0) break;
   }

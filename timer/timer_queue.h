@@ -8,8 +8,8 @@
 //   entries with the TimerQueue of the thread that polls them, found through
 //   `current_timer_queue()`.
 //
-//   Once per driver tick that has a timer registered (TimeDriver skips the
-//   two on a tick with none, which has nothing to fire) the driver calls:
+//   Once per driver tick the driver calls (TimeDriver skips process() on a
+//   tick with no timer registered, which has nothing to fire):
 //     update_now();   // reads the clock once (the vDSO; no syscall)
 //     process();      // fires every entry due at now(): wakes its waker
 //   and, before it parks, bounds the park with next_deadline().
@@ -120,11 +120,12 @@ class TimerQueue {
 
   // --- The clock -----------------------------------------------------------
 
-  // The time cached by the last update_now() (the paused time while paused).
-  // No clock read. TimeDriver updates it only on ticks with a timer
-  // registered, so with none it may be old: build deadlines from
-  // clock_now() (timer::now()), as sleep() does.
+  // The cached time of this tick (the paused time while paused). No clock read.
   Instant now() const noexcept { return now_; }
+  // now() as a TickClock (executor/context.h) the runtime puts in its
+  // RuntimeContext: what spawns stamp their tasks with. Updated wherever
+  // now() moves; the queue's thread only.
+  const TickClock& tick_clock() const noexcept { return tick_; }
   // A fresh reading of the queue's clock: now() while paused, else
   // Instant::now() plus the test clock's offset. Does not update now().
   Instant clock_now() const noexcept { return paused_ ? now_ : Instant::now() + offset_; }
@@ -205,6 +206,8 @@ class TimerQueue {
   TimerWheel wheel_;
   Instant origin_;
   Instant now_;
+  // now_ in nanoseconds (tick_clock()), kept with now_.
+  TickClock tick_;
   absl::Duration offset_ = absl::ZeroDuration();  // queue time - Instant::now() when running
   bool paused_ = false;
   const char* pause_forbidden_ = nullptr;

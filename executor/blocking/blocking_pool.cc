@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/clock.h"
 #include "future/internal/mutex.h"
 #include "future/internal/thread.h"
 
@@ -32,6 +33,10 @@ struct BlockingPool::Shared {
   // the same sleeping thread instead of starting a second one (tokio keeps
   // the same count).
   size_t notified ABSL_GUARDED_BY(mu) = 0;
+  size_t running ABSL_GUARDED_BY(mu) = 0;
+  // Threads shutdown_until detached (their handles dropped from `live`)
+  // that have not exited yet; shutdown waits for `threads - detached`.
+  size_t detached ABSL_GUARDED_BY(mu) = 0;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
   uint64_t spawned ABSL_GUARDED_BY(mu) = 0;
   uint64_t completed ABSL_GUARDED_BY(mu) = 0;
@@ -75,7 +80,7 @@ struct BlockingPool::Shared {
   }
 
   // Starts a thread; false when the system refuses one.
-  bool spawn_thread() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  bool spawn_thread(std::shared_ptr<Shared> self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     const uint64_t id = next_id++;
     // Started under the lock (as tokio does): the new thread's first step
     // is to take the lock, so it cannot look for its own handle in `live`
@@ -86,8 +91,10 @@ struct BlockingPool::Shared {
     // The buckets too: reserve() rehashes now, so emplace() cannot.
     try {
       live.reserve(live.size() + 1);
+      // SAFETY: the thread holds `self`, so a thread detached by
+      // shutdown_until keeps this state alive after the pool is gone.
       live.emplace(std::piecewise_construct, std::forward_as_tuple(id),
-                   std::forward_as_tuple([this, id] { worker(id); }));
+                   std::forward_as_tuple([self = std::move(self), id] { self->worker(id); }));
     } catch (const std::system_error&) {
       spawn_error = EAGAIN;
       return false;
@@ -105,6 +112,7 @@ struct BlockingPool::Shared {
     for (;;) {
       while (BlockingJob* job = pop()) {
         const bool abandon = shut_down;
+        ++running;
         mu.unlock();
         // After this call the job may be gone: it owns itself.
         if (abandon) {
@@ -113,6 +121,7 @@ struct BlockingPool::Shared {
           job->run();
         }
         mu.lock();
+        --running;
         ++completed;
       }
       if (shut_down) break;
@@ -129,15 +138,19 @@ struct BlockingPool::Shared {
     }
     --threads;
     auto it = live.find(id);
-    exited.push_back(std::move(it->second));
-    live.erase(it);
-    if (threads == 0) exit_cv.notify_all();
+    if (it != live.end()) {
+      exited.push_back(std::move(it->second));
+      live.erase(it);
+    } else {
+      --detached;  // shutdown_until let it go: nobody joins it
+    }
+    if (threads == detached) exit_cv.notify_all();
     mu.unlock();
   }
 };
 
 BlockingPool::BlockingPool(BlockingPoolOptions options)
-    : shared_(std::make_unique<Shared>(options)) {}
+    : shared_(std::make_shared<Shared>(options)) {}
 
 BlockingPool::~BlockingPool() { shutdown(); }
 
@@ -150,7 +163,7 @@ bool BlockingPool::submit(BlockingJob* job) {
       shared_->push(job);
       ++shared_->notified;
       shared_->work_cv.notify_one();
-    } else if (shared_->threads < shared_->options.max_threads && shared_->spawn_thread()) {
+    } else if (shared_->threads < shared_->options.max_threads && shared_->spawn_thread(shared_)) {
       shared_->push(job);
     } else if (shared_->threads > 0) {
       // Every thread is busy (or none could be started): the job waits for
@@ -172,9 +185,35 @@ void BlockingPool::shutdown() {
     detail::MutexLock lock(shared_->mu);
     shared_->shut_down = true;
     shared_->work_cv.notify_all();
-    while (shared_->threads > 0) shared_->exit_cv.wait(shared_->mu);
+    while (shared_->threads > shared_->detached) shared_->exit_cv.wait(shared_->mu);
   }
   shared_->join_exited();
+}
+
+size_t BlockingPool::shutdown_until(absl::Time deadline) {
+  std::vector<detail::Thread> let_go;
+  size_t still_running = 0;
+  {
+    detail::MutexLock lock(shared_->mu);
+    shared_->shut_down = true;
+    shared_->work_cv.notify_all();
+    while (shared_->threads > shared_->detached) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      shared_->exit_cv.wait_for(shared_->mu, left);
+    }
+    if (shared_->threads > shared_->detached) {
+      // Out of time: the threads still here finish their job (or, idle,
+      // just exit) on their own; none of them is joined.
+      for (auto& [id, t] : shared_->live) let_go.push_back(std::move(t));
+      shared_->live.clear();
+      shared_->detached = shared_->threads;
+    }
+    still_running = shared_->running;
+  }
+  for (detail::Thread& t : let_go) t.detach();
+  shared_->join_exited();
+  return still_running;
 }
 
 BlockingPoolStats BlockingPool::stats() const {
@@ -183,6 +222,8 @@ BlockingPoolStats BlockingPool::stats() const {
   s.threads = shared_->threads;
   s.idle_threads = shared_->idle;
   s.queued = shared_->queued;
+  s.running = shared_->running;
+  s.detached = shared_->detached;
   s.spawned = shared_->spawned;
   s.completed = shared_->completed;
   return s;

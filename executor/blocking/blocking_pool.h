@@ -26,6 +26,11 @@
 // useful to an owner that is going away overrides it); the call returns when
 // every thread has exited, so it waits for running jobs without limit
 // (DESIGN §9: dropping the runtime waits for the blocking pool).
+// shutdown_until(deadline) waits only until `deadline`: the threads still
+// running a job then are detached (a job cannot be interrupted) and finish it
+// on their own, keeping the pool's shared state alive until they exit; it
+// returns how many jobs were still running. A later shutdown() does not
+// wait for detached threads.
 //
 // Thread-safety: every member is thread-safe. run() and abandon() are called
 // on pool threads, never under the pool's lock.
@@ -67,6 +72,8 @@ struct BlockingPoolStats {
   size_t threads = 0;        // alive now
   size_t idle_threads = 0;   // waiting for a job
   size_t queued = 0;         // jobs waiting for a thread
+  size_t running = 0;        // jobs in run() or abandon() now (detached threads too)
+  size_t detached = 0;       // threads a bounded shutdown left running, not exited yet
   uint64_t spawned = 0;      // threads ever started
   uint64_t completed = 0;    // jobs run or abandoned
 };
@@ -88,12 +95,19 @@ class BlockingPool {
   // Stops taking jobs, abandons the queued ones and waits for every thread
   // to exit (see the header comment). Idempotent.
   void shutdown();
+  // As shutdown(), but waits for running jobs only until `deadline`, then
+  // detaches the threads still running one (see the header comment).
+  // Returns the jobs still running then (0: every thread has exited).
+  // Idempotent; a second call waits for nothing already detached.
+  size_t shutdown_until(absl::Time deadline);
 
   BlockingPoolStats stats() const;
 
  private:
   struct Shared;
-  std::unique_ptr<Shared> shared_;
+  // Shared with every pool thread: a thread detached by shutdown_until
+  // may outlive the pool.
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace pollux::blocking

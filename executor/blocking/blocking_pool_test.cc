@@ -179,5 +179,49 @@ TEST_F(BlockingPoolTest, ManySubmittersAtOnce) {
   EXPECT_EQ(runs.load() + abandons.load(), kThreads * kEach);
 }
 
+// shutdown_until: a job still running at the deadline is left to its
+// detached thread, which finishes it after the pool is gone (the shared
+// state outlives the pool); queued jobs are abandoned, idle threads exit.
+TEST_F(BlockingPoolTest, ShutdownUntilLeavesARunningJobToItsThread) {
+  std::atomic<int> runs{0};
+  std::atomic<int> abandons{0};
+  Gate gate;
+  const absl::Time start = absl::Now();
+  {
+    BlockingPool pool({.max_threads = 1});
+    ASSERT_TRUE(pool.submit(new CountingJob(&runs, &abandons, &gate)));
+    ASSERT_TRUE(pool.submit(new CountingJob(&runs, &abandons, nullptr)));  // queued
+    gate.wait_for_waiters(1);
+    EXPECT_EQ(pool.shutdown_until(absl::Now() + absl::Milliseconds(50)), 1u);
+    EXPECT_EQ(pool.stats().detached, 1u);
+    auto* refused = new CountingJob(&runs, &abandons, nullptr);
+    EXPECT_FALSE(pool.submit(refused));
+    delete refused;  // still ours
+    pool.shutdown();  // does not wait for the detached thread
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(runs.load(), 0);
+  gate.release();
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (runs.load() + abandons.load() < 2 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(abandons.load(), 1);
+}
+
+// With nothing running, shutdown_until returns 0 and joins every thread.
+TEST_F(BlockingPoolTest, ShutdownUntilWithNothingRunningJoinsEveryThread) {
+  std::atomic<int> runs{0};
+  std::atomic<int> abandons{0};
+  BlockingPool pool;
+  ASSERT_TRUE(pool.submit(new CountingJob(&runs, &abandons, nullptr)));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (runs.load() < 1 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_EQ(pool.shutdown_until(absl::Now() + absl::Seconds(10)), 0u);
+  EXPECT_EQ(pool.stats().threads, 0u);
+  EXPECT_EQ(pool.stats().detached, 0u);
+}
+
 }  // namespace
 }  // namespace pollux::blocking

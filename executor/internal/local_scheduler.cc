@@ -106,7 +106,18 @@ void LocalScheduler::push_local(LocalCore& core, Header* task) noexcept {
   core.run_queue.push_back(task);
 }
 
+namespace {
+// A task joining the owner's list: its id, and the tick time of the thread
+// that adopts it (no clock read).
+void stamp(LocalCore& core, Header* task) noexcept {
+  Trailer* t = trailer_of(task);
+  t->id = core.next_task_id++;
+  if (const TickClock* tick = RuntimeContext::current().tick) t->spawned_ms = tick->stamp_ms();
+}
+}  // namespace
+
 void LocalScheduler::spawn_local(LocalCore& core, Header* task) noexcept {
+  stamp(core, task);
   core.owned.bind(task);
   core.counters->spawns.inc();
   if (is_closed()) {
@@ -158,6 +169,7 @@ void LocalScheduler::drain_inject(LocalCore& core) noexcept {
     inject_nonempty_.store(false, std::memory_order_relaxed);
   }
   while (Header* h = spawned.pop_front()) {
+    stamp(core, h);
     core.owned.bind(h);
     core.counters->spawns.inc();
     core.run_queue.push_back(h);

@@ -55,6 +55,9 @@ struct LocalCore {
   // cells alive at once.
   static constexpr size_t kTaskRefBatch = 64;
   size_t banked_task_refs = 0;
+  // The id of the next task bound here (Trailer::id): the core index in the
+  // high bits (ShardedOwnedTasks::make_id's layout), a counter below.
+  uint64_t next_task_id = 0;
   TaskList run_queue;
   LocalOwnedTasks owned;
   Budget budget;

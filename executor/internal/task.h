@@ -30,6 +30,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "executor/spawn_location.h"
 #include "executor/internal/task_state.h"
 #include "executor/join_result.h"
 #include "future/context.h"
@@ -68,18 +69,44 @@ struct Header {
   // only on `home` (see TaskPin for the ordering).
   std::atomic<uint32_t> pins{0};
   // The multi_thread worker that polls it: set at the start of a poll made
-  // with no pins, by the polling worker. Unused by single-thread executors.
+  // with no pins, by the polling worker (a relaxed std::atomic_ref store, so
+  // the task dump may load it from another thread). Unused by single-thread
+  // executors.
   uint32_t home = 0;
 };
 static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
+// The trailer stores the spawn site by value: libstdc++'s source_location is
+// one pointer to a static record, so that costs a pointer store per spawn
+// (the stand-in under clang 14 is three words: spawn_location.h).
+#if defined(__cpp_lib_source_location)
+static_assert(sizeof(SpawnLocation) == sizeof(void*),
+              "std::source_location is expected to be one pointer");
+#endif
+
+// Which of the future and the result a cell's storage holds.
+enum class CellStage : uint8_t { kFuture, kResult, kConsumed };
 
 struct Trailer {
   Header* owned_prev = nullptr;
   Header* owned_next = nullptr;
-  // multi_thread: the OwnedTasks shard holding the task, and its id
-  // (the spawning worker's index in the high bits, DESIGN §4).
-  uint32_t owned_shard = 0;
+  // multi_thread: the OwnedTasks shard holding the task (at most 1024
+  // workers, Runtime::Builder's limit), and its id (the spawning worker's
+  // index in the high bits, DESIGN §4).
+  uint16_t owned_shard = 0;
+  // Cell<F>'s stage (see Cell::storage_), kept here beside owned_shard and
+  // spawned_ms in one word: the smallest cells stay at 120 bytes, glibc's
+  // largest fastbin request (a cell of 128 costs +40% per spawn+join in a
+  // batch of 1,000, bench/executor_bench). Written by whoever holds
+  // RUNNING, or by the JoinHandle once COMPLETE (task_state.h).
+  RaceCell<CellStage> stage{CellStage::kFuture};
+  // The spawning (or adopting) driver's tick time in ms (TickClock, mod
+  // 2^32: ages up to 49 days), 0 when it had none; in what was padding.
+  // For the task dump (Runtime::dump_tasks), like spawned_at below: both
+  // written before the task is bound into its OwnedTasks, never after.
+  uint32_t spawned_ms = 0;
   uint64_t id = 0;
+  // Where the task was spawned (spawn's default source_location argument).
+  SpawnLocation spawned_at;
   // Written by the JoinHandle while JOIN_WAKER is clear, read by the task
   // side once it saw JOIN_WAKER set (see task_state.h).
   RaceCell<Waker> join_waker;
@@ -144,7 +171,7 @@ class Cell {
   }
 
  private:
-  enum class Stage : uint8_t { kFuture, kResult, kConsumed };
+  using Stage = CellStage;
 
   Cell(F&& f, Schedule* scheduler) {
     new (storage_) F(std::move(f));
@@ -153,8 +180,8 @@ class Cell {
     header_.state.set_queued_for_first_poll();
   }
   ~Cell() {
-    if (stage_.get() == Stage::kFuture) future().~F();
-    if (stage_.get() == Stage::kResult) result().~Result();
+    if (trailer_.stage.get() == Stage::kFuture) future().~F();
+    if (trailer_.stage.get() == Stage::kResult) result().~Result();
   }
 
   static Cell* self(Header* h) noexcept {
@@ -165,11 +192,11 @@ class Cell {
 
   void store(Result&& r) noexcept(std::is_nothrow_move_constructible_v<Output>) {
     new (storage_) Result(std::move(r));
-    stage_.get_mut() = Stage::kResult;
+    trailer_.stage.get_mut() = Stage::kResult;
   }
   void drop_future() noexcept {
     future().~F();
-    stage_.get_mut() = Stage::kConsumed;
+    trailer_.stage.get_mut() = Stage::kConsumed;
   }
 
   static bool poll(Header* h, Context& cx) {
@@ -182,7 +209,7 @@ class Cell {
       c->store(Result(std::move(v)));
     } catch (...) {
       // A future whose poll threw counts as finished (DESIGN §2).
-      if (c->stage_.get() == Stage::kFuture) c->drop_future();
+      if (c->trailer_.stage.get() == Stage::kFuture) c->drop_future();
       c->store(Result(JoinError::panicked(std::current_exception())));
     }
     return true;
@@ -196,13 +223,13 @@ class Cell {
     Cell* c = self(h);
     static_cast<std::optional<Result>*>(dst)->emplace(std::move(c->result()));
     c->result().~Result();
-    c->stage_.get_mut() = Stage::kConsumed;
+    c->trailer_.stage.get_mut() = Stage::kConsumed;
   }
   static void drop_output(Header* h) noexcept {
     Cell* c = self(h);
-    if (c->stage_.get() == Stage::kResult) {
+    if (c->trailer_.stage.get() == Stage::kResult) {
       c->result().~Result();
-      c->stage_.get_mut() = Stage::kConsumed;
+      c->trailer_.stage.get_mut() = Stage::kConsumed;
     }
   }
   static void dealloc(Header* h) noexcept;
@@ -211,16 +238,13 @@ class Cell {
   static const TaskVTable kVTable;
 
   Header header_;
-  // SAFETY: storage_ holds the future while stage_ is kFuture and the result
+  // SAFETY: storage_ holds the future while trailer_.stage is kFuture and the result
   // while it is kResult (the result reuses the future's bytes). Raw storage
   // instead of a union keeps Cell standard-layout, so offsetof is defined.
   F& future() noexcept { return *std::launder(reinterpret_cast<F*>(storage_)); }
   Result& result() noexcept { return *std::launder(reinterpret_cast<Result*>(storage_)); }
   alignas(F) alignas(Result) unsigned char storage_[sizeof(F) > sizeof(Result) ? sizeof(F)
                                                                               : sizeof(Result)];
-  // Which of the future and the result storage_ holds: written by whoever
-  // holds RUNNING, or by the JoinHandle once COMPLETE (task_state.h).
-  RaceCell<Stage> stage_{Stage::kFuture};
   Trailer trailer_;
 };
 

@@ -48,7 +48,7 @@ class ShardedOwnedTasks {
   // (the task not added) once closed.
   bool bind(Header* task, uint32_t shard, uint64_t id) noexcept {
     Trailer* t = trailer_of(task);
-    t->owned_shard = shard;
+    t->owned_shard = static_cast<uint16_t>(shard);  // < 1024 (Runtime::Builder)
     t->id = id;
     Shard& s = shards_[shard];
     SpinLockHolder lock(s.mu);
@@ -85,6 +85,15 @@ class ShardedOwnedTasks {
         out.push_back(h);
       }
       h = next;
+    }
+  }
+  // fn(task) for every task, each shard under its lock (see
+  // MultiThreadScheduler::for_each_task).
+  template <class Fn>
+  void for_each(Fn& fn) const {
+    for (uint32_t i = 0; i < count_; ++i) {
+      SpinLockHolder lock(shards_[i].mu);
+      for (Header* h = shards_[i].list.front(); h != nullptr; h = trailer_of(h)->owned_next) fn(h);
     }
   }
   // Tasks in every shard (a snapshot).

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -169,6 +170,11 @@ void MultiThreadScheduler::spawn(Header* task, Worker* here) noexcept {
   if (here != nullptr) {
     shard = pinned ? task->home : here->index;
     id = ShardedOwnedTasks::make_id(here->index, here->core.next_task_id++);
+    // The spawning worker's tick time (no clock read); a spawn from
+    // elsewhere has none (0: its age is unknown to the task dump).
+    if (const TickClock* tick = RuntimeContext::current().tick) {
+      trailer_of(task)->spawned_ms = tick->stamp_ms();
+    }
   } else if (pinned) {
     POLLUX_CHECK(task->home < count_, "spawn_on(worker, f) with a worker the runtime lacks");
     shard = task->home;
@@ -473,7 +479,10 @@ size_t MultiThreadScheduler::run_with_lifo(Worker& w, Header* task) {
 void MultiThreadScheduler::poll_task(Worker& w, Header* task, bool continue_budget) {
   // relaxed: we own the task (RUNNING's hand-off ordered its last poll).
   if (task->pins.load(std::memory_order_relaxed) == 0) {
-    task->home = w.index;
+    // relaxed, through atomic_ref: the owner's own reads stay plain (it
+    // holds RUNNING), while the task dump may read `home` from another
+    // thread (for_each_task; a relaxed load, a hint only).
+    std::atomic_ref<uint32_t>(task->home).store(w.index, std::memory_order_relaxed);
   } else {
     POLLUX_CHECK(task->home == w.index, "a pinned task was polled off its home worker");
   }

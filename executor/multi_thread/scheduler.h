@@ -120,6 +120,14 @@ class MultiThreadScheduler final : public Schedule {
   uint32_t worker_count() const noexcept { return count_; }
   // Tasks bound and not yet complete (a snapshot, for tests and metrics).
   size_t live_tasks() const noexcept { return owned_.size(); }
+  // Calls fn(task) for every bound task, shard by shard under the shard's
+  // lock (the task dump, from any thread): fn must only read the task's
+  // state word, pins, home (std::atomic_ref, relaxed) and its trailer's id
+  // and spawn fields (written before the bind), and must not block.
+  template <class Fn>
+  void for_each_task(Fn&& fn) const {
+    owned_.for_each(fn);
+  }
 
   // --- Metrics (any thread; snapshots) ---
   // Worker `i`'s counters.

@@ -35,6 +35,9 @@ class Thread {
   Thread(Thread&&) noexcept = default;
   Thread& operator=(Thread&&) noexcept = default;
   void join() { thread_.join(); }
+  // Lets the thread run on without a joiner (the blocking pool's bounded
+  // shutdown); whatever it touches afterwards must be kept alive by it.
+  void detach() { thread_.detach(); }
   bool joinable() const noexcept { return thread_.joinable(); }
 
  private:

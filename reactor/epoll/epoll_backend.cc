@@ -1841,7 +1841,7 @@ bool EpollBackend::park(std::optional<absl::Duration> timeout) {
 
 // ---- Shutdown ----
 
-void EpollBackend::shutdown() {
+void EpollBackend::shutdown(absl::Duration drain_timeout) {
   if (shut_down_) return;
   shut_down_ = true;
   // Every op still here: waiting ones have had no effect; results nobody
@@ -1868,7 +1868,7 @@ void EpollBackend::shutdown() {
     }
     free_slot(s, bits);
   });
-  const int64_t give_up = now_ns() + absl::ToInt64Nanoseconds(options_.drain_timeout);
+  const int64_t give_up = now_ns() + absl::ToInt64Nanoseconds(drain_timeout);
   const int64_t start = now_ns();
   for (;;) {
     drain_completions();

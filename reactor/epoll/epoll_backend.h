@@ -178,7 +178,9 @@ class EpollBackend final : public Backend {
   // back (stats().leaked_ops); frees every registration. Idempotent; the
   // destructor calls it. Every future must be gone first. On the backend's
   // thread (a multi-thread runtime's worker calls it as it stops).
-  void shutdown();
+  void shutdown() { shutdown(options_.drain_timeout); }
+  // As shutdown(), waiting at most `drain_timeout` (Runtime::shutdown_timeout).
+  void shutdown(absl::Duration drain_timeout);
   // Fds registered in the set right now (tests: back to 0 when every
   // socket is gone).
   size_t registered_fds() const noexcept { return sios_.live(); }

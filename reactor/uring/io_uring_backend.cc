@@ -194,10 +194,10 @@ IoUringBackend::~IoUringBackend() {
   io_uring_queue_exit(&ring_);
 }
 
-void IoUringBackend::shutdown() {
+void IoUringBackend::shutdown(absl::Duration drain_timeout) {
   if (!enabled_ || drained_) return;
   drained_ = true;
-  drain();
+  drain(drain_timeout);
   if (ring_fd_registered_) {
     // Else the registering thread's table would pin the ring until the thread
     // exits (a current_thread runtime's thread often outlives many runtimes).
@@ -1194,7 +1194,7 @@ bool IoUringBackend::retry_after_eagain(Slot<P>& s, uint64_t ud, int32_t res) {
   return true;
 }
 
-void IoUringBackend::drain() {
+void IoUringBackend::drain(absl::Duration drain_timeout) {
   // Cancel everything still in flight and wait until the kernel has returned
   // every operation's memory (ignored slots are freed by their final CQE).
   for_each_live_slot([&](auto& s, auto&, uint32_t, uint64_t ud) {
@@ -1208,7 +1208,7 @@ void IoUringBackend::drain() {
     (void)n;
   }
   const absl::Time start = absl::Now();
-  const absl::Time give_up = start + options_.drain_timeout;
+  const absl::Time give_up = start + drain_timeout;
   for (;;) {
     run_deferred();  // cancels that found no SQE earlier (or just now)
     reap();

@@ -148,7 +148,9 @@ class IoUringBackend final : public Backend {
   // IoUringOptions::drain_timeout) for the kernel to give their memory back,
   // keeping what it does not (stats().leaked_ops). Idempotent; the
   // destructor calls it. Every future must be gone first.
-  void shutdown();
+  void shutdown() { shutdown(options_.drain_timeout); }
+  // As shutdown(), waiting at most `drain_timeout` (Runtime::shutdown_timeout).
+  void shutdown(absl::Duration drain_timeout);
   // SQEs prepared and not yet consumed by the kernel.
   bool has_pending_sqes() const noexcept { return io_uring_sq_ready(&ring_) > 0; }
 
@@ -238,7 +240,7 @@ class IoUringBackend final : public Backend {
   // A dropped accept on `listen_fd` has ended: re-arm the other accepts on it.
   void rearm_accepts_on(int listen_fd);
   // Cancels every op in flight and waits (bounded) for the kernel.
-  void drain();
+  void drain(absl::Duration drain_timeout);
 
   io_uring ring_;
   unsigned setup_flags_;
