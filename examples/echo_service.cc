@@ -285,6 +285,15 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
     std::fprintf(stderr, "%s: no graceful shutdown on SIGINT/SIGTERM: %s\n", program,
                  why.ToString().c_str());
   }
+  const Runtime& runtime = *rt;
+  absl::StatusOr<absl::StatusOr<JoinHandle<void>>> dumps =
+      rt->try_block_on([&runtime]() -> Task<absl::StatusOr<JoinHandle<void>>> {
+        co_return install_task_dump_on_sigquit(runtime);
+      }());
+  if (!dumps.ok() || !dumps->ok()) {
+    const absl::Status why = dumps.ok() ? dumps->status() : dumps.status();
+    std::fprintf(stderr, "%s: no task dump on SIGQUIT: %s\n", program, why.ToString().c_str());
+  }
   // Which backend and why (kAuto falls back to epoll where io_uring is
   // refused); the "listening" lines stay last and exact for scripts.
   std::printf("backend: %s (%s)\n", rt->backend().name(), rt->backend().reason.c_str());
@@ -298,6 +307,8 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
   options.idle_timeout = flags->idle_timeout;
   options.write_timeout = flags->write_timeout;
   options.grace = flags->grace;
+  // GET /metrics on http_hello; `rt` outlives every server (joined below).
+  options.metrics_text = [runtime = &*rt] { return runtime->metrics().to_prometheus(); };
   auto stats = std::make_shared<ServeStats>();
   const Instant started = Instant::now();
   // Server i accepts on worker (core) i for its whole life; its connection
@@ -318,9 +329,11 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
     for (JoinHandle<void>& h : servers) (void)co_await h;
     watch.abort();
     (void)co_await std::move(watch);
-    if (signals.ok() && signals->ok()) {
-      (*signals)->abort();
-      (void)co_await std::move(**signals);
+    for (auto* watcher : {&signals, &dumps}) {
+      if (watcher->ok() && (*watcher)->ok()) {
+        (**watcher)->abort();
+        (void)co_await std::move(***watcher);
+      }
     }
   }());
   if (!served.ok()) {
@@ -365,6 +378,19 @@ absl::StatusOr<JoinHandle<void>> install_shutdown_signals(ShutdownTrigger shutdo
     }
     // Dropping the Signals here gives SIGINT/SIGTERM their default action
     // back: a third one ends the process at once.
+  });
+}
+
+absl::StatusOr<JoinHandle<void>> install_task_dump_on_sigquit(const Runtime& rt) {
+  absl::StatusOr<signal::Signal> sigquit = signal::subscribe(SIGQUIT);
+  if (!sigquit.ok()) return sigquit.status();
+  return pollux::spawn([sigquit = std::move(*sigquit), &rt]() mutable -> Task<void> {
+    for (;;) {
+      const absl::Status s = co_await sigquit.recv();
+      if (!s.ok()) co_return;  // the runtime is going away
+      const TaskDump dump = rt.dump_tasks();
+      std::fprintf(stderr, "SIGQUIT: %s", dump.to_string().c_str());
+    }
   });
 }
 

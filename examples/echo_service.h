@@ -50,6 +50,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -58,6 +59,7 @@
 #include "executor/join_handle.h"
 #include "future/task.h"
 #include "net/tcp.h"
+#include "runtime/runtime.h"
 #include "sync/cancellation_token.h"
 
 namespace pollux::examples {
@@ -81,6 +83,9 @@ struct ServeOptions {
   // After a graceful shutdown begins, connections still open this much
   // later are aborted.
   absl::Duration grace = absl::Seconds(5);
+  // HTTP only: the body of `GET /metrics` (http_wire.h's
+  // AnswerOptions::metrics_text); run_server serves Runtime::metrics().
+  std::function<std::string()> metrics_text;
 };
 
 /// Output bytes a connection buffers before it stops reading (backpressure:
@@ -184,6 +189,12 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
 // I/O. Output: the watching task (abort it to unsubscribe), or subscribe()'s
 // error.
 absl::StatusOr<JoinHandle<void>> install_shutdown_signals(ShutdownTrigger shutdown);
+
+// Makes SIGQUIT print `rt`'s task dump (Runtime::dump_tasks) to stderr, each
+// time, instead of its default action (a core dump). Call it in a task of
+// `rt`, which must outlive the returned watching task (abort it to
+// unsubscribe), or subscribe()'s error.
+absl::StatusOr<JoinHandle<void>> install_task_dump_on_sigquit(const Runtime& rt);
 
 }  // namespace pollux::examples
 

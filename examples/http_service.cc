@@ -137,6 +137,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
       // them, so a client pipelining without reading is held back by its
       // own full socket buffers, not by our memory.
       answer_options.max_output_bytes = kMaxOutputBytes;
+      answer_options.metrics_text = limits.metrics_text;
       const Answered answered = answer_requests(input, out, answer_options);
       input.remove_prefix(answered.consumed);
       stats.requests.fetch_add(answered.responses, std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 
@@ -61,6 +62,25 @@ RequestVerdict inspect_request_head(std::string_view request_head) {
   return version[7] == '0' ? RequestVerdict::kKeepAliveAsked : RequestVerdict::kKeepAlive;
 }
 
+std::string_view request_target(std::string_view request_head) {
+  const size_t line_end = request_head.find("\r\n");
+  const std::string_view line = request_head.substr(0, line_end);
+  const size_t first_space = line.find(' ');
+  if (first_space == std::string_view::npos) return {};
+  const size_t second_space = line.find(' ', first_space + 1);
+  if (second_space == std::string_view::npos) return {};
+  return line.substr(first_space + 1, second_space - first_space - 1);
+}
+
+std::string metrics_response(std::string_view body, bool close, bool say_keep_alive) {
+  return absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n",
+                      "Content-Length: ", body.size(), "\r\n",
+                      close            ? "Connection: close\r\n"
+                      : say_keep_alive ? "Connection: keep-alive\r\n"
+                                       : "",
+                      "\r\n", absl::string_view(body.data(), body.size()));
+}
+
 Answered answer_requests(std::string_view input, std::vector<char>& out,
                          const AnswerOptions& options) {
   Answered answered;
@@ -85,6 +105,17 @@ Answered answer_requests(std::string_view input, std::vector<char>& out,
     ++answered.responses;
     RequestVerdict verdict = inspect_request_head(rest.substr(0, head_length));
     if (options.closing && verdict != RequestVerdict::kBad) verdict = RequestVerdict::kClose;
+    if (options.metrics_text && verdict != RequestVerdict::kBad &&
+        request_target(rest.substr(0, head_length)) == "/metrics") {
+      const bool close = verdict == RequestVerdict::kClose;
+      append(out, metrics_response(options.metrics_text(), close,
+                                   verdict == RequestVerdict::kKeepAliveAsked));
+      if (close) {
+        answered.close = true;
+        return answered;
+      }
+      continue;
+    }
     switch (verdict) {
       case RequestVerdict::kKeepAlive:
         append(out, kHelloResponse);

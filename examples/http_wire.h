@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -106,7 +108,19 @@ struct AnswerOptions {
   // caller writes them, then calls again for the rest): a client that
   // pipelines without reading cannot grow a server's output without bound.
   size_t max_output_bytes = SIZE_MAX;
+  // When set, `GET /metrics` (or HEAD) is answered with 200 and what this
+  // returns as the body, as Prometheus text (`text/plain; version=0.0.4`);
+  // every other target still gets the hello response. http_hello sets it
+  // to Runtime::metrics().to_prometheus().
+  std::function<std::string()> metrics_text;
 };
+
+// The target of a request head's first line (empty when there is none).
+std::string_view request_target(std::string_view request_head);
+
+// A 200 response carrying `body` as Prometheus text, with `Connection:
+// close` or `Connection: keep-alive` when asked (neither by default).
+std::string metrics_response(std::string_view body, bool close, bool say_keep_alive);
 
 // The outcome of answer_requests.
 struct Answered {

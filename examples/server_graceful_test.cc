@@ -616,5 +616,53 @@ TEST_F(ServerProcessTest, ASecondSignalStopsAtOnce) {
   EXPECT_TRUE(parse_summary(out).has_value()) << out;
 }
 
+// http_hello serves Runtime::metrics() at GET /metrics (Prometheus text)
+// beside the hello response, and prints its task dump on SIGQUIT (and
+// keeps serving).
+constexpr std::string_view kMetricsRequest = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
+
+Task<std::vector<std::string>> metrics_then_hello(SocketAddr addr) {
+  std::vector<std::string> responses;
+  std::optional<TcpStream> s = co_await connect_to(addr);
+  if (!s) co_return responses;
+  http::HttpResponseReader reader(*s);
+  for (std::string_view request : {kMetricsRequest, http::kHelloRequest}) {
+    net::WriteAllResult w = co_await s->write_all(std::vector<char>(request.begin(), request.end()));
+    if (!w.status.ok()) co_return responses;
+    absl::StatusOr<std::string> r = co_await reader.next_response();
+    if (!r.ok()) co_return responses;
+    responses.push_back(std::move(*r));
+  }
+  co_return responses;
+}
+
+TEST_F(ServerProcessTest, HttpHelloServesMetricsAndPrintsItsTaskDumpOnSigquit) {
+  child_ = start_server("HTTP_HELLO", {});
+  ASSERT_GT(child_.pid, 0);
+  ASSERT_NE(child_.addr.port(), 0);
+  std::vector<std::string> responses = rt_->block_on(metrics_then_hello(child_.addr));
+  ASSERT_EQ(responses.size(), 2u);
+  const std::string& metrics = responses[0];
+  EXPECT_EQ(metrics.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << metrics;
+  EXPECT_NE(metrics.find("Content-Type: text/plain; version=0.0.4\r\n"), std::string::npos);
+  EXPECT_NE(metrics.find("# TYPE pollux_worker_polls_total counter"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("pollux_worker_polls_total{worker=\"0\"}"), std::string::npos) << metrics;
+  EXPECT_EQ(responses[1], http::kHelloResponse);
+
+  ASSERT_EQ(::kill(child_.pid, SIGQUIT), 0);
+  std::string err;
+  // The dump names each live task's spawn site: the server task comes from
+  // run_server in echo_service.cc.
+  read_from(child_.err, err, std::chrono::seconds(10), "echo_service.cc");
+  EXPECT_NE(err.find("SIGQUIT: "), std::string::npos) << err;
+  EXPECT_NE(err.find("echo_service.cc"), std::string::npos) << err;
+  // Still serving after the dump, then a normal graceful exit.
+  responses = rt_->block_on(metrics_then_hello(child_.addr));
+  EXPECT_EQ(responses.size(), 2u);
+  ASSERT_EQ(::kill(child_.pid, SIGTERM), 0);
+  const int exit_code = rt_->block_on(wait_for_exit(child_.pid));
+  EXPECT_EQ(exit_code, 0) << rest_of(child_.err, err);
+}
+
 }  // namespace
 }  // namespace pollux::examples
