@@ -451,15 +451,26 @@ int stuck_job_child(void* arg) {
                                    .build();
   if (!rt.ok()) return 2;
   rt->block_on([&]() -> Task<void> {
-    auto opened = co_await pollux::timeout(fs::File::open(*fifo), absl::Milliseconds(10));
+    // 200 ms, not less: the job must be inside its open(2) when the future
+    // is dropped (a job dropped before a pool thread took it never runs).
+    auto opened = co_await pollux::timeout(fs::File::open(*fifo), absl::Milliseconds(200));
     if (opened.ok()) std::printf("the FIFO opened without a writer?\n");
   }());
   // Unblock the job later, so the pool can be joined when the runtime goes.
+  // Non-blocking opens in a bounded loop: should the job never have opened
+  // the FIFO for reading, a blocking open here would wait forever (ENXIO
+  // instead, and the test reports the missing job).
   std::thread writer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    const int fd = ::open(fifo->c_str(), O_WRONLY | O_CLOEXEC);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (fd >= 0) ::close(fd);
+    for (int i = 0; i < 500; ++i) {
+      const int fd = ::open(fifo->c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ::close(fd);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   });
   const absl::Time start = absl::Now();
   rt = absl::InternalError("dropped");  // ~Runtime: drain (50 ms), then join the pool
