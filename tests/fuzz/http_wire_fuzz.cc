@@ -116,7 +116,9 @@ http::RequestVerdict model_verdict(std::string_view head) {
       value.remove_prefix(comma + 1);
     }
   }
-  return close || !keep_alive ? V::kClose : V::kKeepAlive;
+  if (close || !keep_alive) return V::kClose;
+  // A 1.0 client that asked for keep-alive must be told it was granted.
+  return version[7] == '0' ? V::kKeepAliveAsked : V::kKeepAlive;
 }
 
 void append(std::string& out, std::string_view bytes) { out.append(bytes); }
@@ -137,6 +139,9 @@ std::string model_answer(std::string_view input, bool* closes) {
     switch (model_verdict(input.substr(0, length))) {
       case http::RequestVerdict::kKeepAlive:
         append(out, http::kHelloResponse);
+        break;
+      case http::RequestVerdict::kKeepAliveAsked:
+        append(out, http::kHelloKeepAliveResponse);
         break;
       case http::RequestVerdict::kClose:
         append(out, http::kHelloCloseResponse);
