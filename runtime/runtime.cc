@@ -587,10 +587,14 @@ std::string ShutdownReport::to_string() const {
 }
 
 absl::Status Runtime::enter_check() {
-  if (inner_ == nullptr || inner_->finished) {
+  if (inner_ == nullptr) {
     return absl::FailedPreconditionError(
-        "Runtime::block_on after Runtime::shutdown_timeout (or on a moved-from Runtime): the "
-        "runtime is finished; build a new one");
+        "use of a moved-from Runtime (only destroying it or assigning to it is allowed)");
+  }
+  if (inner_->finished) {
+    return absl::FailedPreconditionError(
+        "Runtime::block_on after Runtime::shutdown_timeout: the runtime is finished; build a "
+        "new one");
   }
   if (RuntimeContext::current().scheduler != nullptr) {
     return absl::FailedPreconditionError(
