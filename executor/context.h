@@ -41,8 +41,6 @@ namespace timer {
 class TimerQueue;
 }  // namespace timer
 
-// The per-thread record of what runs here (see above); each layer reads its
-// part.
 // The time of a driver's current tick, cached by its timer queue
 // (timer::TimerQueue::update_now, which reads the clock once per tick
 // anyway): nanoseconds on the queue's clock. Spawns stamp their task with
@@ -58,6 +56,8 @@ struct TickClock {
   }
 };
 
+// The per-thread record of what runs here (see above); each layer reads its
+// part.
 struct RuntimeContext {
   detail::Schedule* scheduler = nullptr;
   detail::Header* task = nullptr;
