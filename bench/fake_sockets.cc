@@ -38,12 +38,7 @@ void FakeBackend::free_slot(Slot& s) {
   free_.push_back(s.index);
 }
 
-FakeBackend::Slot& FakeBackend::slot_of(OpId id) {
-  // SAFETY: every OpId this backend hands out points at the OpCore that is
-  // the first member of a Slot (standard layout is not needed: the core is
-  // at offset 0 of a class with no base and no virtual function).
-  return *reinterpret_cast<Slot*>(id.core);
-}
+FakeBackend::Slot& FakeBackend::slot_of(OpId id) { return *slots_[id.bits]; }
 
 OpId FakeBackend::start_nop() {
   Slot& s = allocate(Kind::kNop);

@@ -122,7 +122,7 @@ class FakeBackend final : public reactor::Backend {
  private:
   enum class Kind : uint8_t { kNop, kRecv, kSend };
   struct Slot {
-    reactor::OpCore core;  // first: an OpCore* is a Slot*
+    reactor::OpCore core;
     Kind kind = Kind::kNop;
     int fd = -1;
     std::vector<char> buf;
@@ -139,7 +139,8 @@ class FakeBackend final : public reactor::Backend {
 
   Slot& allocate(Kind kind);
   void free_slot(Slot& s);
-  static Slot& slot_of(reactor::OpId id);
+  // The slot an id names: its bits are the slot's index.
+  Slot& slot_of(reactor::OpId id);
   // Runs every submitted op that can complete; true if any did.
   bool enter();
 
