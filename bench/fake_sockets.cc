@@ -45,8 +45,8 @@ OpId FakeBackend::start_nop() {
   return OpId{&s.core, s.index};
 }
 
-OpId FakeBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size_t end, int) {
-  Slot& s = allocate(Kind::kRecv);
+OpId FakeBackend::start_data(Kind kind, int fd, std::vector<char>& buf, size_t begin, size_t end) {
+  Slot& s = allocate(kind);
   s.fd = fd;
   s.buf = std::move(buf);
   s.begin = begin;
@@ -54,13 +54,12 @@ OpId FakeBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size_
   return OpId{&s.core, s.index};
 }
 
+OpId FakeBackend::start_recv(int fd, std::vector<char>& buf, size_t begin, size_t end, int) {
+  return start_data(Kind::kRecv, fd, buf, begin, end);
+}
+
 OpId FakeBackend::start_send(int fd, std::vector<char>& buf, size_t begin, size_t end, int) {
-  Slot& s = allocate(Kind::kSend);
-  s.fd = fd;
-  s.buf = std::move(buf);
-  s.begin = begin;
-  s.end = end < s.buf.size() ? end : s.buf.size();
-  return OpId{&s.core, s.index};
+  return start_data(Kind::kSend, fd, buf, begin, end);
 }
 
 bool FakeBackend::enter() {

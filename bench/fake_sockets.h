@@ -138,6 +138,8 @@ class FakeBackend final : public reactor::Backend {
   };
 
   Slot& allocate(Kind kind);
+  // A recv or send of buf[begin, min(end, size)): what the two starts share.
+  reactor::OpId start_data(Kind kind, int fd, std::vector<char>& buf, size_t begin, size_t end);
   void free_slot(Slot& s);
   // The slot an id names: its bits are the slot's index.
   Slot& slot_of(reactor::OpId id);
