@@ -111,11 +111,12 @@ int32_t FakeBackend::take_result(OpId id) {
   return res;
 }
 
-reactor::DataCompletion FakeBackend::take_data(OpId id) {
+int32_t FakeBackend::take_data(OpId id, std::vector<char>& buf) {
   Slot& s = slot_of(id);
-  reactor::DataCompletion c{s.res, std::move(s.buf)};
+  const int32_t res = s.res;
+  buf = std::move(s.buf);
   free_slot(s);
-  return c;
+  return res;
 }
 
 void FakeBackend::cancel(OpId id) noexcept {

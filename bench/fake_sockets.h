@@ -90,7 +90,7 @@ class FakeBackend final : public reactor::Backend {
   reactor::OpId start_send(int fd, std::vector<char>& buf, size_t begin, size_t end,
                            int flags) override;
   int32_t take_result(reactor::OpId id) override;
-  reactor::DataCompletion take_data(reactor::OpId id) override;
+  int32_t take_data(reactor::OpId id, std::vector<char>& buf) override;
   void cancel(reactor::OpId id) noexcept override;
   size_t live_ops() const noexcept override { return live_; }
   reactor::BackendStats stats() const noexcept override { return stats_; }

@@ -13,7 +13,7 @@
 //   id.core->state == OpState::kCompleted ?       // no: keep a clone of the
 //                                                 // task's waker in core->waker
 //   ... the backend completes it and wakes that waker ...
-//   DataCompletion c = backend.take_data(id);     // result + buffer; slot freed
+//   int32_t res = backend.take_data(id, buf);     // result, buffer back; slot freed
 // A readiness backend (epoll) may instead wake the future with the state
 // kReady: the fd became ready, and the future's next poll calls
 // backend.resume(id), which makes the syscall right there (completing the
@@ -103,11 +103,6 @@ struct OpId {
   bool valid() const noexcept { return core != nullptr; }
 };
 
-// The result of a read, write, recv or send: res, and the buffer back.
-struct DataCompletion {
-  int32_t res;
-  std::vector<char> buf;
-};
 // The result of a sendmsg or recvmsg: res, the buffer and the address.
 struct MsgCompletion {
   int32_t res;
@@ -250,11 +245,15 @@ class Backend : public Park {
   // buf[begin, min(end, size)) made at once, without a slot, when the
   // backend knows the fd is ready; true with *res (bytes, or -errno) if it
   // completed. buf is never moved. False: no effect; use start_recv/send.
+  // Only called when completes_recv_send_now() is true.
   virtual bool try_recv_send_now(bool send, int fd, std::vector<char>& buf, size_t begin,
                                  size_t end, int flags, int32_t* res) {
     (void)send, (void)fd, (void)buf, (void)begin, (void)end, (void)flags, (void)res;
     return false;
   }
+  // Whether try_recv_send_now can ever say true: a plain load, so a
+  // completion backend (io_uring) pays no virtual call per recv and send.
+  bool completes_recv_send_now() const noexcept { return completes_recv_send_now_; }
 
   // ---- Readiness of an fd the user owns (AsyncFd) ----
   // Watches `fd` (io_uring: a multishot poll; epoll: the fd's one
@@ -281,8 +280,9 @@ class Backend : public Park {
   // ---- Taking the result (once kCompleted; each frees the slot) ----
   // nop, close, poll, timeout, connect, fsync, readiness waits.
   virtual int32_t take_result(OpId id) = 0;
-  // read, write, recv, send.
-  virtual DataCompletion take_data(OpId id) = 0;
+  // read, write, recv, send: the result, and the op's buffer moved back
+  // into `buf` (which held nothing: the op had taken it at the start).
+  virtual int32_t take_data(OpId id, std::vector<char>& buf) = 0;
   // sendmsg, recvmsg.
   virtual MsgCompletion take_msg(OpId id) = 0;
   virtual AcceptCompletion take_accept(OpId id) = 0;
@@ -301,6 +301,14 @@ class Backend : public Park {
   virtual BackendStats stats() const noexcept = 0;
   // "io_uring" or "epoll".
   virtual const char* name() const noexcept = 0;
+
+ protected:
+  // A readiness backend that implements try_recv_send_now sets this.
+  explicit Backend(bool completes_recv_send_now = false) noexcept
+      : completes_recv_send_now_(completes_recv_send_now) {}
+
+ private:
+  const bool completes_recv_send_now_;
 };
 
 }  // namespace pollux::reactor

@@ -5,8 +5,6 @@
 
 namespace pollux::reactor {
 
-Backend* current_backend() noexcept { return RuntimeContext::current().backend; }
-
 namespace detail {
 
 absl::Status no_backend_status() {
@@ -27,8 +25,8 @@ absl::Status NopSpec::finish(Backend& b, OpId id) {
 }
 
 IoResult DataSpec::finish(Backend& b, OpId id) {
-  DataCompletion c = b.take_data(id);
-  return result(c.res, std::move(c.buf));
+  const int32_t res = b.take_data(id, buf);
+  return result(res, std::move(buf));
 }
 
 IoResult DataSpec::result(int32_t res, std::vector<char>&& b) const {

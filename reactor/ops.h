@@ -71,8 +71,9 @@
 
 namespace pollux::reactor {
 
-// The backend of this thread's RuntimeContext, or null.
-Backend* current_backend() noexcept;
+// The backend of this thread's RuntimeContext, or null. Inline: every op
+// poll checks it.
+inline Backend* current_backend() noexcept { return RuntimeContext::current().backend; }
 
 // The result of an operation that carried a data buffer: bytes transferred
 // (or the error) and the buffer, handed back in every case.
@@ -230,6 +231,7 @@ struct DataSpec {
   // recv/send only: completed at once, without a slot, when the backend
   // can (Backend::try_recv_send_now); `out` then holds the result.
   bool try_now(Backend& b, std::optional<Output>& out) {
+    if (!b.completes_recv_send_now()) return false;
     if (kind != DataOpKind::kRecv && kind != DataOpKind::kSend) return false;
     int32_t res;
     if (!b.try_recv_send_now(kind == DataOpKind::kSend, fd, buf, begin, end, flags, &res)) {

@@ -408,7 +408,8 @@ absl::StatusOr<std::unique_ptr<EpollBackend>> EpollBackend::create(EpollOptions 
 
 EpollBackend::EpollBackend(int epfd, EpollOptions options,
                            std::shared_ptr<EventFdUnparker> unparker)
-    : epfd_(epfd),
+    : Backend(/*completes_recv_send_now=*/true),
+      epfd_(epfd),
       options_(options),
       sys_(options.syscalls != nullptr ? options.syscalls : &EpollSyscalls::real()),
       unparker_(std::move(unparker)),
@@ -1637,12 +1638,13 @@ int32_t EpollBackend::take_result(OpId id) {
   return res;
 }
 
-DataCompletion EpollBackend::take_data(OpId id) {
+int32_t EpollBackend::take_data(OpId id, std::vector<char>& buf) {
   auto& s = completed_slot<SlotOf<DataPayload>>(id, SlabId::kData);
-  DataCompletion c{s.res, std::move(s.p.buf)};
+  const int32_t res = s.res;
+  buf = std::move(s.p.buf);
   free_slot(s, id.bits);
   ++stats_.ops_completed;
-  return c;
+  return res;
 }
 
 MsgCompletion EpollBackend::take_msg(OpId id) {

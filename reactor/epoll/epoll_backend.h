@@ -161,7 +161,7 @@ class EpollBackend final : public Backend {
   MultiNext poll_multi(OpId id, const Waker& waker) override;
   size_t queued(OpId id) const override;
   int32_t take_result(OpId id) override;
-  DataCompletion take_data(OpId id) override;
+  int32_t take_data(OpId id, std::vector<char>& buf) override;
   MsgCompletion take_msg(OpId id) override;
   AcceptCompletion take_accept(OpId id) override;
   PathCompletion take_path(OpId id) override;

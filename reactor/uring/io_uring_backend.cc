@@ -804,12 +804,13 @@ int32_t IoUringBackend::take_result(OpId id) {
   return res;
 }
 
-DataCompletion IoUringBackend::take_data(OpId id) {
+int32_t IoUringBackend::take_data(OpId id, std::vector<char>& buf) {
   auto& s = completed_slot<Slot<DataPayload>>(id, SlabId::kData);
-  DataCompletion c{s.res, std::move(s.p.buf)};
+  const int32_t res = s.res;
+  buf = std::move(s.p.buf);
   free_slot(s, data_, uring::index_of(id.bits));
   ++stats_.ops_completed;
-  return c;
+  return res;
 }
 
 MsgCompletion IoUringBackend::take_msg(OpId id) {
