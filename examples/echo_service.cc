@@ -68,10 +68,10 @@ class Reap {
   sync::JoinSet<void>* set_;
 };
 
-// The deadline `d` from now on the timer clock; never when d is zero
-// (a disabled limit).
+// The deadline `d` from this tick's time on the timer clock (no clock read
+// per message: timer::tick_now()); never when d is zero (a disabled limit).
 Instant deadline_in(absl::Duration d) {
-  return d <= absl::ZeroDuration() ? Instant::max() : timer::now() + d;
+  return d <= absl::ZeroDuration() ? Instant::max() : timer::tick_now() + d;
 }
 
 }  // namespace

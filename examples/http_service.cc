@@ -68,10 +68,10 @@ Task<void> close_gracefully(net::TcpStream& stream, std::vector<char> buf) {
   }
 }
 
-// The deadline `d` from now on the timer clock; never when d is zero (a
-// disabled limit).
+// The deadline `d` from this tick's time on the timer clock (no clock read
+// per request: timer::tick_now()); never when d is zero (a disabled limit).
 Instant deadline_after(absl::Duration d) {
-  return d <= absl::ZeroDuration() ? Instant::max() : timer::now() + d;
+  return d <= absl::ZeroDuration() ? Instant::max() : timer::tick_now() + d;
 }
 
 }  // namespace

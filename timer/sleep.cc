@@ -40,9 +40,14 @@ Poll<void> Sleep::poll(Context& cx) {
   if (state_ == State::kIdle) {
     timer::TimerQueue* q = timer::current_timer_queue();
     POLLUX_CHECK(q != nullptr, timer::detail::kNoTimerQueueMessage);
-    // The cached now() first (free); a fresh reading only when that says
-    // "not yet", so sleep(0) and past deadlines never register.
-    if (deadline_ <= q->now() || deadline_ <= q->clock_now()) {
+    // The latest known clock reading first (free: sleep(0) and a deadline
+    // built from timer::now() are at or before it); a fresh reading only
+    // when that says "not yet" by less than a tick, so past deadlines never
+    // register, while a server's per-message timeout (seconds ahead) reads
+    // no clock here.
+    const Instant seen = q->latest_reading();
+    if (deadline_ <= seen ||
+        (deadline_ - seen < timer::TimerQueue::kTick && deadline_ <= q->clock_now())) {
       state_ = State::kDone;
       return Ready{};
     }

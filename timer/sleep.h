@@ -14,7 +14,11 @@
 //   so a Sleep never completes before its deadline and, while the driver ticks
 //   at least once a millisecond, at most one tick after it. A deadline that
 //   has already passed when it is first polled (sleep(0), a past Instant)
-//   completes on that poll without registering. `sleep_until(Instant::max())`
+//   completes on that poll without registering. (The first poll compares
+//   with the latest clock reading its queue knows of, the tick's or a later
+//   timer::now(), and reads the clock only for a deadline less than a tick
+//   after that; a deadline from elsewhere that passed during a tick that
+//   has run over a millisecond registers and fires at the next tick.) `sleep_until(Instant::max())`
 //   (and sleep(absl::InfiniteDuration())) never completes and registers
 //   nothing, so it neither holds a wheel slot nor drags a paused clock to the
 //   end of time; reset() to a real deadline registers it.

@@ -80,6 +80,37 @@ TEST(SleepRealClockTest, ZeroCompletesOnFirstPollOnARunningClock) {
   EXPECT_EQ(q.active_timers(), 0u);
 }
 
+// A deadline built from timer::now() is known to have passed without a
+// second clock read: the queue remembers its latest reading.
+TEST(SleepRealClockTest, ADeadlineFromTimerNowCompletesOnFirstPollOnAStaleTick) {
+  timer::TimerQueue q;
+  timer::CurrentTimerQueueGuard g(&q);
+  absl::SleepFor(absl::Milliseconds(2));  // the cached now() is now stale
+  const Instant t = timer::now();
+  EXPECT_GE(q.latest_reading(), t);
+  Sleep past = sleep_until(t);
+  EXPECT_TRUE(PollOnce(past, noop_waker()).is_ready());
+  EXPECT_EQ(q.active_timers(), 0u);
+}
+
+// A deadline a tick or more after the latest reading registers without
+// reading the clock (the per-message timeout of a server: issue 17).
+TEST(SleepRealClockTest, AFarDeadlineRegistersWithoutAClockRead) {
+  timer::TimerQueue q;
+  timer::CurrentTimerQueueGuard g(&q);
+  const Instant seen = q.latest_reading();
+  Sleep far = sleep_until(timer::tick_now() + absl::Seconds(5));
+  EXPECT_TRUE(PollOnce(far, noop_waker()).is_pending());
+  EXPECT_EQ(q.active_timers(), 1u);
+  EXPECT_EQ(q.latest_reading(), seen) << "the first poll read the clock";
+  // Within a tick of the latest reading, the clock is read to decide.
+  Sleep near = sleep_until(seen + absl::Microseconds(100));
+  absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_TRUE(PollOnce(near, noop_waker()).is_ready());
+  EXPECT_GT(q.latest_reading(), seen);
+  EXPECT_EQ(q.active_timers(), 1u);
+}
+
 TEST_F(PausedQueue, PendingUntilItsTickThenReady) {
   CountingWaker cw;
   Waker w = cw.waker();

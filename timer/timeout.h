@@ -163,7 +163,9 @@ template <Future F>
 // Runs `fut` until `deadline` on the timer clock. See the header comment.
 template <Future F>
 [[nodiscard]] Timeout<F> timeout_at(F fut, Instant deadline) {
-  absl::Duration after = deadline - timer::now();
+  // The duration the error names, from the tick's time: no clock read (a
+  // server arms one of these per message; timer::tick_now()).
+  absl::Duration after = deadline - timer::tick_now();
   if (after < absl::ZeroDuration()) after = absl::ZeroDuration();
   return Timeout<F>(std::move(fut), deadline, after);
 }

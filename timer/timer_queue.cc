@@ -32,7 +32,7 @@ TimerQueue::TimerQueue()
 
 void TimerQueue::update_now() noexcept {
   if (paused_) return;
-  const Instant t = Instant::now() + offset_;
+  const Instant t = clock_now();
   if (t > now_) now_ = t;  // CLOCK_MONOTONIC does not go back; this keeps resume() exact too
   tick_.now_ns = now_.nanos();
 }
@@ -75,8 +75,9 @@ absl::Status TimerQueue::try_pause() noexcept {
 void TimerQueue::resume() noexcept {
   if (!paused_) return;
   paused_ = false;
-  // From here on clock_now() == Instant::now() + offset_ continues from now_.
-  offset_ = now_ - Instant::now();
+  // From here on clock_now() == Instant::now() + offset_ns_ continues from
+  // now_ (a paused clock is never ahead of the real one by 292 years).
+  offset_ns_ = now_.nanos() - Instant::now().nanos();
 }
 
 void TimerQueue::advance(absl::Duration d) {
@@ -161,6 +162,11 @@ CurrentTimerQueueGuard::CurrentTimerQueueGuard(TimerQueue* queue) noexcept
 Instant now() noexcept {
   TimerQueue* q = current_timer_queue();
   return q != nullptr ? q->clock_now() : Instant::now();
+}
+
+Instant tick_now() noexcept {
+  TimerQueue* q = current_timer_queue();
+  return q != nullptr ? q->now() : Instant::now();
 }
 
 namespace {

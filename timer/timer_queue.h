@@ -127,8 +127,18 @@ class TimerQueue {
   // now() moves; the queue's thread only.
   const TickClock& tick_clock() const noexcept { return tick_; }
   // A fresh reading of the queue's clock: now() while paused, else
-  // Instant::now() plus the test clock's offset. Does not update now().
-  Instant clock_now() const noexcept { return paused_ ? now_ : Instant::now() + offset_; }
+  // Instant::now() plus the test clock's offset. Does not update now(); it
+  // is remembered as latest_reading().
+  Instant clock_now() const noexcept {
+    if (paused_) return now_;
+    const Instant t = Instant::from_nanos(Instant::now().nanos() + offset_ns_);
+    if (t > latest_) latest_ = t;
+    return t;
+  }
+  // The latest time this queue's clock is known to have shown: now(), or a
+  // later clock_now() (every timer::now() is one). A deadline at or before
+  // it has passed. No clock read.
+  Instant latest_reading() const noexcept { return latest_ > now_ ? latest_ : now_; }
   // Tick 0.
   Instant origin() const noexcept { return origin_; }
   // Re-reads the clock into now() unless paused. Call once per driver tick.
@@ -208,7 +218,12 @@ class TimerQueue {
   Instant now_;
   // now_ in nanoseconds (tick_clock()), kept with now_.
   TickClock tick_;
-  absl::Duration offset_ = absl::ZeroDuration();  // queue time - Instant::now() when running
+  // Queue time - Instant::now() when running, in ns (an integer: clock_now()
+  // runs on every deadline check, and an absl::Duration conversion there
+  // cost more than the clock read).
+  int64_t offset_ns_ = 0;
+  // The latest clock_now() (latest_reading()); only ever raised.
+  mutable Instant latest_ = Instant::min();
   bool paused_ = false;
   const char* pause_forbidden_ = nullptr;
   std::thread::id owner_;
@@ -237,6 +252,15 @@ class CurrentTimerQueueGuard {
 // thread has no TimerQueue. sleep(d), timeout(f, d) and interval() build
 // their deadlines from it.
 Instant now() noexcept;
+
+// The time of this driver tick: current_timer_queue()'s cached now() (no
+// clock read), or Instant::now() when the thread has no TimerQueue. Behind
+// now() by at most the time the tick has run so far (its polls; the driver
+// reads the clock once per tick), so a deadline built from it may come that
+// much early: right for a per-request or idle timeout a server arms on every
+// message, where a fresh clock read per deadline would be most of the
+// timer's cost; use now() where microseconds matter.
+Instant tick_now() noexcept;
 
 // The test clock of the current thread's TimerQueue, like tokio::time's.
 // Each checks (always on) that the thread has a TimerQueue.

@@ -55,6 +55,22 @@ Instant NextBoundary(const TimerQueue& q, Instant t) {
   return q.tick_instant(q.deadline_tick(t));
 }
 
+// tick_now() is the tick's cached time: no clock read, so it stays behind
+// a running clock until the next update_now(); now() is a fresh reading.
+TEST(TimerQueueTest, TickNowIsTheCachedTimeAndNowReadsTheClock) {
+  TimerQueue q;
+  CurrentTimerQueueGuard g(&q);
+  const Instant cached = q.now();
+  absl::SleepFor(absl::Milliseconds(2));
+  EXPECT_EQ(timer::tick_now(), cached);
+  const Instant fresh = timer::now();
+  EXPECT_GE(fresh - cached, absl::Milliseconds(2));
+  EXPECT_EQ(q.latest_reading(), fresh) << "timer::now() is remembered";
+  EXPECT_EQ(timer::tick_now(), cached) << "now() does not move the tick's time";
+  q.update_now();
+  EXPECT_GE(timer::tick_now(), fresh);
+}
+
 TEST(TimerQueueTest, DeadlinesRoundUpToTheNextTick) {
   TimerQueue q;
   q.pause();
