@@ -19,7 +19,10 @@
 //   marginal/conn  the same over this stage's new connections only
 //   heap/conn      glibc mallinfo2 in-use bytes (uordblks + hblkhd), same
 // A per-connection figure that grows with the count would show as a
-// marginal above the earlier rows'. The pair vector is reserved for --max
+// marginal above the earlier rows'. Both include what memory_bench's 200
+// pairs cannot see: FdOwner's process-wide records (reactor/internal/
+// fd_records.h, 72 bytes per fd number, in chunks of 1,024 never freed),
+// 144 bytes a pair once the fds pass the first chunk. The pair vector is reserved for --max
 // up front; its pages count as they fill (sizeof(pair) bytes a connection).
 //
 // Not in RSS: the kernel's side (socket structs, buffers, io_uring's poll
@@ -27,9 +30,9 @@
 // "inuse" and "mem" (pages), which are system-wide: other processes'
 // sockets move them too.
 //
-// Connects go in batches of kBatch (below the listen backlog of 1,024):
-// kBatch connect tasks are spawned, then kBatch accepts are awaited, then
-// the connects. 9,000 pairs take well under a second on loopback; an
+// Connects go in batches of --batch (256; at most the listen backlog of
+// 1,024): that many connect tasks are spawned, then as many accepts are
+// awaited, then the connects. 9,000 pairs take well under a second on loopback; an
 // alarm(kWatchdogSeconds) ends a run that hangs.
 //
 // Needs 2 fds a pair plus the listener and the runtime's own: the soft
@@ -67,6 +70,7 @@
 
 ABSL_FLAG(int, max, 9000, "connections at the last stage; the stages are max/9, max/3, max");
 ABSL_FLAG(bool, pending_read, false, "park a 4 KiB read on each end of every connection");
+ABSL_FLAG(int, batch, 256, "connects in flight at once, 1..1024 (the listen backlog)");
 ABSL_FLAG(std::string, backend, "auto", "auto, io_uring or epoll");
 
 namespace {
@@ -76,7 +80,6 @@ using pollux::Task;
 using pollux::net::TcpListener;
 using pollux::net::TcpStream;
 
-constexpr int kBatch = 256;            // connects in flight at once (< backlog 1,024)
 constexpr size_t kReadSize = 4096;     // per pending read
 constexpr uint64_t kFdHeadroom = 64;   // listener, ring/epoll, eventfds, stdio, warm-up
 constexpr unsigned kWatchdogSeconds = 120;
@@ -141,11 +144,11 @@ struct Sample {
 
 using Pair = std::pair<TcpStream, TcpStream>;
 
-// Connects `count` more pairs onto `pairs`, kBatch at a time.
-Task<void> connect_pairs(TcpListener& l, std::vector<Pair>& pairs, int count) {
+// Connects `count` more pairs onto `pairs`, `batch` at a time.
+Task<void> connect_pairs(TcpListener& l, std::vector<Pair>& pairs, int count, int batch) {
   const pollux::net::SocketAddr addr = l.local_addr();
   while (count > 0) {
-    const int n = count < kBatch ? count : kBatch;
+    const int n = count < batch ? count : batch;
     std::vector<JoinHandle<absl::StatusOr<TcpStream>>> connects;
     connects.reserve(n);
     for (int i = 0; i < n; ++i) connects.push_back(pollux::spawn(TcpStream::connect(addr)));
@@ -181,7 +184,7 @@ Task<void> park_reads(std::vector<Pair>& pairs, size_t from,
 
 double per(int64_t bytes, int64_t n) { return n > 0 ? static_cast<double>(bytes) / n : 0; }
 
-Task<int> run(int max, bool pending_read) {
+Task<int> run(int max, bool pending_read, int batch) {
   const int stages[3] = {max / 9, max / 3, max};
   absl::StatusOr<TcpListener> l =
       TcpListener::bind(*pollux::net::SocketAddr::parse("127.0.0.1:0"));
@@ -193,7 +196,7 @@ Task<int> run(int max, bool pending_read) {
   reads.reserve(pending_read ? 2 * static_cast<size_t>(max) : 0);
   {  // Warm-up: first-use allocations (op slabs' first chunks, listener state).
     std::vector<Pair> warm;
-    co_await connect_pairs(*l, warm, 1);
+    co_await connect_pairs(*l, warm, 1, 1);
     if (pending_read) {
       std::vector<JoinHandle<pollux::reactor::IoResult>> warm_reads;
       co_await park_reads(warm, 0, warm_reads);
@@ -218,7 +221,7 @@ Task<int> run(int max, bool pending_read) {
   for (int stage : stages) {
     const auto t0 = std::chrono::steady_clock::now();
     const size_t from = pairs.size();
-    co_await connect_pairs(*l, pairs, stage - prev_n);
+    co_await connect_pairs(*l, pairs, stage - prev_n, batch);
     if (pending_read) co_await park_reads(pairs, from, reads);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -262,9 +265,14 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int max = absl::GetFlag(FLAGS_max);
   const bool pending_read = absl::GetFlag(FLAGS_pending_read);
+  const int batch = absl::GetFlag(FLAGS_batch);
   const std::string backend = absl::GetFlag(FLAGS_backend);
   if (max < 9 || max > 1'000'000) {
     std::fprintf(stderr, "conn_scale: --max=%d: give 9..1000000 (the first stage is max/9)\n", max);
+    return 2;
+  }
+  if (batch < 1 || batch > 1024) {
+    std::fprintf(stderr, "conn_scale: --batch=%d: give 1..1024 (the listen backlog)\n", batch);
     return 2;
   }
   pollux::BackendKind kind = pollux::BackendKind::kAuto;
@@ -303,5 +311,5 @@ int main(int argc, char** argv) {
   std::printf("conn_scale: %s, backend %s (%s), RLIMIT_NOFILE %" PRIu64 ", page size %ld\n",
               pending_read ? "a pending 4 KiB read on each end" : "idle pairs",
               rt->backend().name(), rt->backend().reason.c_str(), limit, ::sysconf(_SC_PAGESIZE));
-  return rt->block_on(run(max, pending_read));
+  return rt->block_on(run(max, pending_read, batch));
 }
