@@ -27,8 +27,12 @@
 //
 // Not in RSS: the kernel's side (socket structs, buffers, io_uring's poll
 // entries). The footer prints the change in /proc/net/sockstat's TCP
-// "inuse" and "mem" (pages), which are system-wide: other processes'
-// sockets move them too.
+// "inuse" and "mem" (pages) and, where /proc/slabinfo is readable (root),
+// in the slab caches a socket lives in (active objects x object size) per
+// connection; both are system-wide: other processes move them too, and
+// SLUB merges caches of one object size, so a name may hold another cache's
+// objects (eventpoll_epi grows by ~2 objects a pair on io_uring, which makes
+// no epoll item): read the total, not the split.
 //
 // Connects go in batches of --batch (256; at most the listen backlog of
 // 1,024): that many connect tasks are spawned, then as many accepts are
@@ -136,6 +140,33 @@ SockStat tcp_sockstat() {
   return s;
 }
 
+// The slab caches an idle socket pair and its pending reads occupy: the
+// socket (TCP), its inode, file and dentry, an epoll item (epoll backend),
+// an io_uring request (io_uring backend, per pending read).
+constexpr const char* kSlabCaches[] = {"TCP",           "sock_inode_cache", "filp", "dentry",
+                                       "eventpoll_epi", "io_kiocb"};
+constexpr size_t kNumSlabCaches = sizeof(kSlabCaches) / sizeof(kSlabCaches[0]);
+
+// Bytes in use in each of kSlabCaches (active_objs x objsize); empty when
+// /proc/slabinfo cannot be read (it needs root).
+std::vector<int64_t> slab_bytes() {
+  std::ifstream in("/proc/slabinfo");
+  std::vector<int64_t> bytes;
+  if (!in) return bytes;
+  bytes.assign(kNumSlabCaches, 0);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string name;
+    int64_t active = 0, total = 0, size = 0;
+    if (!(words >> name >> active >> total >> size)) continue;
+    for (size_t i = 0; i < kNumSlabCaches; ++i) {
+      if (name == kSlabCaches[i]) bytes[i] = active * size;
+    }
+  }
+  return bytes;
+}
+
 struct Sample {
   int64_t rss;
   int64_t heap;
@@ -209,6 +240,7 @@ Task<int> run(int max, bool pending_read, int batch) {
   }
   const Sample base = Sample::now();
   const SockStat sock_base = tcp_sockstat();
+  const std::vector<int64_t> slab_base = slab_bytes();
   std::printf("baseline: VmRSS %" PRId64 " KiB, heap in use %" PRId64 " KiB\n\n",
               base.rss / 1024, base.heap / 1024);
   std::printf("| connections | VmRSS KiB | rss/conn B | marginal/conn B | heap/conn B | stage s |\n");
@@ -245,9 +277,20 @@ Task<int> run(int max, bool pending_read, int batch) {
         " (expect %d), TCP buffer memory %+" PRId64 " pages\n",
         sock.inuse - sock_base.inuse, 2 * stages[2], sock.mem_pages - sock_base.mem_pages);
   }
-  std::printf(
-      "(socket structs, their file/inode/dentry slabs and any io_uring poll entries are kernel "
-      "memory too and are not counted anywhere above)\n");
+  const std::vector<int64_t> slab = slab_bytes();
+  if (!slab.empty() && slab.size() == slab_base.size()) {
+    std::printf("kernel slab per connection at %d (/proc/slabinfo, system-wide), B:", stages[2]);
+    int64_t total = 0;
+    for (size_t i = 0; i < kNumSlabCaches; ++i) {
+      total += slab[i] - slab_base[i];
+      std::printf(" %s %.0f,", kSlabCaches[i], per(slab[i] - slab_base[i], stages[2]));
+    }
+    std::printf(" total %.0f\n", per(total, stages[2]));
+  } else {
+    std::printf(
+        "(/proc/slabinfo unreadable, needs root: the sockets' kernel structs are not shown; "
+        "none of the kernel side is in VmRSS)\n");
+  }
 
   for (auto& h : reads) h.abort();
   for (auto& h : reads) {
