@@ -20,6 +20,12 @@
 # POLLUX_BACKEND=epoll, and each run checks the server's "backend:" line.
 # There is no epoll HTTP baseline: raw_epoll runs in echo mode only (and so
 # does pollux_epoll's ratio row).
+# "raw_ms" (not in the default SERVERS) is raw_echo_server --multishot, the
+# fastest hand-written io_uring echo (bench/raw_multishot_echo_loop.h: one
+# multishot recv per connection into provided buffers, replies sent from
+# them); echo mode only, like raw_epoll. SERVERS="raw raw_ms" MODES=echo
+# measures it against the plain loop; SERVERS="raw_ms pollux" has pollux
+# over it.
 #
 # Columns (medians over the repetitions):
 #   msgs/s, p50/p99 us  loadgen's measured window (after warmup)
@@ -153,7 +159,7 @@ fi
 
 server_family() {  # server name -> raw, raw_epoll, pollux or base (which binaries)
   case $1 in
-    raw) echo raw ;;
+    raw | raw_ms) echo raw ;;
     raw_epoll) echo raw_epoll ;;
     pollux | pollux_mt | pollux_tpc | pollux_epoll) echo pollux ;;
     base | base_mt | base_tpc) echo base ;;
@@ -168,8 +174,9 @@ server_backend() {  # server name -> the POLLUX_BACKEND it runs with (empty: not
   esac
 }
 
-server_flavour_args() {  # server name -> its --flavour flag, if any
+server_flavour_args() {  # server name -> its --flavour flag (raw_ms: --multishot), if any
   case $1 in
+    raw_ms) echo --multishot ;;
     *_mt) echo --flavour=multi_thread ;;
     *_tpc) echo --flavour=thread_per_core ;;
   esac
@@ -179,7 +186,7 @@ targets=(//bench:loadgen)
 families=" "
 for server in $SERVERS; do
   if ! family=$(server_family "$server"); then
-    echo "compare.sh: unknown server '$server' in SERVERS (raw, pollux, pollux_mt, pollux_tpc," \
+    echo "compare.sh: unknown server '$server' in SERVERS (raw, raw_ms, pollux, pollux_mt, pollux_tpc," \
       "raw_epoll, pollux_epoll, base, base_mt, base_tpc)" >&2
     exit 2
   fi
@@ -216,6 +223,7 @@ if [[ $families == *" base "* ]]; then
 fi
 
 server_binary() {  # server mode -> binary path
+  [[ $1 == raw_ms && $2 != echo ]] && return 0  # the multishot loop is echo-only
   case $(server_family "$1"):$2 in
     raw:echo) echo "$work/raw_echo_server" ;;
     raw:http) echo "$work/raw_http_server" ;;
@@ -244,7 +252,7 @@ loadgen_limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { print int(w + d + 3
 run_one() {  # mode server rep
   local mode=$1 server=$2 rep=$3 out=$work/server.out ports='' i binary backend
   binary=$(server_binary "$server" "$mode")
-  [[ -z $binary ]] && return 0  # raw_epoll has no HTTP server
+  [[ -z $binary ]] && return 0  # raw_epoll and raw_ms have no HTTP server
   backend=$(server_backend "$server")
   local server_args=(--port=0 --threads="$THREADS" --addr=127.0.0.1) cpus=$SERVER_CPU
   local want_ports=1 loadgen_args=() flavour

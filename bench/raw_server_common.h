@@ -24,7 +24,8 @@
 // a ring of its own (the same setup flags; rings 1..N-1 attach to ring 0's
 // kernel workers with IORING_SETUP_ATTACH_WQ) and its own listening socket;
 // the threads share nothing else. N = 1 is the one-ring loop on main's
-// thread, as before threads existed.
+// thread, as before threads existed. serve_loops() does the same for
+// another loop (raw_multishot_echo_loop.h's, for raw_echo_server --multishot).
 //
 // Thread-safety: a ring and its loop's connections belong to the one thread
 // that runs the loop; nothing is shared between loops.
@@ -312,13 +313,14 @@ struct ServerPlan {
   std::vector<int> cpus;
 };
 
-// Runs one run_loop per listener, each on a thread and a ring of its own,
-// forever. Thread 0 is the caller's: it creates ring 0 and, after starting
-// threads 1..N-1 (each creates its ring attached to ring 0's workers), runs
-// loop 0 itself, so one listener is exactly the one-ring server. Each loop
-// gets its own copy of `protocol`.
-template <typename Protocol>
-[[noreturn]] void serve(const ServerPlan& plan, const Protocol& protocol) {
+// Runs `loop(io_uring*, int listen_fd)` (which never returns) once per
+// listener, each on a thread and a ring of its own, forever. Thread 0 is the
+// caller's: it creates ring 0 and, after starting threads 1..N-1 (each
+// creates its ring attached to ring 0's workers), runs loop 0 itself, so one
+// listener is exactly the one-ring server. Each thread gets its own copy of
+// `loop`.
+template <typename Loop>
+[[noreturn]] void serve_loops(const ServerPlan& plan, const Loop& loop) {
   const bool pin = !plan.cpus.empty();
   if (pin) pin_to_cpu(plan.cpus[0]);
   io_uring first;
@@ -326,15 +328,25 @@ template <typename Protocol>
   for (size_t i = 1; i < plan.listen_fds.size(); ++i) {
     const int cpu = pin ? plan.cpus[i] : -1;
     std::thread([cpu, listen_fd = plan.listen_fds[i], wq_fd = first.ring_fd,
-                 own = protocol]() mutable {
+                 own = loop]() mutable {
       if (cpu >= 0) pin_to_cpu(cpu);
       io_uring ring;
       init_ring(&ring, kServerRingEntries, wq_fd);
-      run_loop(&ring, listen_fd, own);
+      own(&ring, listen_fd);
     }).detach();
   }
-  Protocol own = protocol;
-  run_loop(&first, plan.listen_fds[0], own);
+  Loop own = loop;
+  own(&first, plan.listen_fds[0]);
+  std::abort();  // unreachable: the loops never return
+}
+
+// serve_loops with run_loop; each loop gets its own copy of `protocol`.
+template <typename Protocol>
+[[noreturn]] void serve(const ServerPlan& plan, const Protocol& protocol) {
+  // An init-capture, so the copy is not const (on_recv may keep state).
+  serve_loops(plan, [own = protocol](io_uring* ring, int listen_fd) mutable {
+    run_loop(ring, listen_fd, own);
+  });
 }
 
 }  // namespace pollux::bench

@@ -7,6 +7,12 @@
 #   --cpu_affinity puts the two loop threads on CPUs 0 and 1 of the mask;
 # - --threads=2 alone: one line, both listeners share it (SO_REUSEPORT);
 # - --threads=1: the one-ring server;
+# - raw_echo_server --multishot (compare.sh's raw_ms): echo round trips
+#   verified by loadgen (which fails on a wrong or missing reply) at depth 1
+#   and 8, over two threads, and with a ring of 2 buffers of 64 B (so the
+#   multishot recv runs dry, -ENOBUFS, and 1000 B messages arrive in pieces
+#   that queue behind the send in flight); afterwards the server holds no
+#   client socket (every connection was closed);
 # - bad values exit 2.
 # Also catches a flag defined twice (absl aborts such a binary at startup).
 #   raw_servers_test.sh RAW_ECHO_SERVER RAW_HTTP_SERVER LOADGEN
@@ -80,9 +86,38 @@ for mode in echo http; do
   stop_server
 done
 
-for bad in --threads=0 --threads=2000 --port=70000; do
+fd_count() { find /proc/"$server_pid"/fd -mindepth 1 -maxdepth 1 | wc -l; }
+expect_no_client_fds() {  # fds_before: every connection loadgen made is closed
+  local i n
+  for ((i = 0; i < 50; i++)); do  # up to 5 s
+    n=$(fd_count)
+    ((n == $1)) && return
+    sleep 0.1
+  done
+  fail "--multishot: the server has $n fds after loadgen, $1 before (connections left open)"
+}
+start_server 1 "$echo_bin" --port=0 --multishot
+fds=$(fd_count)
+run_loadgen --mode=echo --port="$ports" >/dev/null
+run_loadgen --mode=echo --port="$ports" --depth=8 --size=200 >/dev/null
+expect_no_client_fds "$fds"
+stop_server
+start_server 2 "$echo_bin" --port=0 --multishot --threads=2 --port_per_thread
+result=$(run_loadgen --mode=echo --ports="$ports" --threads=2)
+[[ $result =~ port_msgs=([0-9]+),([0-9]+) ]] || fail "no port_msgs in: $result"
+((BASH_REMATCH[1] > 0 && BASH_REMATCH[2] > 0)) || fail "--multishot: a port got no replies: $result"
+stop_server
+start_server 1 "$echo_bin" --port=0 --multishot --multishot_buffers=2 --multishot_buffer_bytes=64
+fds=$(fd_count)
+run_loadgen --mode=echo --port="$ports" --depth=4 --size=1000 >/dev/null
+expect_no_client_fds "$fds"
+stop_server
+
+for bad in --threads=0 --threads=2000 --port=70000 "--multishot --multishot_buffers=3" \
+  "--multishot --multishot_buffer_bytes=0"; do
   rc=0
-  timeout 10 "$echo_bin" "$bad" >/dev/null 2>&1 || rc=$?
+  # shellcheck disable=SC2086  # $bad may be two flags
+  timeout 10 "$echo_bin" --port=0 $bad >/dev/null 2>&1 || rc=$?
   [[ $rc -eq 2 ]] || fail "raw_echo_server $bad exited $rc, not 2"
 done
 rc=0
