@@ -16,7 +16,10 @@
 #   bash bench/callgrind_server.sh http raw         # bench:raw_http_server
 #
 # Env: DURATION (10 s of load), CONNS (50), SIZE (64), TOP (25 functions),
-# BACKEND (io_uring), KEEP (unset: the callgrind file is deleted).
+# BACKEND (io_uring), KEEP (unset: the callgrind file is deleted),
+# SERVER_ARGS (extra server flags, e.g. "--idle_timeout=0 --write_timeout=0"),
+# BUILD_FLAGS ("-c opt"; e.g. "-c opt --copt=-g --platform_suffix=optg" for
+# line-level annotation of the KEEP file with callgrind_annotate --auto=yes).
 # The window's edges are placed by callgrind_control, within about 0.1 s of
 # loadgen's (about 1% of a 10 s window either way).
 set -euo pipefail
@@ -31,14 +34,15 @@ case "$mode/$server" in
   http/raw) target=//bench:raw_http_server bin=bazel-bin/bench/raw_http_server ;;
   *) echo "usage: callgrind_server.sh echo|http pollux|raw" >&2; exit 2 ;;
 esac
-./bazelw build -c opt "$target" //bench:loadgen >/dev/null 2>&1
+read -r -a build_flags <<<"${BUILD_FLAGS:--c opt}"
+./bazelw build "${build_flags[@]}" "$target" //bench:loadgen >/dev/null 2>&1
 work=$(mktemp -d)
 server_pid=
 cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 POLLUX_BACKEND=$BACKEND valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$work/cg.out" \
-  "$bin" --port=0 --addr=127.0.0.1 >"$work/server.out" 2>"$work/server.err" &
+  "$bin" --port=0 --addr=127.0.0.1 ${SERVER_ARGS:-} >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 port=
 for ((i = 0; i < 300; i++)); do  # valgrind starts slowly: up to 30 s

@@ -97,9 +97,12 @@ class [[nodiscard]] Sleep {
     return state_ == State::kDone || (state_ == State::kRegistered && entry_.has_fired());
   }
   // Re-arms for `deadline`, like tokio's Sleep::reset: a registered timer is
-  // moved to the new deadline at once (O(1), keeping its waker, so a task
-  // already waiting on it is woken at the new time); a Sleep that completed
-  // or fired becomes pollable again and registers on its next poll.
+  // moved to the new deadline (O(1), keeping its waker, so a task already
+  // waiting on it is woken at the new time; a later deadline is only
+  // recorded, and the wheel re-files the entry when the earlier one comes,
+  // so pushing a deadline back on every message costs a store:
+  // TimerQueue::reset, timeout_on); a Sleep that completed or fired becomes
+  // pollable again and registers on its next poll.
   void reset(Instant deadline) noexcept;
 
  private:

@@ -1,7 +1,20 @@
-// timeout(f, d), timeout_at(f, t): run a future with a deadline.
+// timeout(f, d), timeout_at(f, t), timeout_on(sleep, f): run a future with a
+// deadline.
 //
 //   absl::StatusOr<int> r = co_await pollux::timeout(read_number(), absl::Seconds(1));
 //   if (absl::IsDeadlineExceeded(r.status())) ...
+//
+//   Sleep idle = pollux::sleep_until(Instant::max());  // one per connection
+//   for (;;) {
+//     idle.reset(timer::tick_now() + absl::Seconds(75));  // later: a store
+//     auto r = co_await pollux::timeout_on(idle, stream.read(std::move(buf)));
+//
+// timeout() and timeout_at() own their Sleep: each registers a timer on its
+// first poll and unregisters it when the inner future wins. timeout_on()
+// borrows one the caller keeps across operations and leaves it armed, so a
+// deadline pushed back on every message costs a store (Sleep::reset to a
+// later deadline) instead of a wheel insert and cancel per operation (issue
+// 17: about a fifth of an echo server's user-space instructions).
 //
 // Output
 //   With T = the inner future's output:
@@ -35,9 +48,10 @@
 //
 // Cancellation: dropping a Timeout before Ready drops the inner future
 // (cancelling it with its own semantics: check its "Cancellation" paragraph
-// for what it loses) and unregisters the timer. The same holds on expiry: a
-// timed-out operation may have had side effects (e.g. consumed input) that
-// its own cancellation semantics describe.
+// for what it loses) and unregisters an owned timer (timeout_on's borrowed
+// Sleep stays armed; dropping that Sleep unregisters it). The same holds on
+// expiry: a timed-out operation may have had side effects (e.g. consumed
+// input) that its own cancellation semantics describe.
 #ifndef POLLUX_TIMER_TIMEOUT_H_
 #define POLLUX_TIMER_TIMEOUT_H_
 
@@ -78,9 +92,25 @@ struct TimeoutOutput<absl::StatusOr<U>> {
 };
 }  // namespace detail
 
-// The future timeout(f, d) returns: f's output, or DeadlineExceeded (see
-// above).
-template <Future F>
+namespace detail {
+// Where a Timeout's Sleep lives: in the Timeout (timeout, timeout_at), or
+// with the caller, shared by successive operations (timeout_on).
+struct OwnedSleep {
+  explicit OwnedSleep(Instant deadline) noexcept : sleep(std::in_place, deadline) {}
+  Sleep& get() noexcept { return *sleep; }
+  void release() noexcept { sleep.reset(); }  // unregisters it
+  std::optional<Sleep> sleep;
+};
+struct BorrowedSleep {
+  Sleep& get() noexcept { return *sleep; }
+  void release() noexcept {}  // stays armed for the caller's next operation
+  Sleep* sleep;
+};
+}  // namespace detail
+
+// The future timeout(f, d), timeout_at(f, t) and timeout_on(sleep, f)
+// return: f's output, or DeadlineExceeded (see above).
+template <Future F, class SleepSlot = detail::OwnedSleep>
 class [[nodiscard]] Timeout {
   using Inner = output_t<F>;
   static_assert(std::is_void_v<Inner> || std::is_object_v<Inner>,
@@ -91,9 +121,17 @@ class [[nodiscard]] Timeout {
 
   // Runs `fut` until `deadline`; `after` is the duration named in the error.
   Timeout(F fut, Instant deadline, absl::Duration after)
+    requires std::is_same_v<SleepSlot, detail::OwnedSleep>
       : inner_(std::in_place, std::move(fut)),
-        sleep_(std::in_place, deadline),
+        sleep_(deadline),
         deadline_(deadline),
+        after_(after) {}
+  // Runs `fut` until `sleep` completes (timeout_on).
+  Timeout(F fut, Sleep& sleep, absl::Duration after)
+    requires std::is_same_v<SleepSlot, detail::BorrowedSleep>
+      : inner_(std::in_place, std::move(fut)),
+        sleep_{&sleep},
+        deadline_(sleep.deadline()),
         after_(after) {}
 
   // Ready with the inner output (wrapped, see above) or DeadlineExceeded.
@@ -112,9 +150,9 @@ class [[nodiscard]] Timeout {
         // The inner future spent the budget: the deadline must still be seen.
         Budget unconstrained = Budget::unlimited();
         Context sub(cx.waker(), unconstrained);
-        expired = sleep_->poll(sub);
+        expired = sleep_.get().poll(sub);
       } else {
-        expired = sleep_->poll(cx);
+        expired = sleep_.get().poll(cx);
       }
       if (expired.is_pending()) return Pending{};
     } catch (...) {
@@ -140,14 +178,14 @@ class [[nodiscard]] Timeout {
     }
   }
 
-  // Drops the inner future and unregisters the timer.
+  // Drops the inner future and unregisters an owned timer.
   void finish() noexcept {
     inner_.reset();
-    sleep_.reset();
+    sleep_.release();
   }
 
   std::optional<F> inner_;
-  std::optional<Sleep> sleep_;
+  SleepSlot sleep_;
   Instant deadline_;
   absl::Duration after_;
 };
@@ -168,6 +206,19 @@ template <Future F>
   absl::Duration after = deadline - timer::tick_now();
   if (after < absl::ZeroDuration()) after = absl::ZeroDuration();
   return Timeout<F>(std::move(fut), deadline, after);
+}
+
+// Runs `fut` until `sleep` completes, leaving `sleep` armed when `fut` wins
+// (see the header comment). `sleep` must outlive the returned future and
+// stay where it is once polled (a Sleep never moves after its first poll);
+// reset() it before each use (once it has expired it must be reset before
+// it is polled again). The error names the time from this call to its
+// deadline, from the tick's time (no clock read).
+template <Future F>
+[[nodiscard]] Timeout<F, detail::BorrowedSleep> timeout_on(Sleep& sleep, F fut) {
+  absl::Duration after = sleep.deadline() - timer::tick_now();
+  if (after < absl::ZeroDuration()) after = absl::ZeroDuration();
+  return Timeout<F, detail::BorrowedSleep>(std::move(fut), sleep, after);
 }
 
 }  // namespace pollux

@@ -120,6 +120,52 @@ TEST_F(TimeoutTest, ReadyInnerWinsOverAnExpiredDeadlineAndUnregistersTheTimer) {
   EXPECT_EQ(q.active_timers(), 0u) << "the timer is released as soon as the inner wins";
 }
 
+// timeout_on: the borrowed Sleep stays armed when the inner future wins,
+// is pushed back by a reset (no new registration), and expires a later
+// operation; reset again, it serves the next one.
+TEST_F(TimeoutTest, TimeoutOnKeepsItsSleepArmedAcrossOperations) {
+  CountingWaker cw;
+  Waker w = cw.waker();
+  Sleep idle = sleep_until(Instant::max());
+  idle.reset(q.now() + absl::Milliseconds(20));
+  {
+    auto first = timeout_on(idle, ready(7));
+    auto p = PollOnce(first, w);
+    ASSERT_TRUE(p.is_ready());
+    EXPECT_EQ(*p.value(), 7);
+  }
+  {
+    auto [fut, handle] = make_manual_future<int>();
+    auto second = timeout_on(idle, std::move(fut));
+    EXPECT_TRUE(PollOnce(second, w).is_pending());
+    EXPECT_EQ(q.active_timers(), 1u);
+    handle.complete(8);
+    auto p = PollOnce(second, w);
+    ASSERT_TRUE(p.is_ready());
+    EXPECT_EQ(*p.value(), 8);
+  }
+  EXPECT_EQ(q.active_timers(), 1u) << "the inner future's win unregistered the borrowed Sleep";
+  EXPECT_EQ(cw.wakes(), 1) << "the manual future's completion";
+  idle.reset(q.now() + absl::Milliseconds(50));  // later: a store
+  Elapse(absl::Milliseconds(20));
+  EXPECT_EQ(cw.wakes(), 1) << "woken at the old deadline";
+  {
+    auto [fut, handle] = make_manual_future<int>();
+    auto third = timeout_on(idle, std::move(fut));
+    EXPECT_TRUE(PollOnce(third, w).is_pending());
+    Elapse(absl::Milliseconds(30));
+    EXPECT_EQ(cw.wakes(), 2);
+    auto p = PollOnce(third, w);
+    ASSERT_TRUE(p.is_ready());
+    EXPECT_TRUE(absl::IsDeadlineExceeded(p.value().status())) << p.value().status();
+  }
+  idle.reset(q.now() + absl::Milliseconds(10));
+  auto fourth = timeout_on(idle, ready(9));
+  auto p = PollOnce(fourth, w);
+  ASSERT_TRUE(p.is_ready());
+  EXPECT_EQ(*p.value(), 9);
+}
+
 TEST_F(TimeoutTest, VoidInnerGivesAStatus) {
   auto [fut, handle] = make_manual_future<void>();
   auto t = timeout(std::move(fut), absl::Milliseconds(5));

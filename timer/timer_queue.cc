@@ -1,7 +1,6 @@
 #include "timer/timer_queue.h"
 
 #include <string>
-
 #include <utility>
 
 #include "executor/context.h"
@@ -41,11 +40,18 @@ size_t TimerQueue::process() noexcept {
   uint64_t tick = elapsed_tick(now_);
   if (tick < wheel_.now()) tick = wheel_.now();  // now_ never decreases; defensive
   size_t fired = 0;
-  wheel_.advance(tick, [&fired](TimerEntry* te) noexcept {
+  wheel_.advance(tick, [this, tick, &fired](TimerEntry* te) noexcept {
     // SAFETY: only insert() puts nodes into wheel_, always an Entry's node_,
     // which is the first member of a standard-layout Entry, so the two are
     // pointer-interconvertible.
     Entry* e = reinterpret_cast<Entry*>(te);
+    if (e->later_tick_ > tick) {
+      // A reset() moved it later: file it there, quietly (insertion order
+      // among equal deadlines then counts from this re-filing).
+      wheel_.insert(te, std::exchange(e->later_tick_, 0));
+      return;
+    }
+    e->later_tick_ = 0;
     e->fired_ = true;
     ++fired;
     std::move(e->waker_).wake();  // leaves the entry's waker empty
@@ -113,7 +119,19 @@ void TimerQueue::insert(Entry* e, Instant deadline) noexcept {
                 "TimerQueue::insert called off the queue's owner thread (a Sleep must be polled "
                 "on the thread whose driver it registered with)");
   e->fired_ = false;
+  e->later_tick_ = 0;
   wheel_.insert(&e->node_, deadline_tick(deadline));
+}
+
+void TimerQueue::reset(Entry* e, Instant deadline) noexcept {
+  POLLUX_DCHECK(e->is_registered(), "TimerQueue::reset of an entry that is not registered");
+  const uint64_t tick = deadline_tick(deadline);
+  if (tick > e->node_.deadline()) {
+    e->later_tick_ = tick;
+    return;
+  }
+  wheel_.cancel(&e->node_);
+  insert(e, deadline);
 }
 
 void TimerQueue::cancel(Entry* e) noexcept {

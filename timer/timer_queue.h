@@ -106,6 +106,10 @@ class TimerQueue {
     // is how process() gets from the wheel's TimerEntry* back to the Entry.
     TimerEntry node_;
     Waker waker_;  // woken (by value, so emptied) when the entry fires
+    // Set by a reset() to a later tick: when the wheel reaches the tick the
+    // entry is filed under, process() files it again under this one instead
+    // of firing it (0: none).
+    uint64_t later_tick_ = 0;
     bool fired_ = false;
   };
   static_assert(std::is_standard_layout_v<Entry>);
@@ -195,6 +199,12 @@ class TimerQueue {
   // O(1). Unregisters `e` without firing it; no-op if it is not registered.
   // Its waker stays set.
   void cancel(Entry* e) noexcept;
+  // Moves registered `e` to `deadline`. Later than where it is filed: only
+  // recorded, no wheel operation (process() re-files it when the earlier
+  // tick comes, without firing or waking; as tokio's timer entries do), so
+  // a deadline pushed back on every message is a store. Earlier: cancel and
+  // insert, at once.
+  void reset(Entry* e, Instant deadline) noexcept;
 
   // The tick a deadline is registered under: ceil((t - origin) / 1 ms), 0 for
   // t <= origin, and for Instant::max() a tick no clock reading reaches.

@@ -117,6 +117,59 @@ TEST(TimerQueueTest, DeadlineOnATickBoundaryFiresExactlyThere) {
   EXPECT_EQ(cw.wakes(), 1);
 }
 
+// reset() to a later deadline is a store: the entry is re-filed, without
+// firing or waking, when its old tick comes, and fires at the new one;
+// reset() to an earlier one moves it at once.
+TEST(TimerQueueTest, ResetLaterRefilesQuietlyAndResetEarlierMovesAtOnce) {
+  TimerQueue q;
+  q.pause();
+  const Instant start = NextBoundary(q, q.now());  // on a tick: the ms below are exact
+  q.advance(start - q.now());
+  CountingWaker cw;
+  TimerQueue::Entry e;
+  e.set_waker(cw.waker());
+  q.insert(&e, start + absl::Milliseconds(10));
+  q.reset(&e, start + absl::Milliseconds(50));
+  q.reset(&e, start + absl::Milliseconds(30));  // still later than its tick: recorded
+  q.advance(absl::Milliseconds(20));
+  EXPECT_EQ(q.process(), 0u) << "fired at the old deadline";
+  EXPECT_EQ(cw.wakes(), 0);
+  EXPECT_TRUE(e.is_registered());
+  EXPECT_FALSE(e.has_fired());
+  q.advance(absl::Milliseconds(9));
+  EXPECT_EQ(q.process(), 0u) << "fired before the new deadline";
+  q.advance(absl::Milliseconds(1));
+  EXPECT_EQ(q.process(), 1u);
+  EXPECT_EQ(cw.wakes(), 1);
+  EXPECT_TRUE(e.has_fired());
+
+  // Earlier than where it is filed: moved at once, and a later reset
+  // recorded before that is forgotten.
+  e.set_waker(cw.waker());
+  q.insert(&e, q.now() + absl::Milliseconds(10));
+  q.reset(&e, q.now() + absl::Milliseconds(40));
+  q.reset(&e, q.now() + absl::Milliseconds(5));
+  q.advance(absl::Milliseconds(5));
+  EXPECT_EQ(q.process(), 1u);
+  EXPECT_EQ(cw.wakes(), 2);
+  EXPECT_EQ(q.active_timers(), 0u);
+}
+
+// auto_advance() jumps over a re-filing to the real deadline.
+TEST(TimerQueueTest, AutoAdvanceSkipsALaterResetsOldTick) {
+  TimerQueue q;
+  q.pause();
+  const Instant start = q.now();
+  CountingWaker cw;
+  TimerQueue::Entry e;
+  e.set_waker(cw.waker());
+  q.insert(&e, start + absl::Milliseconds(10));
+  q.reset(&e, start + absl::Milliseconds(70));
+  EXPECT_TRUE(q.auto_advance());
+  EXPECT_EQ(cw.wakes(), 1);
+  EXPECT_GE(q.now(), start + absl::Milliseconds(70)) << "woken at the old deadline";
+}
+
 TEST(TimerQueueTest, PastDeadlinesFireAtTheNextProcess) {
   TimerQueue q;
   q.pause();
