@@ -32,6 +32,7 @@ const MAX_HEAD_BYTES: usize = 8192;
 /// client pipelining without reading is held back by its own socket buffer.
 const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
+#[derive(Debug, PartialEq)]
 enum Verdict {
     KeepAlive,      // HTTP/1.1 persisting
     KeepAliveAsked, // HTTP/1.0 with Connection: keep-alive
@@ -183,4 +184,69 @@ async fn close_gracefully(mut stream: TcpStream, mut buf: Vec<u8>) -> std::io::R
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     tokio_servers::serve(tokio_servers::parse_flags(8080), serve_http).await
+}
+
+// `cargo test --release --offline` here (not run by CI, which has no cargo
+// step): the judging of heads, and one connection end to end on 127.0.0.1.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn judges_heads_as_pollux_does() {
+        assert_eq!(inspect(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Verdict::KeepAlive);
+        assert_eq!(inspect(b"GET / HTTP/1.0\r\n\r\n"), Verdict::Close);
+        assert_eq!(inspect(b"GET / HTTP/1.0\r\nconnection:  Keep-Alive \r\n\r\n"), Verdict::KeepAliveAsked);
+        assert_eq!(inspect(b"GET / HTTP/1.1\r\nConnection: keep-alive, CLOSE\r\n\r\n"), Verdict::Close);
+        assert_eq!(inspect(b"GET /  HTTP/1.1\r\n\r\n"), Verdict::Bad);
+        assert_eq!(inspect(b"GET / HTTP/2.0\r\n\r\n"), Verdict::Bad);
+        assert_eq!(inspect(b"G(T / HTTP/1.1\r\n\r\n"), Verdict::Bad);
+        assert_eq!(inspect(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"), Verdict::Bad);
+        assert_eq!(inspect(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"), Verdict::Bad);
+    }
+
+    async fn exchange(chunks: &[&[u8]]) -> Vec<u8> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            serve_http(stream).await
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.set_nodelay(true).unwrap();
+        for chunk in chunks {
+            client.write_all(chunk).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await; // separate reads
+        }
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut got))
+            .await
+            .expect("the server never closed")
+            .unwrap();
+        server.await.unwrap().unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn answers_pipelined_and_split_heads_in_order() {
+        let got = exchange(&[
+            b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHo",
+            b"st: x\r\n\r",
+            b"\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ])
+        .await;
+        assert_eq!(got, [HELLO, HELLO, HELLO_KEEP_ALIVE].concat());
+    }
+
+    #[tokio::test]
+    async fn closes_after_close_bad_or_oversized() {
+        let close = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(exchange(&[close]).await, HELLO_CLOSE);
+        assert_eq!(exchange(&[b"GET / HTTP/1.1\r\n\r\nBAD\r\n\r\n"]).await, [HELLO, BAD_REQUEST].concat());
+        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        long.resize(MAX_HEAD_BYTES + 1, b'a');
+        assert_eq!(exchange(&[&long]).await, HEADER_TOO_LARGE);
+    }
 }
