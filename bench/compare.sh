@@ -156,7 +156,7 @@ if ((THREADS > 1)) && ((CONNS % THREADS != 0)); then
   echo "compare.sh: CONNS=$CONNS is not a multiple of THREADS=$THREADS (no even split)" >&2; exit 2
 fi
 
-server_family() {  # server name -> raw, raw_epoll, pollux or base (which binaries)
+server_family() {  # server name -> raw, raw_epoll, pollux, base or tokio (which binaries)
   case $1 in
     raw) echo raw ;;
     raw_epoll) echo raw_epoll ;;
