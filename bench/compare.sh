@@ -52,6 +52,11 @@
 # measure a change against the commit before it: SERVERS="base pollux".
 # The ratio rows are the second server over the first (and, when SERVERS
 # holds both, pollux_epoll over raw_epoll).
+# SERVERS may also name "tokio": tokio's echo and HTTP hello servers
+# (bench/tokio_servers: current-thread runtime, one task per connection,
+# the same bytes per message as pollux's), built offline with cargo against
+# Debian's tokio (librust-tokio-dev, installed here when missing), for
+# issue 17: SERVERS="tokio pollux" gives pollux / tokio. One-thread mode only.
 #
 # Threads mode (--threads N or THREADS=N, N > 1): every server runs N
 # threads, `--threads=N --port_per_thread --cpu_affinity` under
@@ -157,12 +162,13 @@ if ((THREADS > 1)) && ((CONNS % THREADS != 0)); then
   echo "compare.sh: CONNS=$CONNS is not a multiple of THREADS=$THREADS (no even split)" >&2; exit 2
 fi
 
-server_family() {  # server name -> raw, raw_epoll, pollux or base (which binaries)
+server_family() {  # server name -> raw, raw_epoll, pollux, base or tokio (which binaries)
   case $1 in
     raw | raw_ms) echo raw ;;
     raw_epoll) echo raw_epoll ;;
     pollux | pollux_mt | pollux_tpc | pollux_epoll) echo pollux ;;
     base | base_mt | base_tpc) echo base ;;
+    tokio) echo tokio ;;
     *) return 1 ;;
   esac
 }
@@ -187,7 +193,7 @@ families=" "
 for server in $SERVERS; do
   if ! family=$(server_family "$server"); then
     echo "compare.sh: unknown server '$server' in SERVERS (raw, raw_ms, pollux, pollux_mt, pollux_tpc," \
-      "raw_epoll, pollux_epoll, base, base_mt, base_tpc)" >&2
+      "raw_epoll, pollux_epoll, base, base_mt, base_tpc, tokio)" >&2
     exit 2
   fi
   [[ $families == *" $family "* ]] && continue
@@ -200,9 +206,20 @@ for server in $SERVERS; do
       if [[ ! -x ${BASE_BIN_DIR:-}/echo_server ]]; then
         echo "compare.sh: SERVERS has '$server' but BASE_BIN_DIR/echo_server is missing" >&2; exit 2
       fi ;;
+    tokio)
+      if ((THREADS > 1)); then
+        echo "compare.sh: 'tokio' runs in one-thread mode only (a current-thread runtime)" >&2; exit 2
+      fi ;;
   esac
 done
 ./bazelw build -c opt "${targets[@]}"
+if [[ $families == *" tokio "* ]]; then
+  if ! dpkg-query -W -f='${Status}' librust-tokio-dev 2>/dev/null | grep -q "install ok installed"; then
+    SUDO=""; if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q librust-tokio-dev >&2
+  fi
+  (cd bench/tokio_servers && cargo build --release --offline -q)
+fi
 
 # Copy the binaries out: bazel-bin may be re-pointed by someone else's build.
 work=$(mktemp -d)
@@ -221,6 +238,9 @@ if [[ $families == *" base "* ]]; then
   cp "$BASE_BIN_DIR/echo_server" "$work/base_echo_server"
   cp "$BASE_BIN_DIR/http_hello" "$work/base_http_hello"
 fi
+if [[ $families == *" tokio "* ]]; then
+  cp bench/tokio_servers/target/release/tokio_{echo,http}_server "$work/"
+fi
 
 server_binary() {  # server mode -> binary path
   [[ $1 == raw_ms && $2 != echo ]] && return 0  # the multishot loop is echo-only
@@ -232,6 +252,8 @@ server_binary() {  # server mode -> binary path
     pollux:http) echo "$work/http_hello" ;;
     base:echo) echo "$work/base_echo_server" ;;
     base:http) echo "$work/base_http_hello" ;;
+    tokio:echo) echo "$work/tokio_echo_server" ;;
+    tokio:http) echo "$work/tokio_http_server" ;;
   esac
 }
 
