@@ -85,10 +85,11 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
               RecvBuf(backend_, next.buf, data, static_cast<size_t>(next.res)));
         }
         if (next.res == 0) {
-          // The end: the multishot is over too; release its slot now.
+          // The end: the multishot is over too; release its slot now. The
+          // pin stays until the stream goes: leases still out must be
+          // dropped on this worker, so the task must not move.
           eof_ = true;
           backend_->cancel(std::exchange(id_, OpId{}));
-          pin_.reset();
           return Ready<Out>(RecvBuf());
         }
         return Ready<Out>(errno_status(-next.res, absl::StrCat("recv from fd ", fd_)));

@@ -45,8 +45,13 @@
 // Thread-safety: as AcceptStream: the stream and its futures belong to the
 // thread of the backend it was first polled on (checked); it must outlive
 // its next() futures and must not outlive the socket. While armed it pins
-// the arming task to that worker (TaskPin). Leases are dropped on that
-// thread too, before the runtime is destroyed (recv_buf.h).
+// the arming task to that worker (TaskPin), and after the end of the
+// stream until it is dropped. Leases are dropped on that thread too, before
+// the runtime is destroyed (recv_buf.h). Limit (multi_thread): a lease
+// moved to a task on another worker, or kept after its stream is dropped
+// by a task that then migrates, is a CHECK failure when dropped there
+// (DESIGN's MPSC return queue for such leases is not built yet): consume
+// leases in the task that reads the stream.
 #ifndef POLLUX_REACTOR_RECV_STREAM_H_
 #define POLLUX_REACTOR_RECV_STREAM_H_
 
