@@ -137,6 +137,9 @@ class TcpRecvStream {
   [[nodiscard]] reactor::RecvStream::Next next() noexcept { return in_->next(); }
   // Whether it runs on a multishot recv (known after the first next()).
   bool multishot() const noexcept { return in_->multishot(); }
+  // Arrivals received and not handed out yet: that many next() calls are
+  // ready at once (always 0 on epoll).
+  size_t queued() const noexcept { return in_->queued(); }
 
  private:
   friend class TcpStream;

@@ -17,6 +17,12 @@ void RecvBuf::return_to_backend() noexcept {
   std::exchange(backend_, nullptr)->return_buffer(std::exchange(buf_, -1));
 }
 
+void RecvBuf::return_to_stream() noexcept {
+  std::shared_ptr<detail::RecvSpare> home = std::move(home_);
+  // Only the stream's thread touches its spare (a lease may have moved).
+  if (current_backend() == home->backend && home->buf.empty()) home->buf = std::move(owned_);
+}
+
 RecvStream::~RecvStream() {
   if (!id_.valid()) return;
   POLLUX_CHECK(current_backend() == backend_,
@@ -32,19 +38,24 @@ size_t RecvStream::queued() const noexcept {
 Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_fallback(Context& cx) {
   using Out = absl::StatusOr<RecvBuf>;
   if (!fallback_) {
-    std::vector<char> buf(kRecvStreamFallbackBytes);
+    // The buffer the last lease gave back, if it did: one allocation per
+    // lease still out, none in a steady loop.
+    std::vector<char> buf = std::move(spare_->buf);
+    spare_->buf = std::vector<char>();
+    if (buf.size() != kRecvStreamFallbackBytes) buf = std::vector<char>(kRecvStreamFallbackBytes);
     fallback_.emplace(recv(fd_, std::move(buf)));
   }
   Poll<IoResult> p = fallback_->poll(cx);
   if (p.is_pending()) return Pending{};
   IoResult r = std::move(p).value();
   fallback_.reset();
-  if (!r.n.ok()) return Ready<Out>(std::move(r.n).status());
-  if (*r.n == 0) {
+  if (!r.n.ok() || *r.n == 0) {
+    if (spare_->buf.empty()) spare_->buf = std::move(r.buf);
+    if (!r.n.ok()) return Ready<Out>(std::move(r.n).status());
     eof_ = true;
     return Ready<Out>(RecvBuf());
   }
-  return Ready<Out>(RecvBuf(std::move(r.buf), *r.n));
+  return Ready<Out>(RecvBuf(std::move(r.buf), *r.n, spare_));
 }
 
 Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
@@ -58,6 +69,10 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
           "built with Runtime::Builder().enable_io()"));
     }
     mode_ = backend_->supports_recv_multi() ? Mode::kMultishot : Mode::kFallback;
+    if (mode_ == Mode::kFallback) {
+      spare_ = std::make_shared<detail::RecvSpare>();
+      spare_->backend = backend_;
+    }
   }
   POLLUX_CHECK(current_backend() == backend_,
                "a RecvStream was polled on a thread other than its backend's");

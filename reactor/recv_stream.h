@@ -56,6 +56,7 @@
 #define POLLUX_REACTOR_RECV_STREAM_H_
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 
 #include "absl/status/statusor.h"
@@ -116,6 +117,8 @@ class RecvStream {
   // The fallback's recv in flight: kept here, so a dropped next() loses
   // nothing.
   std::optional<DataOp> fallback_;
+  // The fallback's buffer between recvs (shared with the lease holding it).
+  std::shared_ptr<detail::RecvSpare> spare_;
 };
 
 }  // namespace pollux::reactor

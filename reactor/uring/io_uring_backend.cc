@@ -714,6 +714,13 @@ void IoUringBackend::handle_recv_multi_cqe(Slot<MultiPayload>& s, uint64_t ud, i
   const bool final = !(flags & IORING_CQE_F_MORE);
   const int32_t buf = buffer_of(flags);
   if (buf >= 0) --bufs_in_ring_;
+  if (s.p.paused && final && (res == -ECANCELED || res == -ENOBUFS)) {
+    // Our pause ended it: the stream re-arms once it has drained the queue.
+    s.p.paused = false;
+    s.state = SlotState::kCompleted;
+    s.waker.wake_by_ref();
+    return;
+  }
   if (res == -ENOBUFS) {
     // The ring ran dry: not an error of the stream, only a wait for a
     // buffer (DESIGN §5: -ENOBUFS re-arms the multishot).
@@ -743,7 +750,16 @@ void IoUringBackend::handle_recv_multi_cqe(Slot<MultiPayload>& s, uint64_t ud, i
       s.p.results.push_back(res, buf);
     }
   }
-  if (final) s.state = SlotState::kCompleted;
+  if (final) {
+    s.p.paused = false;  // ended anyway: the pause's cancel finds nothing
+    s.state = SlotState::kCompleted;
+  } else if (!s.p.paused && s.p.results.size() >= options_.recv_queued_max) {
+    // Backpressure (IoUringOptions::recv_queued_max): stop taking bytes off
+    // the socket until the reader catches up. What the kernel delivers
+    // before the cancel lands still queues here: nothing is lost.
+    s.p.paused = true;
+    if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);  // room reserved at start
+  }
   s.waker.wake_by_ref();
 }
 
@@ -1147,7 +1163,11 @@ void IoUringBackend::run_deferred_slow() {
       const uint64_t ud = unsent_cancels_[i];
       // Completed (and freed) meanwhile: nothing left to cancel.
       with_slot(ud, [&](auto& s, auto&, uint32_t) {
-        if (s.state != SlotState::kIgnored && !s.rearming) return;
+        bool pausing = false;
+        if constexpr (std::is_same_v<PayloadOf<std::decay_t<decltype(s)>>, MultiPayload>) {
+          pausing = s.p.paused && s.state == SlotState::kInFlight;
+        }
+        if (s.state != SlotState::kIgnored && !s.rearming && !pausing) return;
         if (!queue_cancel(ud)) unsent_cancels_[kept++] = ud;
       });
     }

@@ -38,6 +38,13 @@ struct IoUringOptions {
   // power of two (the kernel's ring mask), at most 32768.
   unsigned recv_buffers = 512;
   unsigned recv_buffer_bytes = 4096;
+  // Backpressure: a multishot recv whose arrivals queue unread this deep is
+  // paused (cancelled, keeping every result the kernel still delivers) and
+  // armed again once its stream has drained them. Without it a connection
+  // whose reader stalls (an echo blocked on a peer that never reads) keeps
+  // draining its socket into the shared ring: the peer never feels the
+  // stall, and the other connections on the worker wait for buffers.
+  unsigned recv_queued_max = 16;
 };
 
 }  // namespace pollux::reactor

@@ -149,6 +149,9 @@ struct MultiPayload {
   // recv: the kernel ended the multishot with -ENOBUFS (the buffer ring ran
   // dry); it is in no SQE until a buffer comes back (return_buffer).
   bool starved = false;
+  // recv: queued arrivals reached IoUringOptions::recv_queued_max and an
+  // ASYNC_CANCEL is on its way; results keep queueing until the final CQE.
+  bool paused = false;
 };
 
 // timeout.
