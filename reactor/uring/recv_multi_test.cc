@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -144,12 +145,14 @@ TEST(RecvMultiTest, AStreamNobodyReadsStopsTakingBuffersAndResumesWithoutLoss) {
   auto conn = tcp_pair();
   const std::string sent = pattern(64 * 64);
   // 64 chunks of one buffer each, 1 ms apart: each arrives on its own.
+  std::atomic<bool> written{false};
   std::thread writer([&, fd = conn.first.get()] {
     for (int i = 0; i < 64; ++i) {
       EXPECT_EQ(::write(fd, sent.data() + i * 64, 64), 64);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     ::shutdown(fd, SHUT_WR);
+    written.store(true);  // seq_cst; partner: the reader's load below
   });
   struct Out {
     size_t queued = 0;
@@ -163,7 +166,8 @@ TEST(RecvMultiTest, AStreamNobodyReadsStopsTakingBuffersAndResumesWithoutLoss) {
     EXPECT_TRUE(first.ok() && !first->empty());
     if (first.ok()) o.got.append(first->data(), first->size());
     // Not reading while the rest arrives: the multishot pauses at 4 queued.
-    co_await sleep(absl::Milliseconds(150));
+    for (int i = 0; i < 500 && !written.load(); ++i) co_await sleep(absl::Milliseconds(10));
+    co_await sleep(absl::Milliseconds(30));
     o.queued = in.queued();
     o.in_ring = b.recv_buffers_in_ring();
     for (int i = 0; i < 10000; ++i) {
