@@ -19,7 +19,11 @@
 // with -ENOBUFS; that is not an error here: the backend re-arms it when a
 // lease comes back, and no byte is lost or reordered (they wait in the
 // socket). The kernel also ends a multishot on its own now and then; the
-// next next() arms it again. The ring is the worker's, shared by every
+// next next() arms it again. Backpressure: a stream whose arrivals queue
+// unread (IoUringOptions::recv_queued_max, 16 by default, plus what the
+// kernel delivers before the pause lands) stops receiving until next() has
+// drained them, so a stalled reader leaves the bytes in the socket, where
+// TCP flow control holds the peer back, rather than in the shared ring. The ring is the worker's, shared by every
 // stream on it: arrivals queued unread in one stream hold buffers another
 // stream may be waiting for. So read each stream from its own task (as a
 // server does, a task per connection): a task that waits on stream A while
@@ -102,6 +106,8 @@ class RecvStream {
   bool multishot() const noexcept { return mode_ == Mode::kMultishot; }
 
  private:
+  // How next() receives: not decided before the first poll, then one of
+  // the two for good.
   enum class Mode { kUnknown, kMultishot, kFallback };
   Poll<absl::StatusOr<RecvBuf>> poll_next(Context& cx);
   Poll<absl::StatusOr<RecvBuf>> poll_fallback(Context& cx);

@@ -47,7 +47,11 @@
 // the backend owns). A recv multishot's CQEs queue {bytes, buffer id} in its
 // slot like a multishot accept's fds. A final -ENOBUFS (the ring ran dry)
 // is not surfaced: the op is re-armed as soon as a buffer is back in the
-// ring (return_buffer), or at once if one already is. Buffers of results
+// ring (return_buffer), or at once if one already is. A recv whose results
+// queue IoUringOptions::recv_queued_max deep is paused: an ASYNC_CANCEL, after
+// which every CQE still queues as usual; its final -ECANCELED ends the
+// multishot (kEnded) and the stream re-arms it once it has drained the
+// queue, so no byte is lost. Buffers of results
 // nobody took (a cancel, a CQE for a dropped op) go straight back.
 // Buffers handed out (RecvBuf leases) must all be back before the backend
 // is destroyed (a CHECK: a lease returned later would write into freed
