@@ -56,6 +56,7 @@
 #include "net/socket_addr.h"
 #include "reactor/accept_stream.h"
 #include "reactor/ops.h"
+#include "reactor/recv_stream.h"
 
 namespace pollux::net {
 
@@ -113,6 +114,45 @@ struct AcceptConv {
 };
 }  // namespace detail
 
+// The bytes arriving on a TcpStream (or ReadHalf) as buffer leases:
+// reactor::RecvStream (reactor/recv_stream.h: one multishot recv into the
+// io_uring backend's provided buffers, a plain recv per next() on epoll).
+// Keeps the socket open as long as it lives. Move-only.
+//
+//   net::TcpRecvStream in = stream.recv_stream();
+//   absl::StatusOr<reactor::RecvBuf> b = co_await in.next();  // empty: end of stream
+//
+// Do not mix it with read() on the same stream: both take bytes from the
+// socket, and the multishot takes them as soon as they arrive.
+// Cancellation: as reactor::RecvStream (dropping a next() loses nothing;
+// dropping the stream loses what the kernel had already received into
+// buffers for it).
+class TcpRecvStream {
+ public:
+  TcpRecvStream(TcpRecvStream&&) noexcept = default;
+  TcpRecvStream& operator=(TcpRecvStream&&) noexcept = default;
+
+  // The next bytes received, an empty lease at the end of the stream, or
+  // the recv's error.
+  [[nodiscard]] reactor::RecvStream::Next next() noexcept { return in_->next(); }
+  // Whether it runs on a multishot recv (known after the first next()).
+  bool multishot() const noexcept { return in_->multishot(); }
+  // Arrivals received and not handed out yet: that many next() calls are
+  // ready at once (always 0 on epoll).
+  size_t queued() const noexcept { return in_->queued(); }
+
+ private:
+  friend class TcpStream;
+  friend class ReadHalf;
+  explicit TcpRecvStream(std::shared_ptr<detail::SocketState> s)
+      : state_(std::move(s)), in_(std::make_unique<reactor::RecvStream>(detail::fd_of(state_))) {}
+  // Declared first, destroyed last: the multishot is cancelled before the
+  // socket can close.
+  std::shared_ptr<detail::SocketState> state_;
+  // Heap-held: next() futures point at it, and this wrapper moves.
+  std::unique_ptr<reactor::RecvStream> in_;
+};
+
 // The read side of a split TcpStream. Shares the socket with its WriteHalf;
 // the fd closes when both (and every operation in flight) are gone.
 // Dropping a ReadHalf does not shut anything down.
@@ -126,6 +166,8 @@ class ReadHalf {
   [[nodiscard]] Task<absl::StatusOr<std::vector<char>>> read_exact(size_t n) {
     return detail::stream_read_exact(state_, n);
   }
+  // See TcpStream::recv_stream.
+  TcpRecvStream recv_stream() const { return TcpRecvStream(state_); }
   SocketAddr peer_addr() const { return state_ ? state_->peer : SocketAddr(); }
 
  private:
@@ -215,6 +257,9 @@ class TcpStream {
   [[nodiscard]] Task<absl::StatusOr<std::vector<char>>> read_exact(size_t n) {
     return detail::stream_read_exact(state_, n);
   }
+  // The bytes arriving on this stream as buffer leases, from one multishot
+  // recv on io_uring (TcpRecvStream above); instead of read(), not beside it.
+  TcpRecvStream recv_stream() const { return TcpRecvStream(state_); }
   // Shuts down the write direction (the peer reads end of stream); reading
   // still works. A syscall that does not block.
   absl::Status shutdown_write() { return detail::stream_shutdown_write(state_); }

@@ -67,6 +67,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -150,7 +151,11 @@ constexpr uint32_t wakes(uint32_t interest) {
 struct MultiNext {
   // kItem: a result; kPending: none yet; kEnded: the multishot is over.
   enum class Kind { kItem, kPending, kEnded } kind;
-  int32_t res = 0;  // kItem: the result (an fd for accepts, or -errno)
+  int32_t res = 0;  // kItem: the result (an fd for accepts, bytes for recvs, or -errno)
+  // kItem of a multishot recv with data: the provided buffer holding its
+  // `res` bytes (provided_buffer), now the caller's until return_buffer.
+  // -1: none.
+  int32_t buf = -1;
 };
 
 // Counters every backend keeps (a snapshot of BackendCounters).
@@ -254,6 +259,29 @@ class Backend : public Park {
   // Whether try_recv_send_now can ever say true: a plain load, so a
   // completion backend (io_uring) pays no virtual call per recv and send.
   bool completes_recv_send_now() const noexcept { return completes_recv_send_now_; }
+
+  // ---- Multishot recv into provided buffers (RecvStream, recv_stream.h) ----
+  // Whether this backend can run start_recv_multi (io_uring with a
+  // provided-buffer ring; the first call sets the ring up, so call it on
+  // the backend's thread). False: RecvStream falls back to start_recv.
+  virtual bool supports_recv_multi() noexcept { return false; }
+  // Every message on the stream socket `fd`, from one submission, each in
+  // a buffer the backend provides (see poll_multi; MultiNext::buf). A
+  // result of 0 is the end of the stream. Only after supports_recv_multi().
+  virtual OpId start_recv_multi(int fd) {
+    (void)fd;
+    return OpId{};
+  }
+  // The bytes of provided buffer `buf` (its whole capacity: a result says
+  // how many of them are data). Only for a buffer poll_multi handed out
+  // and not yet returned.
+  virtual std::span<const char> provided_buffer(int32_t buf) const noexcept {
+    (void)buf;
+    return {};
+  }
+  // Gives provided buffer `buf` back to the backend, which may at once let
+  // the kernel fill it again (and re-arm a multishot recv that ran out).
+  virtual void return_buffer(int32_t buf) noexcept { (void)buf; }
 
   // ---- Readiness of an fd the user owns (AsyncFd) ----
   // Watches `fd` (io_uring: a multishot poll; epoll: the fd's one

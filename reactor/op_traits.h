@@ -33,6 +33,7 @@ enum class OpKind : uint8_t {
   kRecvMsg,
   kAccept,
   kAcceptMulti,
+  kRecvMulti,  // multishot recv into provided buffers (RecvStream)
   kConnect,
   kClose,
   kPoll,
@@ -67,6 +68,7 @@ inline constexpr OpTraits kOpTraits[kOpKindCount] = {
     /* kAccept */ {.returns_fd = true, .socket_op = true, .name = "accept"},
     /* kAcceptMulti */
     {.returns_fd = true, .multishot = true, .socket_op = true, .name = "accept"},
+    /* kRecvMulti */ {.multishot = true, .socket_op = true, .name = "recv"},
     /* kConnect */ {.socket_op = true, .name = "connect"},
     /* kClose */ {.name = "close"},
     /* kPoll */ {.name = "poll"},
@@ -83,7 +85,9 @@ inline constexpr OpTraits kOpTraits[kOpKindCount] = {
 constexpr const OpTraits& op_traits(OpKind kind) {
   return detail::kOpTraits[static_cast<int>(kind)];
 }
-static_assert(op_traits(OpKind::kAcceptMulti).multishot && op_traits(OpKind::kOpenAt).returns_fd &&
+static_assert(op_traits(OpKind::kAcceptMulti).multishot &&
+                  op_traits(OpKind::kRecvMulti).multishot && !op_traits(OpKind::kConnect).multishot &&
+                  op_traits(OpKind::kOpenAt).returns_fd &&
                   op_traits(OpKind::kReadyRegister).multishot,
               "kOpTraits is indexed by OpKind: keep the two in the same order");
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,10 +91,21 @@ using PayloadOf = std::decay_t<decltype(std::declval<S&>().p)>;
 
 // Closes the fds a multishot accept delivered and nobody took.
 void close_queued(MultiPayload& p) noexcept {
-  for (int32_t fd : p.results) {
-    if (fd >= 0) ::close(fd);
+  for (const uring::QueuedCqe& c : p.results) {
+    if (c.res >= 0) ::close(c.res);
   }
   p.results.clear();
+}
+
+// The provided buffer a CQE consumed, or -1.
+int32_t buffer_of(uint32_t cqe_flags) {
+  if (!(cqe_flags & IORING_CQE_F_BUFFER)) return -1;
+  return static_cast<int32_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+}
+
+size_t round_up_to_page(size_t n) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return (n + page - 1) / page * page;
 }
 
 }  // namespace
@@ -191,7 +203,17 @@ IoUringBackend::IoUringBackend(io_uring ring, unsigned flags, IoUringOptions opt
 
 IoUringBackend::~IoUringBackend() {
   shutdown();
+  POLLUX_CHECK(bufs_leased_ == 0,
+               "a RecvBuf outlived its io_uring backend (its buffer would be returned into "
+               "freed memory); drop every RecvBuf before the runtime that produced it");
+  // Closing the ring unregisters the buffer ring; nothing is in flight any
+  // more (drained), so the buffers are then ours alone, unless shutdown left
+  // operations in the kernel: their buffers are kept like their slots.
   io_uring_queue_exit(&ring_);
+  if (buf_ring_ != nullptr && !leaked_kernel_memory_) {
+    ::munmap(buf_ring_, buf_ring_bytes_);
+    ::munmap(bufs_, bufs_bytes_);
+  }
 }
 
 void IoUringBackend::shutdown(absl::Duration drain_timeout) {
@@ -457,8 +479,16 @@ void IoUringBackend::prep(io_uring_sqe* sqe, Slot<P>& s, uint64_t ud) {
       io_uring_prep_connect(sqe, p.fd, addr, p.addr_len);
     }
   } else if constexpr (std::is_same_v<P, MultiPayload>) {
-    // No address: one buffer cannot hold the peer of every CQE.
-    io_uring_prep_multishot_accept(sqe, p.fd, nullptr, nullptr, kSocketFlags);
+    if (s.kind == OpKind::kRecvMulti) {
+      // No buffer of its own: each CQE names the provided one it filled.
+      io_uring_prep_recv_multishot(sqe, p.fd, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = kRecvBufGroup;
+      p.starved = false;
+    } else {
+      // No address: one buffer cannot hold the peer of every CQE.
+      io_uring_prep_multishot_accept(sqe, p.fd, nullptr, nullptr, kSocketFlags);
+    }
   } else if constexpr (std::is_same_v<P, TimeoutPayload>) {
     io_uring_prep_timeout(sqe, &p.ts, 0, 0);
   } else if constexpr (std::is_same_v<P, ReadyPayload>) {
@@ -567,6 +597,170 @@ OpId IoUringBackend::start_accept(int listen_fd) {
 
 OpId IoUringBackend::start_accept_multi(int listen_fd) {
   return start<MultiPayload>(OpKind::kAcceptMulti, [&](MultiPayload& p) { p.fd = listen_fd; });
+}
+
+// ---- Multishot recv and its provided-buffer ring ----
+
+bool IoUringBackend::supports_recv_multi() noexcept {
+  if (buf_ring_state_ == 0) buf_ring_state_ = setup_buf_ring() ? 1 : -1;
+  return buf_ring_state_ > 0;
+}
+
+bool IoUringBackend::setup_buf_ring() noexcept {
+  POLLUX_DCHECK(enabled_, "the buffer ring is registered on the ring's own thread");
+  const unsigned n = options_.recv_buffers;
+  const unsigned size = options_.recv_buffer_bytes;
+  if (!enabled_ || n == 0 || (n & (n - 1)) != 0 || n > 32768 || size == 0) return false;
+  // The kernel reads the ring and writes the buffers: both must stay mapped
+  // (and unmoved) until the ring is closed, so they are our own mmaps.
+  const size_t ring_bytes = round_up_to_page(n * sizeof(io_uring_buf));
+  const size_t bufs_bytes = round_up_to_page(size_t{n} * size);
+  void* ring_mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (ring_mem == MAP_FAILED) return false;
+  void* bufs_mem = ::mmap(nullptr, bufs_bytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (bufs_mem == MAP_FAILED) {
+    ::munmap(ring_mem, ring_bytes);
+    return false;
+  }
+  io_uring_buf_reg reg;
+  std::memset(&reg, 0, sizeof(reg));
+  reg.ring_addr = reinterpret_cast<uintptr_t>(ring_mem);
+  reg.ring_entries = n;
+  reg.bgid = kRecvBufGroup;
+  if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+    // Before 5.19, or no memory to pin the ring: RecvStream falls back.
+    ::munmap(ring_mem, ring_bytes);
+    ::munmap(bufs_mem, bufs_bytes);
+    return false;
+  }
+  buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
+  buf_ring_bytes_ = ring_bytes;
+  bufs_ = static_cast<char*>(bufs_mem);
+  bufs_bytes_ = bufs_bytes;
+  io_uring_buf_ring_init(buf_ring_);
+  const int mask = io_uring_buf_ring_mask(n);
+  for (unsigned i = 0; i < n; ++i) {
+    io_uring_buf_ring_add(buf_ring_, bufs_ + size_t{i} * size, size, static_cast<unsigned short>(i),
+                          mask, static_cast<int>(i));
+  }
+  // A store-release of the tail; its partner is the kernel's load-acquire
+  // of the tail before it picks a buffer (so it sees the entries above).
+  io_uring_buf_ring_advance(buf_ring_, static_cast<int>(n));
+  bufs_in_ring_ = n;
+  return true;
+}
+
+OpId IoUringBackend::start_recv_multi(int fd) {
+  POLLUX_CHECK(buf_ring_state_ > 0,
+               "start_recv_multi before supports_recv_multi() said yes");
+  return start<MultiPayload>(OpKind::kRecvMulti, [&](MultiPayload& p) { p.fd = fd; });
+}
+
+std::span<const char> IoUringBackend::provided_buffer(int32_t buf) const noexcept {
+  POLLUX_DCHECK(buf_ring_ != nullptr && buf >= 0 &&
+                    static_cast<unsigned>(buf) < options_.recv_buffers,
+                "provided_buffer of a buffer id this backend never handed out");
+  const size_t size = options_.recv_buffer_bytes;
+  return {bufs_ + static_cast<size_t>(buf) * size, size};
+}
+
+void IoUringBackend::refill_buffer(int32_t buf) noexcept {
+  const unsigned size = options_.recv_buffer_bytes;
+  io_uring_buf_ring_add(buf_ring_, bufs_ + static_cast<size_t>(buf) * size, size,
+                        static_cast<unsigned short>(buf),
+                        io_uring_buf_ring_mask(options_.recv_buffers), 0);
+  // Store-release of the tail; partner: the kernel's load-acquire of it.
+  io_uring_buf_ring_advance(buf_ring_, 1);
+  ++bufs_in_ring_;
+}
+
+void IoUringBackend::return_buffer(int32_t buf) noexcept {
+  POLLUX_CHECK(bufs_leased_ > 0, "return_buffer of a buffer that was not handed out");
+  --bufs_leased_;
+  refill_buffer(buf);
+  if (starved_recvs_.empty()) return;
+  // Every starved recv is armed again, not just one: one whose socket has
+  // no data would sit on the buffer while another with data waited for a
+  // return that may never come. One that finds the ring dry again starves
+  // again (it costs a CQE).
+  for (const uint64_t ud : starved_recvs_) {
+    with_slot(ud, [&](auto& s, auto&, uint32_t) {
+      using P = PayloadOf<std::decay_t<decltype(s)>>;
+      if constexpr (std::is_same_v<P, MultiPayload>) {
+        if (!s.p.starved || s.state != SlotState::kInFlight) return;
+        s.p.starved = false;
+        resubmit(s, ud);  // with no SQE now: at the next tick (unsent_resubmits_)
+      }
+    });
+  }
+  starved_recvs_.clear();  // keeps the reserved room
+}
+
+void IoUringBackend::release_queued(Slot<MultiPayload>& s) noexcept {
+  if (s.kind != OpKind::kRecvMulti) {
+    close_queued(s.p);
+    return;
+  }
+  for (const uring::QueuedCqe& c : s.p.results) {
+    if (c.buf >= 0) refill_buffer(c.buf);
+  }
+  s.p.results.clear();
+}
+
+void IoUringBackend::handle_recv_multi_cqe(Slot<MultiPayload>& s, uint64_t ud, int32_t res,
+                                           uint32_t flags) {
+  const bool final = !(flags & IORING_CQE_F_MORE);
+  const int32_t buf = buffer_of(flags);
+  if (buf >= 0) --bufs_in_ring_;
+  if (s.p.paused && final && (res == -ECANCELED || res == -ENOBUFS)) {
+    // Our pause ended it: the stream re-arms once it has drained the queue.
+    s.p.paused = false;
+    s.state = SlotState::kCompleted;
+    s.waker.wake_by_ref();
+    return;
+  }
+  if (res == -ENOBUFS) {
+    // The ring ran dry: not an error of the stream, only a wait for a
+    // buffer (DESIGN §5: -ENOBUFS re-arms the multishot).
+    if (!final) return;
+    if (bufs_in_ring_ > 0) {
+      resubmit(s, ud);  // one came back before this CQE was reaped
+    } else {
+      s.p.starved = true;
+      s.sqe = nullptr;
+      s.prep_seq = 0;
+      starved_recvs_.push_back(ud);  // room reserved when it started
+    }
+    return;
+  }
+  if (res == -EAGAIN) {
+    ++stats_.eagain_retries;  // nothing was received: not a result
+    if (buf >= 0) refill_buffer(buf);
+  } else if (res > 0 && buf < 0) {
+    // Data without a buffer cannot happen with IOSQE_BUFFER_SELECT; report
+    // it rather than hand out bytes nobody can read.
+    s.p.results.push_back(-EIO);
+  } else {
+    if (res <= 0 && buf >= 0) {
+      refill_buffer(buf);  // an end or error carries no data
+      s.p.results.push_back(res);
+    } else {
+      s.p.results.push_back(res, buf);
+    }
+  }
+  if (final) {
+    s.p.paused = false;  // ended anyway: the pause's cancel finds nothing
+    s.state = SlotState::kCompleted;
+  } else if (!s.p.paused && s.p.results.size() >= options_.recv_queued_max) {
+    // Backpressure (IoUringOptions::recv_queued_max): stop taking bytes off
+    // the socket until the reader catches up. What the kernel delivers
+    // before the cancel lands still queues here: nothing is lost.
+    s.p.paused = true;
+    if (!queue_cancel(ud)) unsent_cancels_.push_back(ud);  // room reserved at start
+  }
+  s.waker.wake_by_ref();
 }
 
 OpId IoUringBackend::start_connect(int fd, const sockaddr_storage& addr, socklen_t len) {
@@ -751,7 +945,11 @@ MultiNext IoUringBackend::poll_multi(OpId id, const Waker& waker) {
                "IoUringBackend::poll_multi on an id that is not a multishot op");
   // SAFETY: as in with_id.
   auto* s = static_cast<Slot<MultiPayload>*>(id.core);
-  if (!s->p.results.empty()) return MultiNext{MultiNext::Kind::kItem, s->p.results.pop_front()};
+  if (!s->p.results.empty()) {
+    const uring::QueuedCqe c = s->p.results.pop_front();
+    if (c.buf >= 0) ++bufs_leased_;  // the caller's now, until return_buffer
+    return MultiNext{MultiNext::Kind::kItem, c.res, c.buf};
+  }
   if (s->state == SlotState::kCompleted) return MultiNext{MultiNext::Kind::kEnded, 0};
   if (!s->waker.will_wake(waker)) s->waker = waker;
   return MultiNext{MultiNext::Kind::kPending, 0};
@@ -863,7 +1061,13 @@ void IoUringBackend::cancel(OpId id) noexcept {
     }
     if constexpr (std::is_same_v<P, MultiPayload>) {
       // Delivered and never handed out: nobody owns them.
-      close_queued(s.p);
+      release_queued(s);
+      if (s.p.starved) {
+        // In no SQE (it is freed below): it must not be re-armed later.
+        s.p.starved = false;
+        starved_recvs_.erase(std::remove(starved_recvs_.begin(), starved_recvs_.end(), id.bits),
+                             starved_recvs_.end());
+      }
     }
     if (s.state == SlotState::kIgnored) return;
     if (s.state == SlotState::kCompleted) {
@@ -960,7 +1164,11 @@ void IoUringBackend::run_deferred_slow() {
       const uint64_t ud = unsent_cancels_[i];
       // Completed (and freed) meanwhile: nothing left to cancel.
       with_slot(ud, [&](auto& s, auto&, uint32_t) {
-        if (s.state != SlotState::kIgnored && !s.rearming) return;
+        bool pausing = false;
+        if constexpr (std::is_same_v<PayloadOf<std::decay_t<decltype(s)>>, MultiPayload>) {
+          pausing = s.p.paused && s.state == SlotState::kInFlight;
+        }
+        if (s.state != SlotState::kIgnored && !s.rearming && !pausing) return;
         if (!queue_cancel(ud)) unsent_cancels_[kept++] = ud;
       });
     }
@@ -1092,7 +1300,15 @@ void IoUringBackend::handle_cqe(const io_uring_cqe& cqe) {
   const bool live = with_slot(ud, [&](auto& s, auto& slab, uint32_t index) {
     handle_slot_cqe(s, slab, index, ud, cqe.res, cqe.flags);
   });
-  if (!live) ++stats_.stale_cqes;
+  if (!live) {
+    ++stats_.stale_cqes;
+    // Cannot happen (a recv slot lives until its final CQE), but a buffer
+    // dropped here would be gone from the ring for good.
+    if (const int32_t buf = buffer_of(cqe.flags); buf >= 0 && buf_ring_ != nullptr) {
+      --bufs_in_ring_;
+      refill_buffer(buf);
+    }
+  }
 }
 
 template <class P>
@@ -1105,6 +1321,10 @@ void IoUringBackend::handle_slot_cqe(Slot<P>& s, SlabOf<P>& slab, uint32_t index
     // Nobody wants this result. An fd it delivered would leak: close it.
     const bool ran = !s.neutralized && !s.awaiting_readiness;
     if (ran && traits.returns_fd && res >= 0) ::close(res);
+    if (const int32_t buf = buffer_of(flags); buf >= 0) {
+      --bufs_in_ring_;
+      refill_buffer(buf);  // data nobody will read (the stream was dropped)
+    }
     if (final) {
       const bool was_accept = ran && (s.kind == OpKind::kAccept || s.kind == OpKind::kAcceptMulti);
       const int listen_fd = s.p.fd;
@@ -1152,6 +1372,10 @@ void IoUringBackend::handle_slot_cqe(Slot<P>& s, SlabOf<P>& slab, uint32_t index
     if (retry_after_eagain(s, ud, res)) return;
   }
   if constexpr (std::is_same_v<P, MultiPayload>) {
+    if (s.kind == OpKind::kRecvMulti) {
+      handle_recv_multi_cqe(s, ud, res, flags);
+      return;
+    }
     if (res == -EAGAIN) {
       ++stats_.eagain_retries;  // nothing was accepted: not a result
     } else {
@@ -1234,7 +1458,7 @@ void IoUringBackend::drain(absl::Duration drain_timeout) {
     }
     using P = PayloadOf<std::decay_t<decltype(s)>>;
     if constexpr (std::is_same_v<P, MultiPayload>) {
-      close_queued(s.p);
+      release_queued(s);
     } else if (op_traits(s.kind).returns_fd && s.res >= 0) {
       ::close(s.res);
     }
@@ -1242,6 +1466,7 @@ void IoUringBackend::drain(absl::Duration drain_timeout) {
   });
   if (stuck == 0 && !unpark_read_armed_) return;
   stats_.leaked_ops += stuck;
+  leaked_kernel_memory_ = true;  // a stuck recv may still fill provided buffers
   bare_.leak();
   data_.leak();
   msg_.leak();

@@ -39,6 +39,24 @@
 // anything but EINTR, EAGAIN, EBUSY or ETIME three times in a row sets
 // status(), and the executor stops with it instead of spinning.
 //
+// Multishot recv (DESIGN §5): one provided-buffer ring per backend (group
+// kRecvBufGroup; IoUringOptions::recv_buffers x recv_buffer_bytes),
+// registered with io_uring_register_buf_ring on the ring's thread the first
+// time supports_recv_multi() is asked (liburing 2.3 has no
+// io_uring_setup_buf_ring; the ring and the buffers are page-aligned mmaps
+// the backend owns). A recv multishot's CQEs queue {bytes, buffer id} in its
+// slot like a multishot accept's fds. A final -ENOBUFS (the ring ran dry)
+// is not surfaced: the op is re-armed as soon as a buffer is back in the
+// ring (return_buffer), or at once if one already is. A recv whose results
+// queue IoUringOptions::recv_queued_max deep is paused: an ASYNC_CANCEL, after
+// which every CQE still queues as usual; its final -ECANCELED ends the
+// multishot (kEnded) and the stream re-arms it once it has drained the
+// queue, so no byte is lost. Buffers of results
+// nobody took (a cancel, a CQE for a dropped op) go straight back.
+// Buffers handed out (RecvBuf leases) must all be back before the backend
+// is destroyed (a CHECK: a lease returned later would write into freed
+// memory); leases belong to the backend's thread.
+//
 // Shutdown (the destructor): every operation still in flight is cancelled
 // and the kernel is given IoUringOptions::drain_timeout to hand back its
 // memory; slots it still holds then are leaked on purpose, counted in
@@ -119,6 +137,10 @@ class IoUringBackend final : public Backend {
   OpId start_ready_register(int fd) override;
   OpId start_ready_wait(OpId reg, uint32_t interest) override;
   void clear_ready(OpId reg, uint32_t interest, uint32_t tick) override;
+  bool supports_recv_multi() noexcept override;
+  OpId start_recv_multi(int fd) override;
+  std::span<const char> provided_buffer(int32_t buf) const noexcept override;
+  void return_buffer(int32_t buf) noexcept override;
 
   // io_uring never sets kReady: the kernel makes the syscall itself.
   void resume(OpId) override {}
@@ -151,6 +173,12 @@ class IoUringBackend final : public Backend {
   void shutdown() { shutdown(options_.drain_timeout); }
   // As shutdown(), waiting at most `drain_timeout` (Runtime::shutdown_timeout).
   void shutdown(absl::Duration drain_timeout);
+  // Provided buffers in the ring (the kernel may fill them), and out of it
+  // (queued in a slot or leased). Tests.
+  unsigned recv_buffers_in_ring() const noexcept { return bufs_in_ring_; }
+  unsigned recv_buffers_leased() const noexcept { return bufs_leased_; }
+  // The buffer group id of the provided-buffer ring.
+  static constexpr int kRecvBufGroup = 0;
   // SQEs prepared and not yet consumed by the kernel.
   bool has_pending_sqes() const noexcept { return io_uring_sq_ready(&ring_) > 0; }
 
@@ -241,6 +269,16 @@ class IoUringBackend final : public Backend {
   void rearm_accepts_on(int listen_fd);
   // Cancels every op in flight and waits (bounded) for the kernel.
   void drain(absl::Duration drain_timeout);
+  // Registers the provided-buffer ring; false when the kernel refuses.
+  bool setup_buf_ring() noexcept;
+  // Puts provided buffer `buf` back in the ring (the kernel sees it at once).
+  void refill_buffer(int32_t buf) noexcept;
+  // Hands back what a multishot op queued and nobody took: closes accepted
+  // fds, puts recv buffers back in the ring.
+  void release_queued(uring::Slot<uring::MultiPayload>& s) noexcept;
+  // A multishot recv's CQE (not for an ignored slot).
+  void handle_recv_multi_cqe(uring::Slot<uring::MultiPayload>& s, uint64_t ud, int32_t res,
+                             uint32_t flags);
 
   io_uring ring_;
   unsigned setup_flags_;
@@ -266,10 +304,27 @@ class IoUringBackend final : public Backend {
     if (unsent_cancels_.capacity() < need) unsent_cancels_.reserve(need * 2);
     // Likewise for a -EAGAIN retry that finds no SQE (the completion path).
     if (unsent_resubmits_.capacity() < need) unsent_resubmits_.reserve(need * 2);
+    // And for a multishot recv starved of buffers (the completion path).
+    if (starved_recvs_.capacity() < need) starved_recvs_.reserve(need * 2);
   }
   std::vector<uint64_t> unsent_resubmits_;  // ud of ops to prepare again
   int consecutive_enter_errors_ = 0;
   absl::Status fatal_;
+
+  // The provided-buffer ring (null until set up; see above). buf_ring_state_:
+  // 0 not tried, 1 registered, -1 refused.
+  int buf_ring_state_ = 0;
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  size_t buf_ring_bytes_ = 0;
+  char* bufs_ = nullptr;
+  size_t bufs_bytes_ = 0;
+  unsigned bufs_in_ring_ = 0;
+  unsigned bufs_leased_ = 0;
+  // The kernel kept memory at shutdown: the buffer ring must outlive us too.
+  bool leaked_kernel_memory_ = false;
+  // ud of recv multishots ended by -ENOBUFS, waiting for a buffer (each live
+  // slot at most once: reserved like unsent_cancels_).
+  std::vector<uint64_t> starved_recvs_;
 
   SlabOf<uring::BarePayload> bare_;
   SlabOf<uring::DataPayload> data_;

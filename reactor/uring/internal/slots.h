@@ -109,6 +109,13 @@ struct AddrPayload {
   bool connect_in_progress = false;
 };
 
+// One result a multishot op delivered: res, and (multishot recv) the
+// provided buffer holding its bytes (-1: none).
+struct QueuedCqe {
+  int32_t res;
+  int32_t buf;
+};
+
 // The results a multishot op has delivered and its owner not yet taken, in
 // order. A vector plus a read index rather than std::deque: an empty deque
 // still allocates (~576 bytes).
@@ -116,10 +123,10 @@ class CqeQueue {
  public:
   bool empty() const noexcept { return head_ == items_.size(); }
   size_t size() const noexcept { return items_.size() - head_; }
-  void push_back(int32_t r) { items_.push_back(r); }
+  void push_back(int32_t r, int32_t buf = -1) { items_.push_back(QueuedCqe{r, buf}); }
   // Requires !empty().
-  int32_t pop_front() noexcept {
-    const int32_t r = items_[head_++];
+  QueuedCqe pop_front() noexcept {
+    const QueuedCqe r = items_[head_++];
     if (head_ == items_.size()) clear();  // keeps the capacity
     return r;
   }
@@ -127,18 +134,24 @@ class CqeQueue {
     items_.clear();
     head_ = 0;
   }
-  const int32_t* begin() const noexcept { return items_.data() + head_; }
-  const int32_t* end() const noexcept { return items_.data() + items_.size(); }
+  const QueuedCqe* begin() const noexcept { return items_.data() + head_; }
+  const QueuedCqe* end() const noexcept { return items_.data() + items_.size(); }
 
  private:
-  std::vector<int32_t> items_;
+  std::vector<QueuedCqe> items_;
   size_t head_ = 0;
 };
 
-// multishot accept.
+// multishot accept, multishot recv.
 struct MultiPayload {
   int fd = -1;
   CqeQueue results;
+  // recv: the kernel ended the multishot with -ENOBUFS (the buffer ring ran
+  // dry); it is in no SQE until a buffer comes back (return_buffer).
+  bool starved = false;
+  // recv: queued arrivals reached IoUringOptions::recv_queued_max and an
+  // ASYNC_CANCEL is on its way; results keep queueing until the final CQE.
+  bool paused = false;
 };
 
 // timeout.
@@ -190,6 +203,7 @@ constexpr SlabId slab_of(OpKind kind) {
     case OpKind::kConnect:
       return SlabId::kAddr;
     case OpKind::kAcceptMulti:
+    case OpKind::kRecvMulti:
       return SlabId::kMulti;
     case OpKind::kTimeout:
       return SlabId::kTimeout;
