@@ -148,8 +148,14 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
   // nothing, though the connection then ends anyway.
   net::TcpRecvStream in = stream.recv_stream();
   std::vector<char> buf(kEchoBufferBytes);
+  // One timer each for the whole connection, pushed back on every message:
+  // a later deadline is a store, not a wheel insert and cancel per message
+  // (timeout_on, timer/timeout.h).
+  Sleep idle = pollux::sleep_until(Instant::max());
+  Sleep write_limit = pollux::sleep_until(Instant::max());
   for (;;) {
-    auto first = pollux::timeout_at(in.next(), deadline_in(env.options.idle_timeout));
+    idle.reset(deadline_in(env.options.idle_timeout));
+    auto first = pollux::timeout_on(idle, in.next());
     absl::StatusOr<reactor::RecvBuf> lease = co_await std::move(first);
     // Idle for idle_timeout, an error, or end of stream: this connection is done.
     if (!lease.ok() || lease->empty()) co_return;
@@ -181,8 +187,9 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
     // On io_uring its arrivals meanwhile queue in provided buffers of the
     // worker's ring (the multishot stays armed), which other connections
     // then wait for: write_timeout bounds that too.
-    absl::StatusOr<net::WriteAllResult> w = co_await pollux::timeout_at(
-        stream.write_all(std::move(buf), n), deadline_in(env.options.write_timeout));
+    write_limit.reset(deadline_in(env.options.write_timeout));
+    auto put = pollux::timeout_on(write_limit, stream.write_all(std::move(buf), n));
+    absl::StatusOr<net::WriteAllResult> w = co_await std::move(put);
     if (!w.ok()) co_return;
     buf = std::move(w->buf);
     if (!w->status.ok()) co_return;

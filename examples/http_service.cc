@@ -20,6 +20,7 @@
 #include "examples/http_wire.h"
 #include "future/select.h"
 #include "timer/instant.h"
+#include "timer/sleep.h"
 #include "timer/timer_queue.h"
 #include "timer/timeout.h"
 
@@ -90,6 +91,11 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
   // byte, and between requests the idle timeout applies.
   Instant head_deadline = deadline_after(limits.header_timeout);
   bool first_request = true;
+  // One timer each for reading and writing, kept for the whole connection:
+  // pushing a deadline back (the idle timeout, every request) is a store,
+  // not a wheel insert and cancel per request (timeout_on, timer/timeout.h).
+  Sleep read_limit = pollux::sleep_until(Instant::max());
+  Sleep write_limit = pollux::sleep_until(Instant::max());
   for (;;) {
     // 1. Wait for input. With nothing buffered the connection is idle: a
     // shutdown ends it here (racing the read; the read is dropped, which on
@@ -98,13 +104,13 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     // connection). A request in progress is read to its end instead, and
     // answered with Connection: close below.
     const bool idle = partial.empty();
-    const Instant deadline =
-        idle && !first_request ? deadline_after(limits.idle_timeout) : head_deadline;
+    read_limit.reset(idle && !first_request ? deadline_after(limits.idle_timeout)
+                                            : head_deadline);
     std::optional<reactor::IoResult> r;
     if (idle && !env.stop.is_cancelled()) {
       // The read first: bytes that have arrived are a request in flight,
       // answered (with Connection: close) rather than dropped.
-      auto raced = co_await pollux::select(pollux::timeout_at(stream.read(std::move(in)), deadline),
+      auto raced = co_await pollux::select(pollux::timeout_on(read_limit, stream.read(std::move(in))),
                                            env.stop.cancelled());
       if (raced.index == 1) co_return;  // shutting down, nothing in flight
       absl::StatusOr<reactor::IoResult> read = std::get<0>(std::move(raced.value));
@@ -113,7 +119,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     } else {
       if (idle) co_return;  // shutting down, nothing in flight
       absl::StatusOr<reactor::IoResult> read =
-          co_await pollux::timeout_at(stream.read(std::move(in)), deadline);
+          co_await pollux::timeout_on(read_limit, stream.read(std::move(in)));
       if (!read.ok()) co_return;  // header timeout: the head never completed
       r.emplace(std::move(*read));
     }
@@ -144,8 +150,9 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
       if (answered.consumed > 0) first_request = false;
       if (!out.empty()) {
         const size_t bytes = out.size();
-        absl::StatusOr<net::WriteAllResult> w = co_await pollux::timeout_at(
-            stream.write_all(std::move(out)), deadline_after(limits.write_timeout));
+        write_limit.reset(deadline_after(limits.write_timeout));
+        absl::StatusOr<net::WriteAllResult> w =
+            co_await pollux::timeout_on(write_limit, stream.write_all(std::move(out)));
         if (!w.ok()) co_return;  // the client does not take its responses
         out = std::move(w->buf);
         out.clear();  // keeps the capacity for the next batch
