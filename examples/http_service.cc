@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "examples/echo_service.h"
 #include "examples/http_wire.h"
+#include "future/by_ref.h"
 #include "future/select.h"
 #include "timer/instant.h"
 #include "timer/sleep.h"
@@ -96,6 +97,10 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
   // not a wheel insert and cancel per request (timeout_on, timer/timeout.h).
   Sleep read_limit = pollux::sleep_until(Instant::max());
   Sleep write_limit = pollux::sleep_until(Instant::max());
+  // Likewise one wait for shutdown, raced against every idle read by
+  // reference: a cancelled() per request registered with the token and
+  // unlinked under its lock each time (by_ref, future/by_ref.h).
+  auto stopping = env.stop.cancelled();
   for (;;) {
     // 1. Wait for input. With nothing buffered the connection is idle: a
     // shutdown ends it here (racing the read; the read is dropped, which on
@@ -111,7 +116,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
       // The read first: bytes that have arrived are a request in flight,
       // answered (with Connection: close) rather than dropped.
       auto raced = co_await pollux::select(pollux::timeout_on(read_limit, stream.read(std::move(in))),
-                                           env.stop.cancelled());
+                                           pollux::by_ref(stopping));
       if (raced.index == 1) co_return;  // shutting down, nothing in flight
       absl::StatusOr<reactor::IoResult> read = std::get<0>(std::move(raced.value));
       if (!read.ok()) co_return;  // header or idle timeout
