@@ -453,14 +453,21 @@ TEST_F(ServerAbuseTest, EchoIdleAndWriteTimeouts) {
     CO_ASSERT_TRUE(echo.ok(), echo.status());
     EXPECT_FALSE(co_await closed_within(*idle, absl::Milliseconds(200))) << "closed before idle";
     EXPECT_TRUE(co_await closed_within(*idle, absl::Seconds(3))) << "idle echo connection kept";
-    // Write: 8 MiB sent, nothing read back; the echo's writes stall and the
+    // Write: 64 MiB sent, nothing read back; the echo's writes stall and the
     // write timeout (500 ms) ends the connection (our write then fails).
     std::optional<TcpStream> flood = co_await connect_to(addr);
     if (!flood) co_return;
+    // More than the kernel can buffer on the way (tcp_rmem's max is 32 MiB
+    // and tcp_wmem's 4 MiB on these machines: loopback autotuning let the
+    // server's receive buffer swallow an 8 MiB flood about 1 run in 10), and
+    // a fixed receive buffer here, so the echo's write must stall.
+    const int rcvbuf = 64 << 10;
+    CO_ASSERT_TRUE(::setsockopt(flood->fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0,
+                   "setsockopt SO_RCVBUF");
     absl::StatusOr<net::WriteAllResult> f =
-        co_await pollux::timeout(flood->write_all(garbage(8 << 20, 3)), absl::Seconds(10));
+        co_await pollux::timeout(flood->write_all(garbage(64 << 20, 3)), absl::Seconds(10));
     CO_ASSERT_TRUE(f.ok(), "the flood's write neither finished nor failed in 10 s");
-    EXPECT_FALSE(f->status.ok()) << "8 MiB echoed into a client that never reads";
+    EXPECT_FALSE(f->status.ok()) << "64 MiB echoed into a client that never reads";
   });
 }
 
