@@ -69,13 +69,11 @@ class Reap {
   sync::JoinSet<void>* set_;
 };
 
-// The deadline `d` from this tick's time on the timer clock (no clock read
-// per message: timer::tick_now()); never when d is zero (a disabled limit).
-Instant deadline_in(absl::Duration d) {
+}  // namespace
+
+Instant limit_deadline(absl::Duration d) {
   return d <= absl::ZeroDuration() ? Instant::max() : timer::tick_now() + d;
 }
-
-}  // namespace
 
 Task<void> serve_connections(net::TcpListener listener_in, ConnectionHandler handler,
                              ServeOptions options, ShutdownTrigger shutdown,
@@ -119,7 +117,7 @@ Task<void> serve_connections(net::TcpListener listener_in, ConnectionHandler han
   listener.reset();
   // The connections finish on their own (they saw their stop token) until
   // the grace period ends or shutdown.now().
-  const Instant grace_end = deadline_in(options.grace);
+  const Instant grace_end = limit_deadline(options.grace);
   while (!connections.empty() && options.grace > absl::ZeroDuration()) {
     auto done = co_await pollux::select(shutdown.immediate().cancelled(),
                                         pollux::timeout_at(connections.join_next(), grace_end));
@@ -154,7 +152,7 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
   Sleep idle = pollux::sleep_until(Instant::max());
   Sleep write_limit = pollux::sleep_until(Instant::max());
   for (;;) {
-    idle.reset(deadline_in(env.options.idle_timeout));
+    idle.reset(limit_deadline(env.options.idle_timeout));
     auto first = pollux::timeout_on(idle, in.next());
     absl::StatusOr<reactor::RecvBuf> lease = co_await std::move(first);
     // Idle for idle_timeout, an error, or end of stream: this connection is done.
@@ -187,7 +185,7 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
     // On io_uring its arrivals meanwhile queue in provided buffers of the
     // worker's ring (the multishot stays armed), which other connections
     // then wait for: write_timeout bounds that too.
-    write_limit.reset(deadline_in(env.options.write_timeout));
+    write_limit.reset(limit_deadline(env.options.write_timeout));
     auto put = pollux::timeout_on(write_limit, stream.write_all(std::move(buf), n));
     absl::StatusOr<net::WriteAllResult> w = co_await std::move(put);
     if (!w.ok()) co_return;

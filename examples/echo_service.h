@@ -61,6 +61,7 @@
 #include "net/tcp.h"
 #include "runtime/runtime.h"
 #include "sync/cancellation_token.h"
+#include "timer/instant.h"
 
 namespace pollux::examples {
 
@@ -87,6 +88,11 @@ struct ServeOptions {
   // AnswerOptions::metrics_text); run_server serves Runtime::metrics().
   std::function<std::string()> metrics_text;
 };
+
+/// The deadline for one of ServeOptions' limits `d` from this tick's time
+/// on the timer clock (no clock read per message: timer::tick_now());
+/// Instant::max() when d is zero (a disabled limit).
+Instant limit_deadline(absl::Duration d);
 
 /// Output bytes a connection buffers before it stops reading (backpressure:
 /// it sends them first, so memory per connection stays bounded).

@@ -70,12 +70,6 @@ Task<void> close_gracefully(net::TcpStream& stream, std::vector<char> buf) {
   }
 }
 
-// The deadline `d` from this tick's time on the timer clock (no clock read
-// per request: timer::tick_now()); never when d is zero (a disabled limit).
-Instant deadline_after(absl::Duration d) {
-  return d <= absl::ZeroDuration() ? Instant::max() : timer::tick_now() + d;
-}
-
 }  // namespace
 
 Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
@@ -90,7 +84,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
   // The first request's head must arrive within header_timeout of the
   // connection opening; later ones within header_timeout of their first
   // byte, and between requests the idle timeout applies.
-  Instant head_deadline = deadline_after(limits.header_timeout);
+  Instant head_deadline = limit_deadline(limits.header_timeout);
   bool first_request = true;
   // One timer each for reading and writing, kept for the whole connection:
   // pushing a deadline back (the idle timeout, every request) is a store,
@@ -109,7 +103,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     // connection). A request in progress is read to its end instead, and
     // answered with Connection: close below.
     const bool idle = partial.empty();
-    read_limit.reset(idle && !first_request ? deadline_after(limits.idle_timeout)
+    read_limit.reset(idle && !first_request ? limit_deadline(limits.idle_timeout)
                                             : head_deadline);
     std::optional<reactor::IoResult> r;
     if (idle && !env.stop.is_cancelled()) {
@@ -155,7 +149,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
       if (answered.consumed > 0) first_request = false;
       if (!out.empty()) {
         const size_t bytes = out.size();
-        write_limit.reset(deadline_after(limits.write_timeout));
+        write_limit.reset(limit_deadline(limits.write_timeout));
         absl::StatusOr<net::WriteAllResult> w =
             co_await pollux::timeout_on(write_limit, stream.write_all(std::move(out)));
         if (!w.ok()) co_return;  // the client does not take its responses
@@ -173,7 +167,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     // A new head has started (its first bytes just arrived, or are left
     // after the heads answered): its deadline counts from now.
     if (!input.empty() && (!carried_over || input.size() != input_size)) {
-      head_deadline = deadline_after(limits.header_timeout);
+      head_deadline = limit_deadline(limits.header_timeout);
     }
     if (carried_over) {
       partial.erase(0, input_size - input.size());

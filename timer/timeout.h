@@ -198,14 +198,20 @@ template <Future F>
   return Timeout<F>(std::move(fut), now + d, d);
 }
 
+namespace detail {
+// The duration a deadline's error names: from the tick's time to it, at
+// least zero. No clock read (a server arms one of these per message;
+// timer::tick_now()).
+inline absl::Duration time_until(Instant deadline) noexcept {
+  const absl::Duration after = deadline - timer::tick_now();
+  return after < absl::ZeroDuration() ? absl::ZeroDuration() : after;
+}
+}  // namespace detail
+
 // Runs `fut` until `deadline` on the timer clock. See the header comment.
 template <Future F>
 [[nodiscard]] Timeout<F> timeout_at(F fut, Instant deadline) {
-  // The duration the error names, from the tick's time: no clock read (a
-  // server arms one of these per message; timer::tick_now()).
-  absl::Duration after = deadline - timer::tick_now();
-  if (after < absl::ZeroDuration()) after = absl::ZeroDuration();
-  return Timeout<F>(std::move(fut), deadline, after);
+  return Timeout<F>(std::move(fut), deadline, detail::time_until(deadline));
 }
 
 // Runs `fut` until `sleep` completes, leaving `sleep` armed when `fut` wins
@@ -216,9 +222,8 @@ template <Future F>
 // deadline, from the tick's time (no clock read).
 template <Future F>
 [[nodiscard]] Timeout<F, detail::BorrowedSleep> timeout_on(Sleep& sleep, F fut) {
-  absl::Duration after = sleep.deadline() - timer::tick_now();
-  if (after < absl::ZeroDuration()) after = absl::ZeroDuration();
-  return Timeout<F, detail::BorrowedSleep>(std::move(fut), sleep, after);
+  return Timeout<F, detail::BorrowedSleep>(std::move(fut), sleep,
+                                           detail::time_until(sleep.deadline()));
 }
 
 }  // namespace pollux
