@@ -49,7 +49,9 @@ struct RecvSpare {
 class [[nodiscard]] RecvBuf {
  public:
   RecvBuf() noexcept = default;
-  ~RecvBuf() { reset(); }
+  // Returns the buffer without clearing fields the member destructors
+  // discard anyway (one lease per message on the echo path).
+  ~RecvBuf() { give_back(); }
   RecvBuf(RecvBuf&& o) noexcept
       : backend_(std::exchange(o.backend_, nullptr)),
         buf_(std::exchange(o.buf_, -1)),
@@ -80,8 +82,7 @@ class [[nodiscard]] RecvBuf {
   // Gives the buffer back now (on the backend's thread); the lease is then
   // empty.
   void reset() noexcept {
-    if (backend_ != nullptr) return_to_backend();
-    if (home_ != nullptr) return_to_stream();
+    give_back();
     owned_ = std::vector<char>();
     data_ = nullptr;
     size_ = 0;
@@ -96,6 +97,10 @@ class [[nodiscard]] RecvBuf {
   RecvBuf(std::vector<char> v, size_t size, std::shared_ptr<detail::RecvSpare> home) noexcept
       : data_(v.data()), size_(size), owned_(std::move(v)), home_(std::move(home)) {}
   // recv_stream.cc
+  void give_back() noexcept {
+    if (backend_ != nullptr) return_to_backend();
+    if (home_ != nullptr) return_to_stream();
+  }
   void return_to_backend() noexcept;
   void return_to_stream() noexcept;
 

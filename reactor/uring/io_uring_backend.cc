@@ -199,6 +199,7 @@ IoUringBackend::IoUringBackend(io_uring ring, unsigned flags, IoUringOptions opt
       setup_flags_(flags),
       options_(options),
       sys_(options.syscalls != nullptr ? options.syscalls : &UringSyscalls::real()),
+      sys_is_real_(sys_ == &UringSyscalls::real()),
       unparker_(std::move(unparker)) {}
 
 IoUringBackend::~IoUringBackend() {
@@ -366,7 +367,7 @@ void free_slot(S& s, Slab& slab, uint32_t index) noexcept {
 
 io_uring_sqe* IoUringBackend::get_sqe() {
   POLLUX_DCHECK(enabled_, "io_uring backend used before enable_on_current_thread()");
-  io_uring_sqe* sqe = sys_->get_sqe(&ring_);
+  io_uring_sqe* sqe = sys_is_real_ ? io_uring_get_sqe(&ring_) : sys_->get_sqe(&ring_);
   if (sqe == nullptr) {
     // SQ full: flush it (one syscall) and try again.
     ++stats_.sq_full_flushes;
@@ -504,7 +505,7 @@ void IoUringBackend::prep(io_uring_sqe* sqe, Slot<P>& s, uint64_t ud) {
   io_uring_sqe_set_data64(sqe, ud);
   s.sqe = sqe;
   s.prep_seq = sqes_prepared_;
-  sys_->on_prep(sqe);
+  if (!sys_is_real_) sys_->on_prep(sqe);
 }
 
 template <class P>
@@ -1123,7 +1124,7 @@ bool IoUringBackend::queue_cancel(uint64_t ud) {
   io_uring_prep_cancel64(sqe, ud, 0);
   io_uring_sqe_set_data64(sqe, kCancelTag);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  sys_->on_prep(sqe);
+  if (!sys_is_real_) sys_->on_prep(sqe);
   return true;
 }
 
@@ -1177,6 +1178,7 @@ void IoUringBackend::run_deferred_slow() {
   if (!unsent_resubmits_.empty()) {
     std::vector<uint64_t> pending = std::move(unsent_resubmits_);
     unsent_resubmits_.clear();
+    op_room_ = 0;  // the room went with `pending`: the next start reserves it again
     for (uint64_t ud : pending) {
       with_slot(ud, [&](auto& s, auto&, uint32_t) {
         if (s.sqe != nullptr) return;  // prepared already
@@ -1192,7 +1194,7 @@ void IoUringBackend::arm_unpark_read() {
   if (sqe == nullptr) return;  // parks with a bounded wait instead
   io_uring_prep_read(sqe, unparker_->fd(), unpark_buf_.get(), sizeof(uint64_t), 0);
   io_uring_sqe_set_data64(sqe, kUnparkTag);
-  sys_->on_prep(sqe);
+  if (!sys_is_real_) sys_->on_prep(sqe);
   unpark_read_armed_ = true;
 }
 
@@ -1280,7 +1282,7 @@ size_t IoUringBackend::reap() {
     unsigned seen = 0;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&ring_, head, cqe) {
-      if (sys_->on_cqe(cqe)) handle_cqe(*cqe);
+      if (sys_is_real_ || sys_->on_cqe(cqe)) handle_cqe(*cqe);
       ++seen;
     }
     if (seen == 0) return total;

@@ -68,6 +68,7 @@
 
 #include <liburing.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -284,6 +285,9 @@ class IoUringBackend final : public Backend {
   unsigned setup_flags_;
   IoUringOptions options_;
   UringSyscalls* sys_;
+  // No test seam installed: the per-SQE and per-CQE hooks (get_sqe, on_prep,
+  // on_cqe) are called directly or skipped, not through sys_'s vtable.
+  bool sys_is_real_;
   std::shared_ptr<EventFdUnparker> unparker_;
   bool unpark_read_armed_ = false;
   bool unpark_read_done_ = false;  // the armed read completed in this reap
@@ -301,12 +305,17 @@ class IoUringBackend final : public Backend {
   std::vector<uint64_t> unsent_cancels_;
   void reserve_cancel_room() {
     const size_t need = live_ops() + 1;
+    if (need <= op_room_) return;  // the common case: one compare per start
     if (unsent_cancels_.capacity() < need) unsent_cancels_.reserve(need * 2);
     // Likewise for a -EAGAIN retry that finds no SQE (the completion path).
     if (unsent_resubmits_.capacity() < need) unsent_resubmits_.reserve(need * 2);
     // And for a multishot recv starved of buffers (the completion path).
     if (starved_recvs_.capacity() < need) starved_recvs_.reserve(need * 2);
+    op_room_ = std::min({unsent_cancels_.capacity(), unsent_resubmits_.capacity(),
+                         starved_recvs_.capacity()});
   }
+  // The live ops all three lists above have room for (they never shrink).
+  size_t op_room_ = 0;
   std::vector<uint64_t> unsent_resubmits_;  // ud of ops to prepare again
   int consecutive_enter_errors_ = 0;
   absl::Status fatal_;
