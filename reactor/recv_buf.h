@@ -50,7 +50,8 @@ class [[nodiscard]] RecvBuf {
  public:
   RecvBuf() noexcept = default;
   // Returns the buffer without clearing fields the member destructors
-  // discard anyway (one lease per message on the echo path).
+  // discard anyway (one lease per message on the echo path); the move
+  // assignment likewise, as it overwrites them.
   ~RecvBuf() { give_back(); }
   RecvBuf(RecvBuf&& o) noexcept
       : backend_(std::exchange(o.backend_, nullptr)),
@@ -61,7 +62,7 @@ class [[nodiscard]] RecvBuf {
         home_(std::move(o.home_)) {}
   RecvBuf& operator=(RecvBuf&& o) noexcept {
     if (this != &o) {
-      reset();
+      give_back();  // every field is overwritten below
       backend_ = std::exchange(o.backend_, nullptr);
       buf_ = std::exchange(o.buf_, -1);
       data_ = std::exchange(o.data_, nullptr);

@@ -314,7 +314,9 @@ class IoUringBackend final : public Backend {
     op_room_ = std::min({unsent_cancels_.capacity(), unsent_resubmits_.capacity(),
                          starved_recvs_.capacity()});
   }
-  // The live ops all three lists above have room for (they never shrink).
+  // The live ops all three lists above have room for. They keep their
+  // capacity, except where run_deferred_slow moves unsent_resubmits_' storage
+  // away, which zeroes this.
   size_t op_room_ = 0;
   std::vector<uint64_t> unsent_resubmits_;  // ud of ops to prepare again
   int consecutive_enter_errors_ = 0;
