@@ -6,13 +6,16 @@
 // was), as does destroying the runtime with the server still running.
 #include "examples/echo_service.h"
 
+#include <execinfo.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -39,14 +42,70 @@
 #include "timer/timeout.h"
 
 // Every allocation this test binary makes is counted, so a test can check
-// that the echo path allocates nothing once warmed up.
+// that the echo path allocates nothing once warmed up. While tracing is on,
+// the first few also record where they came from, so a failure can say
+// which path allocated (on any worker thread).
 namespace {
 std::atomic<uint64_t> g_allocations{0};
+// Set on a thread whose allocations are not the echo path's: the test's own
+// thread on the multi-thread flavours, which only waits for the runtime
+// (Runtime::block_on builds its parker there while the client may already
+// be running on a worker, so under load that lands in the measured window).
+thread_local bool t_uncounted = false;
+
+constexpr int kTracedAllocations = 8;
+constexpr int kTraceDepth = 32;
+struct AllocationTrace {
+  size_t bytes = 0;
+  int depth = 0;
+  void* frames[kTraceDepth] = {};
+  // Release: publishes bytes/depth/frames to print_allocation_traces()'s acquire.
+  std::atomic<bool> recorded{false};
+};
+std::atomic<bool> g_tracing{false};
+std::atomic<int> g_traced{0};
+AllocationTrace g_traces[kTracedAllocations];
+
+void trace_allocation(std::size_t n) {
+  // Relaxed: the slot index only needs to be unique; the slot is published below.
+  const int i = g_traced.fetch_add(1, std::memory_order_relaxed);
+  if (i >= kTracedAllocations) return;
+  AllocationTrace& t = g_traces[i];
+  t.bytes = n;
+  t.depth = ::backtrace(t.frames, kTraceDepth);  // glibc's unwinder: no operator new
+  t.recorded.store(true, std::memory_order_release);
+}
+
+// Starts recording allocations from every thread (at most kTracedAllocations).
+void start_allocation_tracing() {
+  void* warm[1];
+  ::backtrace(warm, 1);  // the first call loads the unwinder: not while tracing
+  g_traced.store(0, std::memory_order_relaxed);
+  for (AllocationTrace& t : g_traces) t.recorded.store(false, std::memory_order_relaxed);
+  // Relaxed: a switch; a late allocation on another thread is recorded or not.
+  g_tracing.store(true, std::memory_order_relaxed);
+}
+
+void stop_allocation_tracing() { g_tracing.store(false, std::memory_order_relaxed); }
+
+// Prints each recorded allocation's size and backtrace to stderr (addresses
+// resolve with addr2line -Cfe on the test binary where no symbol shows).
+void print_allocation_traces() {
+  for (AllocationTrace& t : g_traces) {
+    if (!t.recorded.load(std::memory_order_acquire)) continue;
+    std::fprintf(stderr, "allocation of %zu bytes from:\n", t.bytes);
+    ::backtrace_symbols_fd(t.frames, t.depth, STDERR_FILENO);
+  }
+}
 }  // namespace
 
 void* operator new(std::size_t n) {
-  // Relaxed: a plain event counter; it is read on the thread that allocates.
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (!t_uncounted) {
+    // Relaxed: a plain event counter, read after the runtime's threads
+    // have handed back the measured round trips.
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (g_tracing.load(std::memory_order_relaxed)) trace_allocation(n);
+  }
   void* p = std::malloc(n == 0 ? 1 : n);
   if (p == nullptr) throw std::bad_alloc();
   return p;
@@ -212,6 +271,8 @@ TEST_F(EchoServiceTest, SteadyStateEchoAllocatesNothing) {
   // (future/internal/frame_allocator.h), so only the other builds can check.
   GTEST_SKIP() << "coroutine frames bypass the frame free lists under sanitizers";
 #endif
+  // On the multi-thread flavours this thread runs no task: it only waits.
+  t_uncounted = !pollux::testing::on_current_thread();
   with_server([](SocketAddr addr) -> Task<void> {
     std::optional<TcpStream> stream = co_await connect_to(addr);
     if (!stream) co_return;
@@ -223,12 +284,16 @@ TEST_F(EchoServiceTest, SteadyStateEchoAllocatesNothing) {
       exact += co_await reusing_round_trip(*stream, out, in);  // warm-up
     // Relaxed: read on the only thread that allocates here.
     const uint64_t before = g_allocations.load(std::memory_order_relaxed);
+    start_allocation_tracing();
     for (int i = 0; i < 1000; ++i) exact += co_await reusing_round_trip(*stream, out, in);
+    stop_allocation_tracing();
     const uint64_t allocations = g_allocations.load(std::memory_order_relaxed) - before;
     EXPECT_EQ(exact, 1200);
-    // Client and server share this thread: both sides' steady state counts.
-    EXPECT_EQ(allocations, 0u) << "allocations in 1000 echo round trips";
+    // Client and server both count, on whichever worker each runs.
+    EXPECT_EQ(allocations, 0u) << "allocations in 1000 echo round trips (backtraces on stderr)";
+    if (allocations != 0) print_allocation_traces();
   });
+  t_uncounted = false;
 }
 
 // Serves 10 clients, aborts the server, and checks that every connection and
