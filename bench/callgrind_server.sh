@@ -19,7 +19,9 @@
 # BACKEND (io_uring), KEEP (unset: the callgrind file is deleted),
 # SERVER_ARGS (extra server flags, e.g. "--idle_timeout=0 --write_timeout=0"),
 # BUILD_FLAGS ("-c opt"; e.g. "-c opt --copt=-g --platform_suffix=optg" for
-# line-level annotation of the KEEP file with callgrind_annotate --auto=yes).
+# line-level annotation of the KEEP file with callgrind_annotate --auto=yes),
+# SERVER_BIN (a server binary to profile instead of the one built here, e.g.
+# a copy saved from the commit before a change, for a before/after pair).
 # The window's edges are placed by callgrind_control, within about 0.1 s of
 # loadgen's (about 1% of a 10 s window either way).
 set -euo pipefail
@@ -34,6 +36,7 @@ case "$mode/$server" in
   http/raw) target=//bench:raw_http_server bin=bazel-bin/bench/raw_http_server ;;
   *) echo "usage: callgrind_server.sh echo|http pollux|raw" >&2; exit 2 ;;
 esac
+bin=${SERVER_BIN:-$bin}
 read -r -a build_flags <<<"${BUILD_FLAGS:--c opt}"
 ./bazelw build "${build_flags[@]}" "$target" //bench:loadgen >/dev/null 2>&1
 work=$(mktemp -d)

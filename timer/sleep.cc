@@ -78,7 +78,7 @@ Poll<void> Sleep::poll(Context& cx) {
   return Pending{};
 }
 
-void Sleep::reset(Instant deadline) noexcept {
+void Sleep::reset_slow(Instant deadline) noexcept {
   deadline_ = deadline;
   switch (state_) {
     case State::kIdle:

@@ -60,6 +60,7 @@
 
 #include "absl/time/time.h"
 #include "executor/context.h"
+#include "future/assert.h"
 #include "future/future.h"
 #include "timer/instant.h"
 #include "timer/timer_queue.h"
@@ -103,9 +104,22 @@ class [[nodiscard]] Sleep {
   // so pushing a deadline back on every message costs a store:
   // TimerQueue::reset, timeout_on); a Sleep that completed or fired becomes
   // pollable again and registers on its next poll.
-  void reset(Instant deadline) noexcept;
+  void reset(Instant deadline) noexcept {
+    // Inline, the common case: a registered timer pushed back (a server's
+    // deadline, once per message) is two stores.
+    if (state_ == State::kRegistered && deadline >= deadline_ && entry_.is_registered()) {
+      POLLUX_CHECK(queue_->is_owner_thread(),
+                   "a registered Sleep was reset on a thread other than its TimerQueue's");
+      deadline_ = deadline;
+      queue_->reset_later(&entry_, deadline);
+      return;
+    }
+    reset_slow(deadline);
+  }
 
  private:
+  void reset_slow(Instant deadline) noexcept;
+
   enum class State : uint8_t {
     kIdle,        // not registered; the next poll compares the deadline and registers
     kRegistered,  // entry_ is registered with queue_, or fired

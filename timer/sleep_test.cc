@@ -219,6 +219,29 @@ TEST_F(PausedQueue, ResetMovesARegisteredTimerAndKeepsItsWaker) {
   EXPECT_EQ(q.active_timers(), 0u);
 }
 
+// Pushed back again and again (a server's idle timer), then pulled in: it
+// fires at the last deadline given, once, and an earlier one moves it at once.
+TEST_F(PausedQueue, ResetLaterThenEarlierFiresAtTheLastDeadline) {
+  CountingWaker cw;
+  Waker w = cw.waker();
+  const Instant start = q.now();
+  Sleep s = sleep(absl::Milliseconds(10));
+  EXPECT_TRUE(PollOnce(s, w).is_pending());
+  for (int ms = 20; ms <= 100; ms += 10) s.reset(start + absl::Milliseconds(ms));
+  EXPECT_EQ(s.deadline(), start + absl::Milliseconds(100));
+  q.advance(absl::Milliseconds(99));
+  EXPECT_EQ(q.process(), 0u) << "fired before the last deadline";
+  EXPECT_EQ(cw.wakes(), 0);
+  EXPECT_FALSE(s.is_elapsed());
+  s.reset(q.now() + absl::Milliseconds(50));
+  s.reset(q.now() + absl::Milliseconds(3));  // earlier than the one just given
+  q.advance(absl::Milliseconds(4));           // 3 ms, rounded up to the next tick
+  EXPECT_EQ(q.process(), 1u);
+  EXPECT_EQ(cw.wakes(), 1);
+  EXPECT_TRUE(PollOnce(s, w).is_ready());
+  EXPECT_EQ(q.active_timers(), 0u);
+}
+
 TEST_F(PausedQueue, NeverDeadlineRegistersNothingUntilReset) {
   CountingWaker cw;
   Waker w = cw.waker();

@@ -55,6 +55,7 @@
 #ifndef POLLUX_TIMER_TIMEOUT_H_
 #define POLLUX_TIMER_TIMEOUT_H_
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -119,20 +120,20 @@ class [[nodiscard]] Timeout {
  public:
   using Output = typename detail::TimeoutOutput<Inner>::type;
 
-  // Runs `fut` until `deadline`; `after` is the duration named in the error.
-  Timeout(F fut, Instant deadline, absl::Duration after)
+  // Runs `fut` until `deadline`; the error names the time from `start` to it.
+  Timeout(F fut, Instant deadline, Instant start)
     requires std::is_same_v<SleepSlot, detail::OwnedSleep>
       : inner_(std::in_place, std::move(fut)),
         sleep_(deadline),
         deadline_(deadline),
-        after_(after) {}
+        start_(start) {}
   // Runs `fut` until `sleep` completes (timeout_on).
-  Timeout(F fut, Sleep& sleep, absl::Duration after)
+  Timeout(F fut, Sleep& sleep, Instant start)
     requires std::is_same_v<SleepSlot, detail::BorrowedSleep>
       : inner_(std::in_place, std::move(fut)),
         sleep_{&sleep},
         deadline_(sleep.deadline()),
-        after_(after) {}
+        start_(start) {}
 
   // Ready with the inner output (wrapped, see above) or DeadlineExceeded.
   Poll<Output> poll(Context& cx) {
@@ -160,8 +161,10 @@ class [[nodiscard]] Timeout {
       throw;
     }
     finish();  // the inner future is dropped before the error is returned
+    // Only now: a server arms a timeout per message, and nearly none expire.
+    const absl::Duration after = std::max(deadline_ - start_, absl::ZeroDuration());
     return Ready<Output>(Output(absl::DeadlineExceededError(
-        absl::StrCat("operation timed out after ", absl::FormatDuration(after_)))));
+        absl::StrCat("operation timed out after ", absl::FormatDuration(after)))));
   }
 
   // The deadline (on the timer clock).
@@ -187,31 +190,22 @@ class [[nodiscard]] Timeout {
   std::optional<F> inner_;
   SleepSlot sleep_;
   Instant deadline_;
-  absl::Duration after_;
+  Instant start_;  // the error names deadline_ - start_
 };
 
 // Runs `fut` for at most `d` from now (timer::now() + d). See the header comment.
 template <Future F>
 [[nodiscard]] Timeout<F> timeout(F fut, absl::Duration d) {
   const Instant now = timer::now();
-  if (d <= absl::ZeroDuration()) return Timeout<F>(std::move(fut), now, absl::ZeroDuration());
-  return Timeout<F>(std::move(fut), now + d, d);
+  return Timeout<F>(std::move(fut), d <= absl::ZeroDuration() ? now : now + d, now);
 }
-
-namespace detail {
-// The duration a deadline's error names: from the tick's time to it, at
-// least zero. No clock read (a server arms one of these per message;
-// timer::tick_now()).
-inline absl::Duration time_until(Instant deadline) noexcept {
-  const absl::Duration after = deadline - timer::tick_now();
-  return after < absl::ZeroDuration() ? absl::ZeroDuration() : after;
-}
-}  // namespace detail
 
 // Runs `fut` until `deadline` on the timer clock. See the header comment.
+// The error names the time from the tick's time (timer::tick_now(): no
+// clock read) to the deadline, at least zero.
 template <Future F>
 [[nodiscard]] Timeout<F> timeout_at(F fut, Instant deadline) {
-  return Timeout<F>(std::move(fut), deadline, detail::time_until(deadline));
+  return Timeout<F>(std::move(fut), deadline, timer::tick_now());
 }
 
 // Runs `fut` until `sleep` completes, leaving `sleep` armed when `fut` wins
@@ -222,8 +216,7 @@ template <Future F>
 // deadline, from the tick's time (no clock read).
 template <Future F>
 [[nodiscard]] Timeout<F, detail::BorrowedSleep> timeout_on(Sleep& sleep, F fut) {
-  return Timeout<F, detail::BorrowedSleep>(std::move(fut), sleep,
-                                           detail::time_until(sleep.deadline()));
+  return Timeout<F, detail::BorrowedSleep>(std::move(fut), sleep, timer::tick_now());
 }
 
 }  // namespace pollux

@@ -45,13 +45,15 @@ size_t TimerQueue::process() noexcept {
     // which is the first member of a standard-layout Entry, so the two are
     // pointer-interconvertible.
     Entry* e = reinterpret_cast<Entry*>(te);
-    if (e->later_tick_ > tick) {
-      // A reset() moved it later: file it there, quietly (insertion order
-      // among equal deadlines then counts from this re-filing).
-      wheel_.insert(te, std::exchange(e->later_tick_, 0));
-      return;
+    if (e->later_ != Instant::min()) {
+      const uint64_t later = deadline_tick(std::exchange(e->later_, Instant::min()));
+      if (later > tick) {
+        // A reset() moved it later: file it there, quietly (insertion order
+        // among equal deadlines then counts from this re-filing).
+        wheel_.insert(te, later);
+        return;
+      }
     }
-    e->later_tick_ = 0;
     e->fired_ = true;
     ++fired;
     std::move(e->waker_).wake();  // leaves the entry's waker empty
@@ -119,15 +121,14 @@ void TimerQueue::insert(Entry* e, Instant deadline) noexcept {
                 "TimerQueue::insert called off the queue's owner thread (a Sleep must be polled "
                 "on the thread whose driver it registered with)");
   e->fired_ = false;
-  e->later_tick_ = 0;
+  e->later_ = Instant::min();
   wheel_.insert(&e->node_, deadline_tick(deadline));
 }
 
 void TimerQueue::reset(Entry* e, Instant deadline) noexcept {
   POLLUX_DCHECK(e->is_registered(), "TimerQueue::reset of an entry that is not registered");
-  const uint64_t tick = deadline_tick(deadline);
-  if (tick > e->node_.deadline()) {
-    e->later_tick_ = tick;
+  if (deadline_tick(deadline) > e->node_.deadline()) {
+    e->later_ = deadline;
     return;
   }
   wheel_.cancel(&e->node_);
@@ -162,8 +163,6 @@ Instant TimerQueue::tick_instant(uint64_t tick) const noexcept {
   return origin_ + absl::Nanoseconds(static_cast<int64_t>(tick * kNanosPerTick));
 }
 
-TimerQueue* current_timer_queue() noexcept { return RuntimeContext::current().timers; }
-
 namespace {
 RuntimeContext with_timers(TimerQueue* queue) noexcept {
   RuntimeContext ctx = RuntimeContext::current();
@@ -180,11 +179,6 @@ CurrentTimerQueueGuard::CurrentTimerQueueGuard(TimerQueue* queue) noexcept
 Instant now() noexcept {
   TimerQueue* q = current_timer_queue();
   return q != nullptr ? q->clock_now() : Instant::now();
-}
-
-Instant tick_now() noexcept {
-  TimerQueue* q = current_timer_queue();
-  return q != nullptr ? q->now() : Instant::now();
 }
 
 namespace {

@@ -106,10 +106,12 @@ class TimerQueue {
     // is how process() gets from the wheel's TimerEntry* back to the Entry.
     TimerEntry node_;
     Waker waker_;  // woken (by value, so emptied) when the entry fires
-    // Set by a reset() to a later tick: when the wheel reaches the tick the
-    // entry is filed under, process() files it again under this one instead
-    // of firing it (0: none).
-    uint64_t later_tick_ = 0;
+    // Set by a reset() to a later deadline: when the wheel reaches the tick
+    // the entry is filed under, process() files it again under this
+    // deadline's tick instead of firing it, if that tick is still ahead
+    // (Instant::min(): none). Kept as the Instant, so that pushing a deadline
+    // back is a store, and the division into ticks waits for the re-filing.
+    Instant later_ = Instant::min();
     bool fired_ = false;
   };
   static_assert(std::is_standard_layout_v<Entry>);
@@ -205,6 +207,14 @@ class TimerQueue {
   // a deadline pushed back on every message is a store. Earlier: cancel and
   // insert, at once.
   void reset(Entry* e, Instant deadline) noexcept;
+  // reset(e, deadline) for a `deadline` at or after the one `e` was last
+  // inserted or reset to (the caller knows it: Sleep keeps it), which is
+  // always later than or in the tick `e` is filed under: only the store.
+  // Inline: a server pushes a deadline back on every message.
+  void reset_later(Entry* e, Instant deadline) noexcept {
+    POLLUX_DCHECK(e->is_registered(), "TimerQueue::reset_later of an entry that is not registered");
+    e->later_ = deadline;
+  }
 
   // The tick a deadline is registered under: ceil((t - origin) / 1 ms), 0 for
   // t <= origin, and for Instant::max() a tick no clock reading reaches.
@@ -240,8 +250,9 @@ class TimerQueue {
 };
 
 // The TimerQueue of this thread's RuntimeContext (executor/context.h), or
-// null. What Sleep registers with on its first poll.
-TimerQueue* current_timer_queue() noexcept;
+// null. What Sleep registers with on its first poll. Inline: Sleep checks
+// it on every poll, and a server reads tick_now() per message.
+inline TimerQueue* current_timer_queue() noexcept { return RuntimeContext::current().timers; }
 
 // Makes `queue` (may be null) the current TimerQueue of this thread for the
 // guard's scope (the rest of the RuntimeContext unchanged), restores the
@@ -270,7 +281,10 @@ Instant now() noexcept;
 // much early: right for a per-request or idle timeout a server arms on every
 // message, where a fresh clock read per deadline would be most of the
 // timer's cost; use now() where microseconds matter.
-Instant tick_now() noexcept;
+inline Instant tick_now() noexcept {
+  TimerQueue* q = current_timer_queue();
+  return q != nullptr ? q->now() : Instant::now();
+}
 
 // The test clock of the current thread's TimerQueue, like tokio::time's.
 // Each checks (always on) that the thread has a TimerQueue.

@@ -155,6 +155,40 @@ TEST(TimerQueueTest, ResetLaterRefilesQuietlyAndResetEarlierMovesAtOnce) {
   EXPECT_EQ(q.active_timers(), 0u);
 }
 
+// reset_later() (Sleep's inline push-back) records like reset(): the entry
+// is re-filed quietly at its old tick and fires at the last deadline given;
+// a later deadline in the tick it is filed under fires in that tick.
+TEST(TimerQueueTest, ResetLaterFiresAtTheLastDeadlineGiven) {
+  TimerQueue q;
+  q.pause();
+  const Instant start = NextBoundary(q, q.now());
+  q.advance(start - q.now());
+  CountingWaker cw;
+  TimerQueue::Entry e;
+  e.set_waker(cw.waker());
+  q.insert(&e, start + absl::Milliseconds(10));
+  q.reset_later(&e, start + absl::Milliseconds(20));
+  q.reset_later(&e, start + absl::Milliseconds(35));
+  q.advance(absl::Milliseconds(10));
+  EXPECT_EQ(q.process(), 0u) << "fired at the first deadline";
+  q.advance(absl::Milliseconds(10));
+  EXPECT_EQ(q.process(), 0u) << "fired at a deadline that was pushed back";
+  q.advance(absl::Milliseconds(14));
+  EXPECT_EQ(q.process(), 0u) << "fired before the last deadline";
+  EXPECT_EQ(cw.wakes(), 0);
+  q.advance(absl::Milliseconds(1));
+  EXPECT_EQ(q.process(), 1u);
+  EXPECT_EQ(cw.wakes(), 1);
+
+  e.set_waker(cw.waker());
+  q.insert(&e, q.now() + absl::Microseconds(9500));  // filed under the tick 10 ms on
+  q.reset_later(&e, q.now() + absl::Milliseconds(10));
+  q.advance(absl::Milliseconds(10));
+  EXPECT_EQ(q.process(), 1u) << "a deadline in the filed tick fires in it";
+  EXPECT_EQ(cw.wakes(), 2);
+  EXPECT_EQ(q.active_timers(), 0u);
+}
+
 // auto_advance() jumps over a re-filing to the real deadline.
 TEST(TimerQueueTest, AutoAdvanceSkipsALaterResetsOldTick) {
   TimerQueue q;

@@ -379,6 +379,21 @@ io_uring_sqe* IoUringBackend::get_sqe() {
   return sqe;
 }
 
+void IoUringBackend::reserve_cancel_room_slow() {
+  const size_t need = live_ops() + 1;
+  // Room for at least 64 (1.5 KiB in all), so that a backend with a few
+  // live ops does not count them again every other start.
+  const size_t room = std::max<size_t>(need * 2, 64);
+  if (unsent_cancels_.capacity() < need) unsent_cancels_.reserve(room);
+  // Likewise for a -EAGAIN retry that finds no SQE (the completion path).
+  if (unsent_resubmits_.capacity() < need) unsent_resubmits_.reserve(room);
+  // And for a multishot recv starved of buffers (the completion path).
+  if (starved_recvs_.capacity() < need) starved_recvs_.reserve(room);
+  starts_before_reserve_ =
+      std::min({unsent_cancels_.capacity(), unsent_resubmits_.capacity(), starved_recvs_.capacity()}) -
+      need;
+}
+
 template <class P, class Fill>
 OpId IoUringBackend::start(OpKind kind, Fill&& fill) {
   SlabOf<P>& sl = slab<P>();
@@ -1178,7 +1193,7 @@ void IoUringBackend::run_deferred_slow() {
   if (!unsent_resubmits_.empty()) {
     std::vector<uint64_t> pending = std::move(unsent_resubmits_);
     unsent_resubmits_.clear();
-    op_room_ = 0;  // the room went with `pending`: the next start reserves it again
+    starts_before_reserve_ = 0;  // the room went with `pending`: the next start reserves again
     for (uint64_t ud : pending) {
       with_slot(ud, [&](auto& s, auto&, uint32_t) {
         if (s.sqe != nullptr) return;  // prepared already

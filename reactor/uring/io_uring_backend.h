@@ -304,20 +304,23 @@ class IoUringBackend final : public Backend {
   // noexcept cancel paths push without allocating.
   std::vector<uint64_t> unsent_cancels_;
   void reserve_cancel_room() {
-    const size_t need = live_ops() + 1;
-    if (need <= op_room_) return;  // the common case: one compare per start
-    if (unsent_cancels_.capacity() < need) unsent_cancels_.reserve(need * 2);
-    // Likewise for a -EAGAIN retry that finds no SQE (the completion path).
-    if (unsent_resubmits_.capacity() < need) unsent_resubmits_.reserve(need * 2);
-    // And for a multishot recv starved of buffers (the completion path).
-    if (starved_recvs_.capacity() < need) starved_recvs_.reserve(need * 2);
-    op_room_ = std::min({unsent_cancels_.capacity(), unsent_resubmits_.capacity(),
-                         starved_recvs_.capacity()});
+    // The common case, inline: one decrement per start, no count of the live ops.
+    if (starts_before_reserve_ > 0) {
+      --starts_before_reserve_;
+      return;
+    }
+    reserve_cancel_room_slow();
   }
-  // The live ops all three lists above have room for. They keep their
-  // capacity, except where run_deferred_slow moves unsent_resubmits_' storage
-  // away, which zeroes this.
-  size_t op_room_ = 0;
+  // Counts the live ops and reserves room for them all (and the next) in the
+  // three lists; may throw std::bad_alloc, leaving the countdown at zero.
+  void reserve_cancel_room_slow();
+  // How many more starts the three lists above surely have room for: their
+  // smallest capacity less the live ops when it was last counted (a finished
+  // op only adds room, so counting down per start stays on the safe side; a
+  // ready wait takes a slot without a start, but no SQE, and enters none).
+  // They keep their capacity, except where run_deferred_slow moves
+  // unsent_resubmits_' storage away, which zeroes this.
+  size_t starts_before_reserve_ = 0;
   std::vector<uint64_t> unsent_resubmits_;  // ud of ops to prepare again
   int consecutive_enter_errors_ = 0;
   absl::Status fatal_;
