@@ -71,10 +71,6 @@ class Reap {
 
 }  // namespace
 
-Instant limit_deadline(absl::Duration d) {
-  return d <= absl::ZeroDuration() ? Instant::max() : timer::tick_now() + d;
-}
-
 Task<void> serve_connections(net::TcpListener listener_in, ConnectionHandler handler,
                              ServeOptions options, ShutdownTrigger shutdown,
                              std::shared_ptr<ServeStats> stats) {
@@ -117,7 +113,7 @@ Task<void> serve_connections(net::TcpListener listener_in, ConnectionHandler han
   listener.reset();
   // The connections finish on their own (they saw their stop token) until
   // the grace period ends or shutdown.now().
-  const Instant grace_end = limit_deadline(options.grace);
+  const Instant grace_end = Limit(options.grace).deadline();
   while (!connections.empty() && options.grace > absl::ZeroDuration()) {
     auto done = co_await pollux::select(shutdown.immediate().cancelled(),
                                         pollux::timeout_at(connections.join_next(), grace_end));
@@ -151,8 +147,10 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
   // (timeout_on, timer/timeout.h).
   Sleep idle = pollux::sleep_until(Instant::max());
   Sleep write_limit = pollux::sleep_until(Instant::max());
+  const Limit idle_timeout(env.options.idle_timeout);
+  const Limit write_timeout(env.options.write_timeout);
   for (;;) {
-    idle.reset(limit_deadline(env.options.idle_timeout));
+    idle.reset(idle_timeout.deadline());
     auto first = pollux::timeout_on(idle, in.next());
     absl::StatusOr<reactor::RecvBuf> lease = co_await std::move(first);
     // Idle for idle_timeout, an error, or end of stream: this connection is done.
@@ -185,7 +183,7 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
     // On io_uring its arrivals meanwhile queue in provided buffers of the
     // worker's ring (the multishot stays armed), which other connections
     // then wait for: write_timeout bounds that too.
-    write_limit.reset(limit_deadline(env.options.write_timeout));
+    write_limit.reset(write_timeout.deadline());
     auto put = pollux::timeout_on(write_limit, stream.write_all(std::move(buf), n));
     absl::StatusOr<net::WriteAllResult> w = co_await std::move(put);
     if (!w.ok()) co_return;

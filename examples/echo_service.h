@@ -62,6 +62,7 @@
 #include "runtime/runtime.h"
 #include "sync/cancellation_token.h"
 #include "timer/instant.h"
+#include "timer/timer_queue.h"
 
 namespace pollux::examples {
 
@@ -89,10 +90,26 @@ struct ServeOptions {
   std::function<std::string()> metrics_text;
 };
 
-/// The deadline for one of ServeOptions' limits `d` from this tick's time
-/// on the timer clock (no clock read per message: timer::tick_now());
-/// Instant::max() when d is zero (a disabled limit).
-Instant limit_deadline(absl::Duration d);
+/// One of ServeOptions' limits, converted once (a connection makes one per
+/// limit): deadline() is the limit counted from this tick's time on the
+/// timer clock, with no clock read (timer::tick_now()) and no call into
+/// absl per message (which Instant + absl::Duration makes); Instant::max()
+/// when the limit is zero or less (disabled) or beyond the clock's range.
+class Limit {
+ public:
+  explicit Limit(absl::Duration d) noexcept
+      : nanos_(d <= absl::ZeroDuration() ? -1 : absl::ToInt64Nanoseconds(d)) {}
+  Instant deadline() const noexcept {
+    int64_t at = 0;
+    if (nanos_ < 0 || __builtin_add_overflow(timer::tick_now().nanos(), nanos_, &at)) {
+      return Instant::max();
+    }
+    return Instant::from_nanos(at);
+  }
+
+ private:
+  int64_t nanos_;  // -1: disabled
+};
 
 /// Output bytes a connection buffers before it stops reading (backpressure:
 /// it sends them first, so memory per connection stays bounded).

@@ -84,7 +84,10 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
   // The first request's head must arrive within header_timeout of the
   // connection opening; later ones within header_timeout of their first
   // byte, and between requests the idle timeout applies.
-  Instant head_deadline = limit_deadline(limits.header_timeout);
+  const Limit header_timeout(limits.header_timeout);
+  const Limit idle_timeout(limits.idle_timeout);
+  const Limit write_timeout(limits.write_timeout);
+  Instant head_deadline = header_timeout.deadline();
   bool first_request = true;
   // One timer each for reading and writing, kept for the whole connection:
   // pushing a deadline back (the idle timeout, every request) is a store,
@@ -103,8 +106,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     // connection). A request in progress is read to its end instead, and
     // answered with Connection: close below.
     const bool idle = partial.empty();
-    read_limit.reset(idle && !first_request ? limit_deadline(limits.idle_timeout)
-                                            : head_deadline);
+    read_limit.reset(idle && !first_request ? idle_timeout.deadline() : head_deadline);
     std::optional<reactor::IoResult> r;
     if (idle && !env.stop.is_cancelled()) {
       // The read first: bytes that have arrived are a request in flight,
@@ -142,14 +144,14 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
       // them, so a client pipelining without reading is held back by its
       // own full socket buffers, not by our memory.
       answer_options.max_output_bytes = kMaxOutputBytes;
-      answer_options.metrics_text = limits.metrics_text;
+      answer_options.metrics_text = &limits.metrics_text;
       const Answered answered = answer_requests(input, out, answer_options);
       input.remove_prefix(answered.consumed);
       stats.requests.fetch_add(answered.responses, std::memory_order_relaxed);
       if (answered.consumed > 0) first_request = false;
       if (!out.empty()) {
         const size_t bytes = out.size();
-        write_limit.reset(limit_deadline(limits.write_timeout));
+        write_limit.reset(write_timeout.deadline());
         absl::StatusOr<net::WriteAllResult> w =
             co_await pollux::timeout_on(write_limit, stream.write_all(std::move(out)));
         if (!w.ok()) co_return;  // the client does not take its responses
@@ -167,7 +169,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     // A new head has started (its first bytes just arrived, or are left
     // after the heads answered): its deadline counts from now.
     if (!input.empty() && (!carried_over || input.size() != input_size)) {
-      head_deadline = limit_deadline(limits.header_timeout);
+      head_deadline = header_timeout.deadline();
     }
     if (carried_over) {
       partial.erase(0, input_size - input.size());

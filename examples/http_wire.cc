@@ -105,10 +105,11 @@ Answered answer_requests(std::string_view input, std::vector<char>& out,
     ++answered.responses;
     RequestVerdict verdict = inspect_request_head(rest.substr(0, head_length));
     if (options.closing && verdict != RequestVerdict::kBad) verdict = RequestVerdict::kClose;
-    if (options.metrics_text && verdict != RequestVerdict::kBad &&
+    if (options.metrics_text != nullptr && *options.metrics_text &&
+        verdict != RequestVerdict::kBad &&
         request_target(rest.substr(0, head_length)) == "/metrics") {
       const bool close = verdict == RequestVerdict::kClose;
-      append(out, metrics_response(options.metrics_text(), close,
+      append(out, metrics_response((*options.metrics_text)(), close,
                                    verdict == RequestVerdict::kKeepAliveAsked));
       if (close) {
         answered.close = true;

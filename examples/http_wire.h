@@ -111,8 +111,9 @@ struct AnswerOptions {
   // When set, `GET /metrics` (or HEAD) is answered with 200 and what this
   // returns as the body, as Prometheus text (`text/plain; version=0.0.4`);
   // every other target still gets the hello response. http_hello sets it
-  // to Runtime::metrics().to_prometheus().
-  std::function<std::string()> metrics_text;
+  // to Runtime::metrics().to_prometheus(). A pointer: the options are built
+  // per request, and a copy of the function would be too.
+  const std::function<std::string()>* metrics_text = nullptr;
 };
 
 // The target of a request head's first line (empty when there is none).

@@ -31,7 +31,7 @@ Sleep::~Sleep() {
   }
 }
 
-Poll<void> Sleep::poll(Context& cx) {
+Poll<void> Sleep::poll_slow(Context& cx) {
   POLLUX_CHECK(state_ != State::kDone, "Sleep polled after it returned Ready (reset() re-arms it)");
   if (!cx.budget().try_take()) {
     cx.waker().wake_by_ref();

@@ -89,7 +89,19 @@ class [[nodiscard]] Sleep {
   ~Sleep();
 
   // Ready once the deadline has passed (see the header comment).
-  Poll<void> poll(Context& cx);
+  Poll<void> poll(Context& cx) {
+    // Inline, the common case: a registered timer that has not fired,
+    // polled again (a Timeout's deadline while its operation waits) keeps
+    // the waker and stays Pending. The unit of budget such a poll would take
+    // it would refund (a real Pending), so none is touched while any is left.
+    if (state_ == State::kRegistered && !entry_.has_fired() && cx.budget().remaining() > 0) {
+      POLLUX_CHECK(timer::current_timer_queue() == queue_,
+                   "a registered Sleep was polled on a thread other than its TimerQueue's");
+      entry_.set_waker(cx.waker());
+      return Pending{};
+    }
+    return poll_slow(cx);
+  }
 
   // The deadline this Sleep waits for.
   Instant deadline() const noexcept { return deadline_; }
@@ -118,6 +130,7 @@ class [[nodiscard]] Sleep {
   }
 
  private:
+  Poll<void> poll_slow(Context& cx);
   void reset_slow(Instant deadline) noexcept;
 
   enum class State : uint8_t {

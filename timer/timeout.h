@@ -144,7 +144,13 @@ class [[nodiscard]] Timeout {
       Poll<Inner> p = inner_->poll(cx);
       if (p.is_ready()) {
         finish();
-        return Ready<Output>(wrap(std::move(p)));
+        // A Status / StatusOr output is folded: passed on as it is (one
+        // move of the result, not three through a Ready carrier).
+        if constexpr (std::is_same_v<Inner, Output>) {
+          return p;
+        } else {
+          return Ready<Output>(wrap(std::move(p)));
+        }
       }
       Poll<void> expired = Pending{};
       if (had_budget && cx.budget().remaining() == 0) {
@@ -174,8 +180,6 @@ class [[nodiscard]] Timeout {
   static Output wrap(Poll<Inner>&& p) {
     if constexpr (std::is_void_v<Inner>) {
       return absl::OkStatus();
-    } else if constexpr (std::is_same_v<Inner, Output>) {
-      return std::move(p).value();  // Status / StatusOr: folded
     } else {
       return Output(absl::in_place, std::move(p).value());
     }
