@@ -27,7 +27,7 @@ bool is_target_char(char c) {
 
 RequestVerdict inspect_request_head(std::string_view request_head) {
   const absl::string_view head(request_head.data(), request_head.size());
-  const size_t line_end = head.find("\r\n");
+  const size_t line_end = detail::find_crlf(head);
   if (line_end == absl::string_view::npos) return RequestVerdict::kBad;
   const absl::string_view line = head.substr(0, line_end);
   // METHOD SP target SP HTTP/1.x
@@ -63,7 +63,7 @@ RequestVerdict inspect_request_head(std::string_view request_head) {
 }
 
 std::string_view request_target(std::string_view request_head) {
-  const size_t line_end = request_head.find("\r\n");
+  const size_t line_end = detail::find_crlf(request_head);
   const std::string_view line = request_head.substr(0, line_end);
   const size_t first_space = line.find(' ');
   if (first_space == std::string_view::npos) return {};

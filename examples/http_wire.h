@@ -46,8 +46,18 @@ inline constexpr size_t kMaxHeadBytes = 8192;
 // terminating "\r\n\r\n"; 0 when the head is not complete yet. Requests are
 // assumed to have no body (GET/HEAD), as in the hello benchmark.
 inline size_t request_head_length(const char* p, size_t n) {
-  const void* end = ::memmem(p, n, "\r\n\r\n", 4);
-  return end == nullptr ? 0 : static_cast<size_t>(static_cast<const char*>(end) - p) + 4;
+  // Each line's '\n' (memchr, one call per line) checked for the three bytes
+  // before it: for a head of a few lines a fraction of what glibc's memmem
+  // spends setting up its search on every call (issue 17's profile).
+  size_t from = 0;
+  while (from < n) {
+    const void* lf = std::memchr(p + from, '\n', n - from);
+    if (lf == nullptr) return 0;
+    const size_t at = static_cast<size_t>(static_cast<const char*>(lf) - p);
+    if (at >= 3 && p[at - 1] == '\r' && p[at - 2] == '\n' && p[at - 3] == '\r') return at + 1;
+    from = at + 1;
+  }
+  return 0;
 }
 
 // kHelloResponse with `Connection: close`: the answer to a request that asked
@@ -140,6 +150,22 @@ Answered answer_requests(std::string_view input, std::vector<char>& out,
                          const AnswerOptions& options = {});
 
 namespace detail {
+// The offset of the first "\r\n" in `s` at or after `from`, or npos. A
+// memchr for the '\r' (absl's find of a two-byte string goes through a
+// generic substring search, several times the cost on a short line).
+// (View: std::string_view or absl::string_view, which are distinct here.)
+template <class View>
+size_t find_crlf(View s, size_t from = 0) {
+  while (from < s.size()) {
+    const void* cr = std::memchr(s.data() + from, '\r', s.size() - from);
+    if (cr == nullptr) break;
+    const size_t at = static_cast<size_t>(static_cast<const char*>(cr) - s.data());
+    if (at + 1 < s.size() && s[at + 1] == '\n') return at;
+    from = at + 1;
+  }
+  return View::npos;
+}
+
 // RFC 9110 token characters (what a method or a field name is made of).
 inline bool is_token_char(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
@@ -153,11 +179,11 @@ inline bool is_token_char(char c) {
 // blank before the colon, which RFC 9112 says to answer with 400).
 template <class Fn>
 bool for_each_header(absl::string_view head, Fn fn) {
-  size_t first_line_end = head.find("\r\n");
+  size_t first_line_end = detail::find_crlf(head);
   if (first_line_end == absl::string_view::npos) return false;
   absl::string_view rest = head.substr(first_line_end + 2);
   while (!rest.empty()) {
-    const size_t end = rest.find("\r\n");
+    const size_t end = detail::find_crlf(rest);
     if (end == absl::string_view::npos) return false;  // a head always ends in CRLF CRLF
     absl::string_view line = rest.substr(0, end);
     rest.remove_prefix(end + 2);
