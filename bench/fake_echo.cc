@@ -86,58 +86,40 @@ EchoRun hand_written_echo(int connections, int64_t messages_per_connection,
     int64_t echoed = 0;
   };
   std::vector<Connection> conns(static_cast<size_t>(connections));
-  std::vector<int> submitted;
-  std::vector<int> still_pending;
-  struct Completion {
-    int fd;
-    int32_t res;
-  };
-  std::vector<Completion> completed;
-  submitted.reserve(conns.size());
-  still_pending.reserve(conns.size());
-  completed.reserve(conns.size());
-  for (int fd = 0; fd < connections; ++fd) submitted.push_back(fd);
+  FakeSubmissions ring(conns.size());
+  for (int fd = 0; fd < connections; ++fd) ring.submit(fd);
 
   EchoRun run;
   int64_t remaining = static_cast<int64_t>(connections) * messages_per_connection;
   while (remaining > 0) {
     // The kernel entry: every submitted op that can complete does.
     ++run.kernel_entries;
-    still_pending.clear();
-    completed.clear();
-    for (int fd : submitted) {
+    const auto& completed = ring.enter([&](int fd) {
       Connection& c = conns[static_cast<size_t>(fd)];
-      const int32_t res =
-          c.sending ? sockets.send(fd, c.buf.data() + c.sent, c.got - c.sent)
-                    : sockets.recv(fd, c.buf.data(), c.buf.size());
-      if (res == -EAGAIN) {
-        still_pending.push_back(fd);
-      } else {
-        completed.push_back({fd, res});
-      }
-    }
-    submitted.swap(still_pending);
+      return c.sending ? sockets.send(fd, c.buf.data() + c.sent, c.got - c.sent)
+                       : sockets.recv(fd, c.buf.data(), c.buf.size());
+    });
     // Reaping: each completion decides its connection's next op.
-    for (const Completion& done : completed) {
+    for (const FakeSubmissions::Completion& done : completed) {
       Connection& c = conns[static_cast<size_t>(done.fd)];
       POLLUX_CHECK(done.res > 0, "fake op failed");
       if (!c.sending) {
         c.got = static_cast<size_t>(done.res);
         c.sent = 0;
         c.sending = true;
-        submitted.push_back(done.fd);
+        ring.submit(done.fd);
         continue;
       }
       c.sent += static_cast<size_t>(done.res);
       if (c.sent < c.got) {
-        submitted.push_back(done.fd);
+        ring.submit(done.fd);
         continue;
       }
       ++run.messages;
       run.bytes += static_cast<int64_t>(c.got);
       --remaining;
       c.sending = false;
-      if (++c.echoed < messages_per_connection) submitted.push_back(done.fd);
+      if (++c.echoed < messages_per_connection) ring.submit(done.fd);
     }
   }
   return run;

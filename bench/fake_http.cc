@@ -238,17 +238,8 @@ HttpRun hand_written_http(int connections, int64_t requests_per_connection,
     int64_t answered = 0;
   };
   std::vector<Connection> conns(static_cast<size_t>(connections));
-  std::vector<int> submitted;
-  std::vector<int> still_pending;
-  struct Completion {
-    int fd;
-    int32_t res;
-  };
-  std::vector<Completion> completed;
-  submitted.reserve(conns.size());
-  still_pending.reserve(conns.size());
-  completed.reserve(conns.size());
-  for (int fd = 0; fd < connections && requests_per_connection > 0; ++fd) submitted.push_back(fd);
+  FakeSubmissions ring(conns.size());
+  for (int fd = 0; fd < connections && requests_per_connection > 0; ++fd) ring.submit(fd);
 
   HttpRun run;
   for (;;) {
@@ -257,24 +248,15 @@ HttpRun hand_written_http(int connections, int64_t requests_per_connection,
     if (peers.done()) break;
     // The kernel entry: every submitted op that can complete does.
     ++run.kernel_entries;
-    still_pending.clear();
-    completed.clear();
-    for (int fd : submitted) {
+    const auto& completed = ring.enter([&](int fd) {
       Connection& c = conns[static_cast<size_t>(fd)];
-      const int32_t res =
-          c.sending ? sockets.send(fd, c.out.data() + c.sent, c.out.size() - c.sent)
-                    : sockets.recv(fd, c.in.data() + c.kept, c.in.size() - c.kept);
-      if (res == -EAGAIN) {
-        still_pending.push_back(fd);
-      } else {
-        completed.push_back({fd, res});
-      }
-    }
-    submitted.swap(still_pending);
+      return c.sending ? sockets.send(fd, c.out.data() + c.sent, c.out.size() - c.sent)
+                       : sockets.recv(fd, c.in.data() + c.kept, c.in.size() - c.kept);
+    });
     POLLUX_CHECK(!completed.empty() || peers_moved,
                  "fake HTTP run stuck: no peer and no op can move");
     // Reaping: each completion decides its connection's next op.
-    for (const Completion& done : completed) {
+    for (const FakeSubmissions::Completion& done : completed) {
       Connection& c = conns[static_cast<size_t>(done.fd)];
       POLLUX_CHECK(done.res > 0, "fake op failed");
       if (!c.sending) {
@@ -288,21 +270,21 @@ HttpRun hand_written_http(int connections, int64_t requests_per_connection,
           c.sent = 0;
           c.sending = true;
           c.close_after_send = answered.close;
-          submitted.push_back(done.fd);
+          ring.submit(done.fd);
         } else if (!answered.close) {
-          submitted.push_back(done.fd);  // an incomplete head: recv the rest
+          ring.submit(done.fd);  // an incomplete head: recv the rest
         }
         continue;
       }
       c.sent += static_cast<size_t>(done.res);
       if (c.sent < c.out.size()) {
-        submitted.push_back(done.fd);  // short send: the rest, from where it stopped
+        ring.submit(done.fd);  // short send: the rest, from where it stopped
         continue;
       }
       c.out.clear();
       c.sending = false;
       if (!c.close_after_send && c.answered < requests_per_connection) {
-        submitted.push_back(done.fd);
+        ring.submit(done.fd);
       }
     }
   }

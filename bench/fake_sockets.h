@@ -72,6 +72,48 @@ class FakeSockets {
   std::vector<Inbound> inbound_;
 };
 
+// The "ring" of a loop written by hand over FakeSockets: at most one op in
+// flight per connection, named by its fd, made at the next enter(). The
+// hand-written echo and HTTP loops share it, so both baselines pay the same
+// for their submission list.
+class FakeSubmissions {
+ public:
+  struct Completion {
+    int fd;
+    int32_t res;
+  };
+
+  explicit FakeSubmissions(size_t connections) {
+    submitted_.reserve(connections);
+    still_pending_.reserve(connections);
+    completed_.reserve(connections);
+  }
+  void submit(int fd) { submitted_.push_back(fd); }
+  // The kernel entry: `attempt(fd)` makes each submitted op (a recv or send
+  // on FakeSockets); those it does not answer with -EAGAIN complete, and
+  // stay valid until the next enter() (submit() meanwhile is fine).
+  template <class Attempt>
+  const std::vector<Completion>& enter(Attempt&& attempt) {
+    still_pending_.clear();
+    completed_.clear();
+    for (int fd : submitted_) {
+      const int32_t res = attempt(fd);
+      if (res == -EAGAIN) {
+        still_pending_.push_back(fd);
+      } else {
+        completed_.push_back({fd, res});
+      }
+    }
+    submitted_.swap(still_pending_);
+    return completed_;
+  }
+
+ private:
+  std::vector<int> submitted_;
+  std::vector<int> still_pending_;
+  std::vector<Completion> completed_;
+};
+
 // A Backend over FakeSockets (see the header comment).
 class FakeBackend final : public reactor::Backend {
  public:
