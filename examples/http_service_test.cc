@@ -113,6 +113,20 @@ TEST(InspectRequestHeadTest, JudgesRequestLinesAndConnectionHeaders) {
   EXPECT_EQ(inspect_request_head("GET / HTTP/1.1\r\nno colon here\r\n\r\n"), RequestVerdict::kBad);
 }
 
+TEST(InspectRequestHeadTest, NamesTheTargetOfAHeadThatIsNotBad) {
+  std::string_view target = "unset";
+  EXPECT_EQ(inspect_request_head("HEAD /x?y=1 HTTP/1.0\r\nHost: a\r\n\r\n", &target),
+            RequestVerdict::kClose);
+  EXPECT_EQ(target, "/x?y=1");
+  EXPECT_EQ(inspect_request_head("GET /metrics HTTP/1.1\r\n\r\n", &target),
+            RequestVerdict::kKeepAlive);
+  EXPECT_EQ(target, "/metrics");
+  target = "unset";
+  EXPECT_EQ(inspect_request_head("GET /metrics HTTP/1.1\r\nbad header\r\n\r\n", &target),
+            RequestVerdict::kBad);
+  EXPECT_EQ(target, "unset") << "a bad head names no target";
+}
+
 TEST(AnswerRequestsTest, AnswersCompleteHeadsAndKeepsThePartialOne) {
   std::vector<char> out;
   const std::string input = repeat(kHelloRequest, 2) + "GET / HT";

@@ -25,7 +25,7 @@ bool is_target_char(char c) {
 
 }  // namespace
 
-RequestVerdict inspect_request_head(std::string_view request_head) {
+RequestVerdict inspect_request_head(std::string_view request_head, std::string_view* target) {
   const absl::string_view head(request_head.data(), request_head.size());
   const size_t line_end = detail::find_crlf(head);
   if (line_end == absl::string_view::npos) return RequestVerdict::kBad;
@@ -46,8 +46,8 @@ RequestVerdict inspect_request_head(std::string_view request_head) {
   // when asked to.
   bool keep_alive = version[7] != '0';
   bool close = false;
-  const bool well_formed =
-      for_each_header(head, [&](absl::string_view name, absl::string_view value) {
+  const bool well_formed = detail::for_each_header_line(
+      head.substr(line_end + 2), [&](absl::string_view name, absl::string_view value) {
         if (absl::EqualsIgnoreCase(name, "connection")) {
           for (absl::string_view token : absl::StrSplit(value, ',')) {
             token = absl::StripAsciiWhitespace(token);
@@ -58,18 +58,9 @@ RequestVerdict inspect_request_head(std::string_view request_head) {
         return true;
       });
   if (!well_formed) return RequestVerdict::kBad;
+  if (target != nullptr) *target = request_head.substr(target_start, i - target_start);
   if (close || !keep_alive) return RequestVerdict::kClose;
   return version[7] == '0' ? RequestVerdict::kKeepAliveAsked : RequestVerdict::kKeepAlive;
-}
-
-std::string_view request_target(std::string_view request_head) {
-  const size_t line_end = detail::find_crlf(request_head);
-  const std::string_view line = request_head.substr(0, line_end);
-  const size_t first_space = line.find(' ');
-  if (first_space == std::string_view::npos) return {};
-  const size_t second_space = line.find(' ', first_space + 1);
-  if (second_space == std::string_view::npos) return {};
-  return line.substr(first_space + 1, second_space - first_space - 1);
 }
 
 std::string metrics_response(std::string_view body, bool close, bool say_keep_alive) {
@@ -103,11 +94,11 @@ Answered answer_requests(std::string_view input, std::vector<char>& out,
     if (head_length == 0) break;  // incomplete: wait for more bytes
     answered.consumed += head_length;
     ++answered.responses;
-    RequestVerdict verdict = inspect_request_head(rest.substr(0, head_length));
+    std::string_view target;
+    RequestVerdict verdict = inspect_request_head(rest.substr(0, head_length), &target);
     if (options.closing && verdict != RequestVerdict::kBad) verdict = RequestVerdict::kClose;
     if (options.metrics_text != nullptr && *options.metrics_text &&
-        verdict != RequestVerdict::kBad &&
-        request_target(rest.substr(0, head_length)) == "/metrics") {
+        verdict != RequestVerdict::kBad && target == "/metrics") {
       const bool close = verdict == RequestVerdict::kClose;
       append(out, metrics_response((*options.metrics_text)(), close,
                                    verdict == RequestVerdict::kKeepAliveAsked));

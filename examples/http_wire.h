@@ -106,8 +106,10 @@ enum class RequestVerdict {
 };
 
 // Judges one complete request head (request line, header lines, the blank
-// line), as the header comment describes. Pure; allocates nothing.
-RequestVerdict inspect_request_head(std::string_view head);
+// line), as the header comment describes. Pure; allocates nothing. When the
+// verdict is not kBad and `target` is set, *target is the request line's
+// target (the bytes between its two spaces).
+RequestVerdict inspect_request_head(std::string_view head, std::string_view* target = nullptr);
 
 // How answer_requests answers.
 struct AnswerOptions {
@@ -125,9 +127,6 @@ struct AnswerOptions {
   // per request, and a copy of the function would be too.
   const std::function<std::string()>* metrics_text = nullptr;
 };
-
-// The target of a request head's first line (empty when there is none).
-std::string_view request_target(std::string_view request_head);
 
 // A 200 response carrying `body` as Prometheus text, with `Connection:
 // close` or `Connection: keep-alive` when asked (neither by default).
@@ -171,6 +170,28 @@ inline bool is_token_char(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
          (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
 }
+
+// for_each_header over `rest`, the head after its first line (for a caller
+// that has found that line's end already).
+template <class Fn>
+bool for_each_header_line(absl::string_view rest, Fn fn) {
+  while (!rest.empty()) {
+    const size_t end = find_crlf(rest);
+    if (end == absl::string_view::npos) return false;  // a head always ends in CRLF CRLF
+    absl::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end + 2);
+    if (line.empty()) return true;  // the blank line ending the head
+    const size_t colon = line.find(':');
+    if (colon == absl::string_view::npos || colon == 0) return false;
+    for (size_t i = 0; i < colon; ++i) {
+      if (!is_token_char(line[i])) return false;
+    }
+    if (!fn(line.substr(0, colon), absl::StripAsciiWhitespace(line.substr(colon + 1)))) {
+      return true;
+    }
+  }
+  return true;
+}
 }  // namespace detail
 
 // Each "name: value" line of `head` after its first line, up to the blank
@@ -179,25 +200,9 @@ inline bool is_token_char(char c) {
 // blank before the colon, which RFC 9112 says to answer with 400).
 template <class Fn>
 bool for_each_header(absl::string_view head, Fn fn) {
-  size_t first_line_end = detail::find_crlf(head);
+  const size_t first_line_end = detail::find_crlf(head);
   if (first_line_end == absl::string_view::npos) return false;
-  absl::string_view rest = head.substr(first_line_end + 2);
-  while (!rest.empty()) {
-    const size_t end = detail::find_crlf(rest);
-    if (end == absl::string_view::npos) return false;  // a head always ends in CRLF CRLF
-    absl::string_view line = rest.substr(0, end);
-    rest.remove_prefix(end + 2);
-    if (line.empty()) return true;  // the blank line ending the head
-    const size_t colon = line.find(':');
-    if (colon == absl::string_view::npos || colon == 0) return false;
-    for (size_t i = 0; i < colon; ++i) {
-      if (!detail::is_token_char(line[i])) return false;
-    }
-    if (!fn(line.substr(0, colon), absl::StripAsciiWhitespace(line.substr(colon + 1)))) {
-      return true;
-    }
-  }
-  return true;
+  return detail::for_each_header_line(head.substr(first_line_end + 2), fn);
 }
 
 }  // namespace pollux::examples::http
