@@ -50,6 +50,8 @@ void Notify::notify_one_locked(detail::WakeList& wake) {
   Notified* w = waiters_.pop_front();
   POLLUX_DCHECK(w != nullptr, "Notify WAITING with no waiter");
   w->state = detail::WaitState::kNotified;
+  // release: before its waker is taken; pairs with poll's lock-free re-poll.
+  w->chosen_.store(true, std::memory_order_release);
   wake.push(std::move(w->waker));
   if (waiters_.empty()) {
     // While WAITING only lock holders change the word, so a store suffices.
@@ -88,6 +90,8 @@ void Notify::notify_waiters() noexcept {
         if (w == nullptr) break;
         w->state = detail::WaitState::kNotified;
         w->by_notify_waiters_ = true;
+        // release: as in notify_one_locked.
+        w->chosen_.store(true, std::memory_order_release);
         wake.push(std::move(w->waker));
       }
       done = batch.empty();
@@ -174,8 +178,20 @@ Poll<void> Notified::poll(Context& cx) {
     }
     state = detail::WaitState::kWaiting;
     waker = cx.waker();
+    stored_waker_data_ = cx.waker().data();
+    stored_waker_vtable_ = cx.waker().vtable();
     notify_->waiters_.push_back(this);
     phase_ = Phase::kWaiting;
+    cx.budget().refund();
+    return Pending{};
+  }
+  // Waiting, and polled again by the waker it stored (a select re-polling
+  // it while another branch waits): no lock. A notifier stores chosen_
+  // before it takes that waker to wake it, so reading false means either no
+  // notify yet, or one whose wake of this same task is still to come and
+  // polls this again (and that poll's acquire sees chosen_).
+  if (cx.waker().data() == stored_waker_data_ && cx.waker().vtable() == stored_waker_vtable_ &&
+      !chosen_.load(std::memory_order_acquire)) {
     cx.budget().refund();
     return Pending{};
   }
@@ -187,6 +203,8 @@ Poll<void> Notified::poll(Context& cx) {
     return Ready{};
   }
   drop.replace(waker, cx.waker());
+  stored_waker_data_ = cx.waker().data();
+  stored_waker_vtable_ = cx.waker().vtable();
   cx.budget().refund();
   return Pending{};
 }

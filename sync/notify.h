@@ -70,6 +70,17 @@ class [[nodiscard]] Notified : private detail::WaiterNode {
   // Set (under the lock) when notify_waiters chose it, so a drop passes
   // nothing on.
   bool by_notify_waiters_ = false;
+  // A notify chose it: stored (release, under the lock) before the notifier
+  // takes the stored waker to wake it, so that a re-poll by that same waker
+  // can return Pending without the lock (see poll). Pairs with poll's
+  // acquire load.
+  pollux::detail::Atomic<bool> chosen_{false};
+  // Who the stored waker wakes (its data and vtable), as of the last locked
+  // poll. Only the polling side reads and writes these (never under
+  // contention: a future is polled by one thread at a time), so the lock-free
+  // re-poll need not touch `waker`, which a notifier may be moving out.
+  const void* stored_waker_data_ = nullptr;
+  const WakerVTable* stored_waker_vtable_ = nullptr;
 };
 
 // Wakes tasks waiting for an event, without data (see above).

@@ -205,5 +205,38 @@ TEST(NotifyTest, WaitersDroppedWhileAnotherThreadNotifiesLoseNoWakeUp) {
   EXPECT_GT(dropped, 0);
 }
 
+// A waiter polled again and again with the waker it stored (as a select
+// re-polls it while another branch runs), while another thread notifies at
+// any moment: the lock-free re-poll (it reads no `waker`, which the
+// notifier moves out) must see every notification by the time the wake it
+// causes has arrived. Under TSan, the re-poll and the notifier must not race.
+TEST(NotifyTest, ARepolledWaiterSeesANotifyFromAnotherThread) {
+  constexpr int kRounds = 2'000;
+  pollux::testing::Watchdog dog(std::chrono::seconds(60), "notify re-poll race");
+  for (int round = 0; round < kRounds; ++round) {
+    Notify n;
+    Harness h;
+    Notified w = n.notified();
+    ASSERT_TRUE(w.poll(h.cx).is_pending());  // queued, with h's waker stored
+    std::atomic<bool> started{false};
+    std::thread notifier([&] {
+      started.store(true);
+      n.notify_one();
+    });
+    while (!started.load()) std::this_thread::yield();
+    // Re-polls race the notify; once its wake has arrived, the next poll
+    // must be Ready.
+    bool ready = false;
+    for (int polls = 0; !ready; ++polls) {
+      const bool woken = h.cw.wakes() > 0;
+      ready = w.poll(h.cx).is_ready();
+      ASSERT_TRUE(ready || !woken) << "woken, yet Pending: the notification was lost";
+      ASSERT_LT(polls, 100'000'000);
+    }
+    notifier.join();
+    EXPECT_EQ(h.cw.wakes(), 1);
+  }
+}
+
 }  // namespace
 }  // namespace pollux::sync

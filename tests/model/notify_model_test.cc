@@ -16,6 +16,10 @@
 // each waker clone is used only while alive and is freed once (Parker's
 // wakers), nothing leaks, and no notification is delivered twice (no permit
 // is left over at the end: a fresh future's first poll is Pending).
+// block_on re-polls a waiting future with the waker it stored, so each model
+// also races the lock-free re-poll (Notified::chosen_) against the
+// notifiers: a re-poll that returned Pending without reading chosen_
+// deadlocks the first one (checked by hand when it was added).
 // The planted copy whose destructor swallows a notify_one notification
 // (tests/model/planted/lossy_notify.h) must deadlock the third model.
 #include <utility>
