@@ -15,7 +15,8 @@
 // Costs: notify_one with nobody waiting, and a notified() that finds the
 // permit, are one compare-exchange each (no lock, no syscall). Waiting
 // takes the Notify's lock; waiters live in an intrusive list inside their
-// futures (no allocation).
+// futures (no allocation). A waiting future re-polled by the waker it
+// stored (a select re-polling it) takes no lock until it has been chosen.
 //
 // Cancellation: dropping a Notified future loses nothing. If it was
 // already chosen by notify_one but not yet polled, the notification passes
