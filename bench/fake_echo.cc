@@ -3,10 +3,7 @@
 #include <utility>
 #include <vector>
 
-#include "executor/context.h"
-#include "executor/join_handle.h"
-#include "executor/local_executor.h"
-#include "executor/spawn.h"
+#include "bench/fake_tasks.h"
 #include "future/assert.h"
 #include "future/task.h"
 #include "reactor/ops.h"
@@ -43,18 +40,6 @@ Task<void> echo_connection(int fd, int64_t messages, Tally* tally) {
   }
 }
 
-Task<void> serve_all(int connections, int64_t messages, Tally* tally) {
-  std::vector<JoinHandle<void>> handles;
-  handles.reserve(static_cast<size_t>(connections));
-  for (int fd = 0; fd < connections; ++fd) {
-    handles.push_back(pollux::spawn(echo_connection(fd, messages, tally)));
-  }
-  for (JoinHandle<void>& h : handles) {
-    auto r = co_await h;
-    POLLUX_CHECK(r.ok(), "an echo task failed");
-  }
-}
-
 }  // namespace
 
 EchoRun pollux_echo(int connections, int64_t messages_per_connection, size_t message_size) {
@@ -62,13 +47,9 @@ EchoRun pollux_echo(int connections, int64_t messages_per_connection, size_t mes
   for (int fd = 0; fd < connections; ++fd) sockets.peer_sends(fd, message_size);
   FakeBackend backend(sockets);
   Tally tally;
-  {
-    LocalExecutor executor(backend);
-    RuntimeContext ctx = RuntimeContext::current();
-    ctx.backend = &backend;
-    RuntimeContext::Enter entered(ctx);
-    executor.block_on(serve_all(connections, messages_per_connection, &tally));
-  }
+  run_fake_connections(backend, backend, connections, [&](int fd) {
+    return echo_connection(fd, messages_per_connection, &tally);
+  });
   return EchoRun{tally.messages, tally.bytes, backend.stats().kernel_entries,
                  backend.live_ops()};
 }

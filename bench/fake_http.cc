@@ -6,11 +6,8 @@
 #include <string>
 #include <utility>
 
-#include "executor/context.h"
+#include "bench/fake_tasks.h"
 #include "executor/driver.h"
-#include "executor/join_handle.h"
-#include "executor/local_executor.h"
-#include "executor/spawn.h"
 #include "future/assert.h"
 #include "future/task.h"
 #include "reactor/ops.h"
@@ -158,18 +155,6 @@ Task<void> http_connection(int fd, int64_t requests) {
   }
 }
 
-Task<void> serve_all(int connections, int64_t requests) {
-  std::vector<JoinHandle<void>> handles;
-  handles.reserve(static_cast<size_t>(connections));
-  for (int fd = 0; fd < connections; ++fd) {
-    handles.push_back(pollux::spawn(http_connection(fd, requests)));
-  }
-  for (JoinHandle<void>& h : handles) {
-    auto r = co_await h;
-    POLLUX_CHECK(r.ok(), "an HTTP task failed");
-  }
-}
-
 // The executor's Park: the peers' turn, then FakeBackend's kernel entry, so
 // every entry is preceded by one (see HttpPeers). Only the executor parks
 // through it; the op futures reach FakeBackend directly (RuntimeContext's
@@ -207,11 +192,9 @@ HttpRun pollux_http(int connections, int64_t requests_per_connection,
   FakeBackend backend(sockets);
   {
     PeersThenBackend park(peers, backend);
-    LocalExecutor executor(park);
-    RuntimeContext ctx = RuntimeContext::current();
-    ctx.backend = &backend;
-    RuntimeContext::Enter entered(ctx);
-    executor.block_on(serve_all(connections, requests_per_connection));
+    run_fake_connections(park, backend, connections, [&](int fd) {
+      return http_connection(fd, requests_per_connection);
+    });
   }
   // The last responses' sends completed at the last entry; the peers take
   // them now (the hand-written loop's last turn does the same).
