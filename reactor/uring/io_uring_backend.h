@@ -68,7 +68,6 @@
 
 #include <liburing.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
