@@ -19,15 +19,18 @@
 // block_on re-polls a waiting future with the waker it stored, so each model
 // also races the lock-free re-poll (Notified::chosen_) against the
 // notifiers: a re-poll that returned Pending without reading chosen_
-// deadlocks the first one (checked by hand when it was added).
+// deadlocks the first one.
 // The planted copy whose destructor swallows a notify_one notification
-// (tests/model/planted/lossy_notify.h) must deadlock the third model.
+// (tests/model/planted/lossy_notify.h) must deadlock the third model, and
+// the one whose notify_waiters forgets chosen_ (planted/repoll_notify.h),
+// so that its waiter's re-poll never looks, the second.
 #include <utility>
 
 #include "future/internal/thread.h"
 #include "sync/notify.h"
 #include "tests/model/model_test.h"
 #include "tests/model/planted/lossy_notify.h"
+#include "tests/model/planted/repoll_notify.h"
 #include "tests/model/sync_model.h"
 
 namespace pollux::model {
@@ -138,6 +141,12 @@ TEST_F(NotifyModelTest, PlantedNotifiedThatSwallowsANotificationDeadlocks) {
   POLLUX_MODEL_ONLY();
   EXPECT_EXIT(check(dropped_waiter_passes_on<planted::LossyNotify>), ExitsWithFailure(),
               "pollux model checker: deadlock");
+}
+
+TEST_F(NotifyModelTest, PlantedRepollThatMissesNotifyWaitersDeadlocks) {
+  POLLUX_MODEL_ONLY();
+  EXPECT_EXIT(check(notify_waiters_racing_registration<planted::RepollNotify>),
+              ExitsWithFailure(), "pollux model checker: deadlock");
 }
 
 }  // namespace
