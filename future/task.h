@@ -106,6 +106,7 @@
 #include "future/future.h"
 #include "future/internal/frame_allocator.h"
 #include "future/poll.h"
+#include "future/poll_into.h"
 
 namespace pollux {
 
@@ -393,38 +394,53 @@ class TaskAwaiter {
 // `co_await future`: polls the future in place with the root's Context. If it
 // is Pending, the awaiter becomes the root's leaf and the frame suspends; the
 // root re-polls it through `poll_leaf` and resumes the frame once the result
-// (or the exception) is stored here. await_resume never polls.
+// (or the exception) is stored here. await_resume never polls. An object
+// output is polled into the awaiter (future/poll_into.h): a future with
+// poll_into builds it right here, and await_resume moves it out once.
 template <class F>
 class FutureAwaiter {
   using O = output_t<F>;
+  static constexpr bool kStoresOutput = std::is_object_v<O>;
+  using Stored = std::conditional_t<kStoresOutput, std::optional<O>, std::optional<Poll<O>>>;
 
  public:
   FutureAwaiter(F& fut, TaskPromiseBase& promise) noexcept : fut_(fut), root_(promise.root_) {}
 
   bool await_ready() {
     POLLUX_DCHECK(root_->cx_ != nullptr, "a Task frame ran outside its root's poll");
-    Poll<O> p = fut_.poll(*root_->cx_);
-    if (p.is_pending()) return false;
-    result_.emplace(std::move(p));
-    return true;
+    return poll_once(*root_->cx_);
   }
   void await_suspend(std::coroutine_handle<> frame) noexcept {
     root_->leaf_ = PendingLeaf{this, &poll_leaf, frame};
   }
   O await_resume() {
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-    return std::move(*result_).value();
+    if constexpr (kStoresOutput) {
+      return std::move(*result_);
+    } else {
+      return std::move(*result_).value();
+    }
   }
 
  private:
+  // True on Ready, with the output (or the void/reference Poll) in result_.
+  bool poll_once(Context& cx) {
+    if constexpr (kStoresOutput) {
+      return pollux::poll_into(fut_, cx, result_);
+    } else {
+      Poll<O> p = fut_.poll(cx);
+      if (p.is_pending()) return false;
+      result_.emplace(std::move(p));
+      return true;
+    }
+  }
+
   static bool poll_leaf(void* self, Context& cx) noexcept {
     // SAFETY: `self` is the FutureAwaiter registered in await_suspend; it
     // lives in the suspended frame, which is alive while it is the leaf.
     auto* a = static_cast<FutureAwaiter*>(self);
     try {
-      Poll<O> p = a->fut_.poll(cx);
-      if (p.is_pending()) return false;
-      a->result_.emplace(std::move(p));
+      return a->poll_once(cx);
     } catch (...) {
       a->error_ = std::current_exception();
     }
@@ -433,7 +449,7 @@ class FutureAwaiter {
 
   F& fut_;
   TaskPromiseBase* root_;
-  std::optional<Poll<O>> result_;
+  Stored result_;
   std::exception_ptr error_;
 };
 

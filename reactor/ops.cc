@@ -24,18 +24,10 @@ absl::Status NopSpec::finish(Backend& b, OpId id) {
   return res < 0 ? errno_status(-res, "nop") : absl::OkStatus();
 }
 
-IoResult DataSpec::finish(Backend& b, OpId id) {
-  const int32_t res = b.take_data(id, buf);
-  return result(res, std::move(buf));
-}
-
-IoResult DataSpec::result(int32_t res, std::vector<char>&& b) const {
-  if (res < 0) {
-    static constexpr const char* kNames[] = {"read from", "write to", "recv from", "send to"};
-    return IoResult{errno_status(-res, absl::StrCat(kNames[static_cast<int>(kind)], " fd ", fd)),
-                    std::move(b)};
-  }
-  return IoResult{static_cast<size_t>(res), std::move(b)};
+IoResult DataSpec::error_result(int32_t res, std::vector<char>&& b) const {
+  static constexpr const char* kNames[] = {"read from", "write to", "recv from", "send to"};
+  return IoResult{errno_status(-res, absl::StrCat(kNames[static_cast<int>(kind)], " fd ", fd)),
+                  std::move(b)};
 }
 
 IoResult SendMsgSpec::finish(Backend& b, OpId id) {

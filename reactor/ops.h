@@ -65,6 +65,7 @@
 #include "executor/context.h"
 #include "future/assert.h"
 #include "future/future.h"
+#include "future/poll_into.h"
 #include "reactor/backend.h"
 #include "reactor/errno_status.h"
 #include "reactor/owned_fd.h"
@@ -131,24 +132,31 @@ class [[nodiscard]] Op {
   }
 
   Poll<Output> poll(Context& cx) {
+    std::optional<Output> out;
+    return poll_from(poll_into(cx, out), out);
+  }
+
+  // poll(), with the output built in `out` (future/poll_into.h): what a
+  // co_await and Timeout use, so a result is not moved through each layer.
+  bool poll_into(Context& cx, std::optional<Output>& out) {
     POLLUX_DCHECK(!done_, "I/O operation polled after it returned Ready");
     if (!cx.budget().try_take()) {
       cx.waker().wake_by_ref();
-      return Pending{};
+      return false;
     }
     if (!id_.valid()) {
       if (backend_ == nullptr) backend_ = current_backend();
       if (backend_ == nullptr) {
         done_ = true;
-        return Ready<Output>(spec_.fail(detail::no_backend_status()));
+        out.emplace(spec_.fail(detail::no_backend_status()));
+        return true;
       }
       // A kind the backend may complete at once, without a slot (epoll's
       // try-first on a ready registration; see Backend::try_recv_send_now).
       if constexpr (requires(Spec& sp, Backend& b, std::optional<Output>& o) { sp.try_now(b, o); }) {
-        std::optional<Output> out;
         if (spec_.try_now(*backend_, out)) {
           done_ = true;
-          return Ready<Output>(std::move(*out));
+          return true;
         }
       }
       try {
@@ -159,12 +167,13 @@ class [[nodiscard]] Op {
         // nothing and kept nothing (Backend's contract), so this op fails
         // with a status and hands back what it owns, like any other error.
         done_ = true;
-        return Ready<Output>(spec_.fail(detail::out_of_memory_status()));
+        out.emplace(spec_.fail(detail::out_of_memory_status()));
+        return true;
       }
       if (!id_.valid()) {
         // No room this tick: try again at the next one.
         cx.waker().wake_by_ref();
-        return Pending{};
+        return false;
       }
       pin_ = TaskPin::current();  // the slot is this worker's until finish()
     }
@@ -176,12 +185,13 @@ class [[nodiscard]] Op {
     if (core.state != OpState::kCompleted) {
       if (!core.waker.will_wake(cx.waker())) core.waker = cx.waker();
       cx.budget().refund();
-      return Pending{};
+      return false;
     }
-    Output out = spec_.finish(*backend_, std::exchange(id_, OpId{}));
+    const OpId id = std::exchange(id_, OpId{});
+    out.emplace(MadeBy{[&] { return spec_.finish(*backend_, id); }});
     pin_.reset();
     done_ = true;
-    return Ready<Output>(std::move(out));
+    return true;
   }
 
  private:
@@ -237,14 +247,23 @@ struct DataSpec {
     if (!b.try_recv_send_now(kind == DataOpKind::kSend, fd, buf, begin, end, flags, &res)) {
       return false;
     }
-    out.emplace(result(res, std::move(buf)));
+    out.emplace(MadeBy{[&] { return result(res, std::move(buf)); }});
     return true;
   }
-  Output finish(Backend& b, OpId id);
+  // Inline, as result()'s success path: the per-message path of every
+  // stream; only the error, which builds its message, is out of line.
+  Output finish(Backend& b, OpId id) {
+    const int32_t res = b.take_data(id, buf);
+    return result(res, std::move(buf));
+  }
   // The buffer comes back even when the operation never started.
   Output fail(absl::Status s) { return IoResult{std::move(s), std::move(buf)}; }
   // A syscall result (-errno on failure) as the IoResult naming the op.
-  Output result(int32_t res, std::vector<char>&& b) const;
+  Output result(int32_t res, std::vector<char>&& b) const {
+    if (res < 0) [[unlikely]] return error_result(res, std::move(b));
+    return IoResult{static_cast<size_t>(res), std::move(b)};
+  }
+  Output error_result(int32_t res, std::vector<char>&& b) const;
 };
 
 struct AcceptSpec {

@@ -67,6 +67,7 @@
 #include "absl/time/time.h"
 #include "future/assert.h"
 #include "future/future.h"
+#include "future/poll_into.h"
 #include "timer/instant.h"
 #include "timer/sleep.h"
 #include "timer/timer_queue.h"
@@ -137,20 +138,21 @@ class [[nodiscard]] Timeout {
 
   // Ready with the inner output (wrapped, see above) or DeadlineExceeded.
   Poll<Output> poll(Context& cx) {
+    std::optional<Output> out;
+    return poll_from(poll_into(cx, out), out);
+  }
+
+  // poll(), with the output built in `out` (future/poll_into.h). A Status
+  // or StatusOr output is the inner future's own, polled straight into
+  // `out`; any other is wrapped with one move.
+  bool poll_into(Context& cx, std::optional<Output>& out) {
     POLLUX_DCHECK(inner_.has_value(), "timeout() future polled after it returned Ready");
     try {
       // Unlimited reports UINT32_MAX, so it never counts as spent.
       const bool had_budget = cx.budget().remaining() > 0;
-      Poll<Inner> p = inner_->poll(cx);
-      if (p.is_ready()) {
+      if (poll_inner(cx, out)) {
         finish();
-        // A Status / StatusOr output is folded: passed on as it is (one
-        // move of the result, not three through a Ready carrier).
-        if constexpr (std::is_same_v<Inner, Output>) {
-          return p;
-        } else {
-          return Ready<Output>(wrap(std::move(p)));
-        }
+        return true;
       }
       Poll<void> expired = Pending{};
       if (had_budget && cx.budget().remaining() == 0) {
@@ -161,7 +163,7 @@ class [[nodiscard]] Timeout {
       } else {
         expired = sleep_.get().poll(cx);
       }
-      if (expired.is_pending()) return Pending{};
+      if (expired.is_pending()) return false;
     } catch (...) {
       finish();
       throw;
@@ -169,19 +171,28 @@ class [[nodiscard]] Timeout {
     finish();  // the inner future is dropped before the error is returned
     // Only now: a server arms a timeout per message, and nearly none expire.
     const absl::Duration after = std::max(deadline_ - start_, absl::ZeroDuration());
-    return Ready<Output>(Output(absl::DeadlineExceededError(
-        absl::StrCat("operation timed out after ", absl::FormatDuration(after)))));
+    out.emplace(absl::DeadlineExceededError(
+        absl::StrCat("operation timed out after ", absl::FormatDuration(after))));
+    return true;
   }
 
   // The deadline (on the timer clock).
   Instant deadline() const noexcept { return deadline_; }
 
  private:
-  static Output wrap(Poll<Inner>&& p) {
-    if constexpr (std::is_void_v<Inner>) {
-      return absl::OkStatus();
+  // Polls the inner future; on Ready its output, wrapped, is in `out`.
+  bool poll_inner(Context& cx, std::optional<Output>& out) {
+    if constexpr (std::is_same_v<Inner, Output>) {
+      return pollux::poll_into(*inner_, cx, out);
+    } else if constexpr (std::is_void_v<Inner>) {
+      if (inner_->poll(cx).is_pending()) return false;
+      out.emplace(absl::OkStatus());
+      return true;
     } else {
-      return Output(absl::in_place, std::move(p).value());
+      std::optional<Inner> inner_out;
+      if (!pollux::poll_into(*inner_, cx, inner_out)) return false;
+      out.emplace(absl::in_place, std::move(*inner_out));
+      return true;
     }
   }
 

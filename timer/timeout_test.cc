@@ -17,6 +17,7 @@
 #include "future/testing/counted.h"
 #include "future/testing/counting_waker.h"
 #include "future/testing/manual_future.h"
+#include "future/testing/probe_futures.h"
 #include "timer/instant.h"
 #include "timer/time_driver.h"
 #include "timer/timer_queue.h"
@@ -220,6 +221,41 @@ TEST_F(TimeoutTest, StatusOrIsFoldedNotNested) {
   ASSERT_TRUE(p3.is_ready());
   EXPECT_TRUE(absl::IsDeadlineExceeded(p3.value().status()));
   EXPECT_EQ(p3.value().status().message(), "operation timed out after 1.5s");
+}
+
+// poll_into (future/poll_into.h): a StatusOr inner output is built once, in
+// the caller's storage; any other is moved once into the StatusOr. Through
+// Poll and Ready each would be made several times more.
+TEST_F(TimeoutTest, PollIntoPassesAStatusOrInnerStraightThrough) {
+  Counted::reset();
+  {
+    auto t = timeout(testing::InPlaceFuture<absl::StatusOr<Counted>>(1, 4), absl::Seconds(1));
+    static_assert(PollsInto<decltype(t)>);
+    testing::Harness h;
+    std::optional<absl::StatusOr<Counted>> out;
+    EXPECT_FALSE(poll_into(t, h.cx, out));
+    EXPECT_EQ(q.active_timers(), 1u);
+    ASSERT_TRUE(poll_into(t, h.cx, out));
+    ASSERT_TRUE(out->ok());
+    EXPECT_EQ((*out)->value, 4);
+    EXPECT_EQ(q.active_timers(), 0u);
+    // The Counted the future makes and its move into the StatusOr it builds.
+    EXPECT_EQ(Counted::live() + Counted::destructions(), 2);
+  }
+  EXPECT_EQ(Counted::live(), 0);
+}
+
+TEST_F(TimeoutTest, PollIntoWrapsAnObjectInnerWithOneMove) {
+  Counted::reset();
+  {
+    auto t = timeout(testing::InPlaceFuture<Counted>(0, 6), absl::Seconds(1));
+    testing::Harness h;
+    std::optional<absl::StatusOr<Counted>> out;
+    ASSERT_TRUE(poll_into(t, h.cx, out));
+    EXPECT_EQ((*out)->value, 6);
+    EXPECT_EQ(Counted::live() + Counted::destructions(), 2);
+  }
+  EXPECT_EQ(Counted::live(), 0);
 }
 
 TEST_F(TimeoutTest, DroppingBeforeCompletionCancelsBoth) {

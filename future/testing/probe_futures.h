@@ -10,6 +10,12 @@
 //   ProbeFuture  Pending (waking itself by ref) for `pending_polls` polls, then
 //                Ready(value); `kForever` keeps it pending. Holds a Counted so
 //                its own state shows up in Counted::live().
+//   InPlaceFuture
+//                Pending (waking by ref) for `pending_polls` polls, then
+//                Ready with a Counted(value) (T = Counted), or a
+//                StatusOr/Status holding one: built in the caller's storage
+//                by poll_into (future/poll_into.h), so a test counts the
+//                moves between it and the co_await.
 //   TestError    The exception ThrowingFuture throws.
 //   ThrowingFuture
 //                Pending (waking by ref) until its `throw_on`-th poll, which
@@ -19,12 +25,14 @@
 #define POLLUX_FUTURE_TESTING_PROBE_FUTURES_H_
 
 #include <climits>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
 
 #include "future/context.h"
 #include "future/poll.h"
+#include "future/poll_into.h"
 #include "future/testing/counted.h"
 #include "future/testing/counting_waker.h"
 #include "future/waker.h"
@@ -79,6 +87,31 @@ class ProbeFuture {
   int pending_polls_;
   OrUnit<T> value_;
   Counted payload_{-1};
+};
+
+template <class T = Counted>
+class [[nodiscard]] InPlaceFuture {
+ public:
+  using Output = T;
+  InPlaceFuture(int pending_polls, int value) : pending_polls_(pending_polls), value_(value) {}
+
+  Poll<T> poll(Context& cx) {
+    std::optional<T> out;
+    return poll_from(poll_into(cx, out), out);
+  }
+  bool poll_into(Context& cx, std::optional<T>& out) {
+    if (pending_polls_ > 0) {
+      --pending_polls_;
+      cx.waker().wake_by_ref();
+      return false;
+    }
+    out.emplace(MadeBy{[&] { return T(Counted(value_)); }});
+    return true;
+  }
+
+ private:
+  int pending_polls_;
+  int value_;
 };
 
 struct TestError : std::runtime_error {
