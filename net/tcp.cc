@@ -35,32 +35,30 @@ WriteAllFuture stream_write_all(std::shared_ptr<SocketState> s, std::vector<char
   return WriteAllFuture(std::move(s), std::move(buf), len);
 }
 
-Poll<WriteAllResult> WriteAllFuture::poll(Context& cx) {
-  if (!state_) {
-    return Ready<WriteAllResult>(WriteAllResult{closed_stream("write_all"), std::move(buf_), 0});
-  }
+bool WriteAllFuture::poll_into(Context& cx, std::optional<WriteAllResult>& out) {
+  // The result, built in `out`: every way out of this loop ends with one.
+  auto finish = [&](absl::Status status) {
+    out.emplace(MadeBy{[&] { return WriteAllResult{std::move(status), std::move(buf_), off_}; }});
+    return true;
+  };
+  if (!state_) return finish(closed_stream("write_all"));
   for (;;) {
     if (!op_.has_value()) {
-      if (off_ >= end_) return Ready<WriteAllResult>(WriteAllResult{{}, std::move(buf_), off_});
+      if (off_ >= end_) return finish(absl::OkStatus());
       op_.emplace(reactor::send(state_->fd.get(), std::move(buf_), 0, off_, end_));
     }
-    Poll<reactor::IoResult> p = op_->poll(cx);
-    if (p.is_pending()) return Pending{};
-    reactor::IoResult r = std::move(p).value();
+    std::optional<reactor::IoResult> r;
+    if (!op_->poll_into(cx, r)) return false;
     op_.reset();
-    buf_ = std::move(r.buf);
-    if (!r.n.ok()) {
-      return Ready<WriteAllResult>(WriteAllResult{
-          annotate(r.n.status(), absl::StrCat("write to ", peer_name(*state_))), std::move(buf_),
-          off_});
+    buf_ = std::move(r->buf);
+    if (!r->n.ok()) {
+      return finish(annotate(r->n.status(), absl::StrCat("write to ", peer_name(*state_))));
     }
-    if (*r.n == 0) {
-      return Ready<WriteAllResult>(
-          WriteAllResult{absl::DataLossError(absl::StrCat("write to ", peer_name(*state_),
-                                                          ": the socket accepted 0 bytes")),
-                         std::move(buf_), off_});
+    if (*r->n == 0) {
+      return finish(absl::DataLossError(
+          absl::StrCat("write to ", peer_name(*state_), ": the socket accepted 0 bytes")));
     }
-    off_ += *r.n;
+    off_ += *r->n;
   }
 }
 

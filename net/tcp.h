@@ -88,7 +88,12 @@ class [[nodiscard]] WriteAllFuture {
       : state_(std::move(s)), buf_(std::move(buf)), end_(std::min(len, buf_.size())) {}
   WriteAllFuture(WriteAllFuture&&) noexcept = default;
   WriteAllFuture& operator=(WriteAllFuture&&) = delete;
-  Poll<WriteAllResult> poll(Context& cx);
+  Poll<WriteAllResult> poll(Context& cx) {
+    std::optional<WriteAllResult> out;
+    return poll_from(poll_into(cx, out), out);
+  }
+  // poll(), with the result built in `out` (future/poll_into.h).
+  bool poll_into(Context& cx, std::optional<WriteAllResult>& out);
 
  private:
   // Declared before op_, so destroyed after it: the send's cancellation is

@@ -35,8 +35,7 @@ size_t RecvStream::queued() const noexcept {
   return id_.valid() ? backend_->queued(id_) : 0;
 }
 
-Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_fallback(Context& cx) {
-  using Out = absl::StatusOr<RecvBuf>;
+bool RecvStream::poll_fallback(Context& cx, std::optional<absl::StatusOr<RecvBuf>>& out) {
   if (!fallback_) {
     // The buffer the last lease gave back, if it did: one allocation per
     // lease still out, none in a steady loop.
@@ -45,28 +44,35 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_fallback(Context& cx) {
     if (buf.size() != kRecvStreamFallbackBytes) buf = std::vector<char>(kRecvStreamFallbackBytes);
     fallback_.emplace(recv(fd_, std::move(buf)));
   }
-  Poll<IoResult> p = fallback_->poll(cx);
-  if (p.is_pending()) return Pending{};
-  IoResult r = std::move(p).value();
+  std::optional<IoResult> r;
+  if (!fallback_->poll_into(cx, r)) return false;
   fallback_.reset();
-  if (!r.n.ok() || *r.n == 0) {
-    if (spare_->buf.empty()) spare_->buf = std::move(r.buf);
-    if (!r.n.ok()) return Ready<Out>(std::move(r.n).status());
+  if (!r->n.ok() || *r->n == 0) {
+    if (spare_->buf.empty()) spare_->buf = std::move(r->buf);
+    if (!r->n.ok()) {
+      out.emplace(std::move(r->n).status());
+      return true;
+    }
     eof_ = true;
-    return Ready<Out>(RecvBuf());
+    out.emplace(RecvBuf());
+    return true;
   }
-  return Ready<Out>(RecvBuf(std::move(r.buf), *r.n, spare_));
+  out.emplace(RecvBuf(std::move(r->buf), *r->n, spare_));
+  return true;
 }
 
-Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
-  using Out = absl::StatusOr<RecvBuf>;
-  if (eof_) return Ready<Out>(RecvBuf());
+bool RecvStream::poll_next(Context& cx, std::optional<absl::StatusOr<RecvBuf>>& out) {
+  if (eof_) {
+    out.emplace(RecvBuf());
+    return true;
+  }
   if (backend_ == nullptr) {
     backend_ = current_backend();
     if (backend_ == nullptr) {
-      return Ready<Out>(absl::FailedPreconditionError(
+      out.emplace(absl::FailedPreconditionError(
           "RecvStream polled on a thread with no I/O backend; run it inside a runtime "
           "built with Runtime::Builder().enable_io()"));
+      return true;
     }
     mode_ = backend_->supports_recv_multi() ? Mode::kMultishot : Mode::kFallback;
     if (mode_ == Mode::kFallback) {
@@ -76,10 +82,10 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
   }
   POLLUX_CHECK(current_backend() == backend_,
                "a RecvStream was polled on a thread other than its backend's");
-  if (mode_ == Mode::kFallback) return poll_fallback(cx);
+  if (mode_ == Mode::kFallback) return poll_fallback(cx, out);
   if (!cx.budget().try_take()) {
     cx.waker().wake_by_ref();
-    return Pending{};
+    return false;
   }
   // At most twice: a multishot that ended with nothing left is armed again.
   for (int round = 0; round < 2; ++round) {
@@ -87,7 +93,7 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
       id_ = backend_->start_recv_multi(fd_);
       if (!id_.valid()) {
         cx.waker().wake_by_ref();  // no room this tick: try again next tick
-        return Pending{};
+        return false;
       }
       pin_ = TaskPin::current_keeping_task();  // the multishot lives in this worker's backend
     }
@@ -96,8 +102,8 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
       case MultiNext::Kind::kItem:
         if (next.res > 0) {
           const char* data = backend_->provided_buffer(next.buf).data();
-          return Ready<Out>(
-              RecvBuf(backend_, next.buf, data, static_cast<size_t>(next.res)));
+          out.emplace(RecvBuf(backend_, next.buf, data, static_cast<size_t>(next.res)));
+          return true;
         }
         if (next.res == 0) {
           // The end: the multishot is over too; release its slot now. The
@@ -105,12 +111,14 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
           // dropped on this worker, so the task must not move.
           eof_ = true;
           backend_->cancel(std::exchange(id_, OpId{}));
-          return Ready<Out>(RecvBuf());
+          out.emplace(RecvBuf());
+          return true;
         }
-        return Ready<Out>(errno_status(-next.res, absl::StrCat("recv from fd ", fd_)));
+        out.emplace(errno_status(-next.res, absl::StrCat("recv from fd ", fd_)));
+        return true;
       case MultiNext::Kind::kPending:
         cx.budget().refund();
-        return Pending{};
+        return false;
       case MultiNext::Kind::kEnded:
         // The kernel ended the multishot and everything it sent was handed out.
         backend_->cancel(std::exchange(id_, OpId{}));
@@ -119,7 +127,7 @@ Poll<absl::StatusOr<RecvBuf>> RecvStream::poll_next(Context& cx) {
     }
   }
   cx.waker().wake_by_ref();
-  return Pending{};
+  return false;
 }
 
 }  // namespace pollux::reactor

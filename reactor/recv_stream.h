@@ -66,6 +66,7 @@
 #include "absl/status/statusor.h"
 #include "executor/context.h"
 #include "future/future.h"
+#include "future/poll_into.h"
 #include "reactor/backend.h"
 #include "reactor/ops.h"
 #include "reactor/recv_buf.h"
@@ -88,7 +89,14 @@ class RecvStream {
   class [[nodiscard]] Next {
    public:
     using Output = absl::StatusOr<RecvBuf>;
-    Poll<Output> poll(Context& cx) { return stream_->poll_next(cx); }
+    Poll<Output> poll(Context& cx) {
+      std::optional<Output> out;
+      return poll_from(stream_->poll_next(cx, out), out);
+    }
+    // poll(), with the lease built in `out` (future/poll_into.h).
+    bool poll_into(Context& cx, std::optional<Output>& out) {
+      return stream_->poll_next(cx, out);
+    }
 
    private:
     friend class RecvStream;
@@ -109,8 +117,9 @@ class RecvStream {
   // How next() receives: not decided before the first poll, then one of
   // the two for good.
   enum class Mode { kUnknown, kMultishot, kFallback };
-  Poll<absl::StatusOr<RecvBuf>> poll_next(Context& cx);
-  Poll<absl::StatusOr<RecvBuf>> poll_fallback(Context& cx);
+  // Next::poll_into: true, with the arrival in `out`, or Pending.
+  bool poll_next(Context& cx, std::optional<absl::StatusOr<RecvBuf>>& out);
+  bool poll_fallback(Context& cx, std::optional<absl::StatusOr<RecvBuf>>& out);
 
   int fd_;
   Backend* backend_ = nullptr;

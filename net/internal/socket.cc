@@ -62,4 +62,11 @@ absl::StatusOr<int> get_int_option(int fd, int level, int name, absl::string_vie
   return value;
 }
 
+void IoConv::annotate_error(reactor::IoResult& r, const std::shared_ptr<SocketState>& s,
+                            const SocketAddr& where, const char* verb) {
+  r.n = (s && !s->unix_name.empty())
+            ? annotate(r.n.status(), std::string(verb) + " " + s->unix_name)
+            : annotate(r.n.status(), verb, where);
+}
+
 }  // namespace pollux::net::detail

@@ -18,6 +18,7 @@
 #define POLLUX_NET_INTERNAL_SOCKET_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "future/future.h"
+#include "future/poll_into.h"
 #include "net/socket_addr.h"
 #include "reactor/fd_owner.h"
 #include "reactor/ops.h"
@@ -72,15 +74,13 @@ absl::StatusOr<int> get_int_option(int fd, int level, int name, absl::string_vie
 // const std::shared_ptr<SocketState>&, const SocketAddr& where, const char* verb)`.
 struct IoConv {
   using Output = reactor::IoResult;
-  static Output convert(reactor::IoResult&& r, const std::shared_ptr<SocketState>& s,
-                        const SocketAddr& where, const char* verb) {
-    if (!r.n.ok()) {
-      r.n = (s && !s->unix_name.empty())
-                ? annotate(r.n.status(), std::string(verb) + " " + s->unix_name)
-                : annotate(r.n.status(), verb, where);
-    }
-    return std::move(r);
+  // The result stays where it is: only an error's message changes.
+  static void amend(reactor::IoResult& r, const std::shared_ptr<SocketState>& s,
+                    const SocketAddr& where, const char* verb) {
+    if (!r.n.ok()) [[unlikely]] annotate_error(r, s, where, verb);
   }
+  static void annotate_error(reactor::IoResult& r, const std::shared_ptr<SocketState>& s,
+                             const SocketAddr& where, const char* verb);
 };
 
 // A reactor operation future (reactor/ops.h: reactor::DataOp, AcceptOp, ...)
@@ -98,9 +98,23 @@ class [[nodiscard]] SocketOp {
       : state_(std::move(state)), op_(std::move(op)), where_(where), verb_(verb) {}
 
   Poll<Output> poll(Context& cx) {
-    Poll<typename InnerOp::Output> p = op_.poll(cx);
-    if (p.is_pending()) return Pending{};
-    return Ready<Output>(Conv::convert(std::move(p).value(), state_, where_, verb_));
+    std::optional<Output> out;
+    return poll_from(poll_into(cx, out), out);
+  }
+
+  // poll(), with the output built in `out` (future/poll_into.h): a Conv
+  // with amend() fixes the op's own result up in place, any other converts
+  // it with one move.
+  bool poll_into(Context& cx, std::optional<Output>& out) {
+    if constexpr (requires(Output& o) { Conv::amend(o, state_, where_, verb_); }) {
+      if (!pollux::poll_into(op_, cx, out)) return false;
+      Conv::amend(*out, state_, where_, verb_);
+    } else {
+      std::optional<typename InnerOp::Output> r;
+      if (!pollux::poll_into(op_, cx, r)) return false;
+      out.emplace(MadeBy{[&] { return Conv::convert(std::move(*r), state_, where_, verb_); }});
+    }
+    return true;
   }
 
  private:
