@@ -13,43 +13,53 @@
 #ifndef POLLUX_FUTURE_JOIN_H_
 #define POLLUX_FUTURE_JOIN_H_
 
+#include <optional>
 #include <tuple>
+#include <type_traits>
 #include <utility>
-#include <variant>
 
 #include "future/assert.h"
 #include "future/future.h"
+#include "future/poll_into.h"
 
 namespace pollux {
 
 namespace detail {
 
-// A child of join: the future until it finishes, then its output, then Gone
-// once the output was handed out (or the join gave up after a throw).
+// A child of join: the future until it finishes, then its output, then
+// neither once the output was handed out (or the join gave up after a
+// throw). The output is polled into place (future/poll_into.h).
 template <Future F>
 class MaybeDone {
  public:
-  explicit MaybeDone(F&& f) : state_(std::in_place_index<0>, std::move(f)) {}
+  explicit MaybeDone(F&& f) : future_(std::in_place, std::move(f)) {}
 
   // Polls the child if it is still running; true once its output is stored.
   bool poll(Context& cx) {
-    if (state_.index() == 0) {
-      Poll<stored_output_t<F>> p = poll_unit(std::get<0>(state_), cx);
-      if (p.is_pending()) return false;
-      // The future is destroyed here, before the join returns.
-      state_.template emplace<1>(std::move(p).value());
+    if (future_.has_value()) {
+      if constexpr (std::is_void_v<output_t<F>>) {
+        if (future_->poll(cx).is_pending()) return false;
+        output_.emplace();
+      } else {
+        if (!pollux::poll_into(*future_, cx, output_)) return false;
+      }
+      future_.reset();  // the future is destroyed here, before the join returns
     }
     return true;
   }
   stored_output_t<F> take() {
-    stored_output_t<F> v = std::move(std::get<1>(state_));
-    state_.template emplace<2>();
+    stored_output_t<F> v = std::move(*output_);
+    output_.reset();
     return v;
   }
-  void reset() noexcept { state_.template emplace<2>(); }
+  void reset() noexcept {
+    future_.reset();
+    output_.reset();
+  }
 
  private:
-  std::variant<F, stored_output_t<F>, std::monostate> state_;
+  std::optional<F> future_;
+  std::optional<stored_output_t<F>> output_;
 };
 
 }  // namespace detail

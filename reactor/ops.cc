@@ -19,10 +19,7 @@ absl::Status out_of_memory_status() {
       "number of operations in flight, then retry");
 }
 
-absl::Status NopSpec::finish(Backend& b, OpId id) {
-  const int32_t res = b.take_result(id);
-  return res < 0 ? errno_status(-res, "nop") : absl::OkStatus();
-}
+absl::Status NopSpec::error(int32_t res) { return errno_status(-res, "nop"); }
 
 IoResult DataSpec::error_result(int32_t res, std::vector<char>&& b) const {
   static constexpr const char* kNames[] = {"read from", "write to", "recv from", "send to"};

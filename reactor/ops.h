@@ -214,7 +214,12 @@ namespace detail {
 struct NopSpec {
   using Output = absl::Status;
   OpId start(Backend& b) { return b.start_nop(); }
-  Output finish(Backend& b, OpId id);
+  Output finish(Backend& b, OpId id) {
+    const int32_t res = b.take_result(id);
+    if (res < 0) [[unlikely]] return error(res);
+    return absl::OkStatus();
+  }
+  static Output error(int32_t res);
   static Output fail(absl::Status s) { return s; }
 };
 
