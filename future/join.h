@@ -47,11 +47,9 @@ class MaybeDone {
     }
     return true;
   }
-  stored_output_t<F> take() {
-    stored_output_t<F> v = std::move(*output_);
-    output_.reset();
-    return v;
-  }
+  // The stored output, to be moved from once (the moved-from value stays
+  // here until the join is dropped).
+  stored_output_t<F>&& take() { return std::move(*output_); }
   void reset() noexcept {
     future_.reset();
     output_.reset();
@@ -77,6 +75,13 @@ class [[nodiscard]] Join {
   explicit Join(Fs&&... fs) : children_(std::move(fs)...) {}
 
   Poll<Output> poll(Context& cx) {
+    std::optional<Output> out;
+    return poll_from(poll_into(cx, out), out);
+  }
+
+  // poll(), with the tuple built in `out` (future/poll_into.h): each
+  // output is moved once, from its child's slot into the tuple.
+  bool poll_into(Context& cx, std::optional<Output>& out) {
     POLLUX_DCHECK(!done_, "join() future polled after it returned Ready");
     bool all_done = true;
     try {
@@ -86,10 +91,12 @@ class [[nodiscard]] Join {
       std::apply([](auto&... child) { (child.reset(), ...); }, children_);
       throw;
     }
-    if (!all_done) return Pending{};
+    if (!all_done) return false;
     done_ = true;
-    return Ready<Output>{std::apply([](auto&... child) { return Output(child.take()...); },
-                                    children_)};
+    out.emplace(MadeBy{[&] {
+      return std::apply([](auto&... child) { return Output(child.take()...); }, children_);
+    }});
+    return true;
   }
 
  private:

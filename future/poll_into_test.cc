@@ -3,8 +3,10 @@
 #include <optional>
 #include <utility>
 
+#include "future/join.h"
 #include "future/poll.h"
 #include "future/ready.h"
+#include "future/select.h"
 #include "future/task.h"
 #include "future/testing/counted.h"
 #include "future/testing/probe_futures.h"
@@ -85,6 +87,47 @@ TEST(PollIntoTest, CoAwaitBuildsTheOutputInTheAwaiterAndMovesItOnce) {
     EXPECT_EQ(made(), 2) << "pending polls: " << pending_polls;
     EXPECT_EQ(Counted::live(), 0);
   }
+}
+
+Task<int> await_select_in_place() {
+  auto r = co_await select(InPlaceFuture<>(0, 3), pending<int>());
+  co_return r.index == 0 ? std::get<0>(r.value).value : -1;
+}
+
+// The winner's output is built in the select's own slot, moved into the
+// result, and the result moved once into the coroutine.
+TEST(PollIntoTest, SelectMovesTheWinnersOutputOnceIntoItsResult) {
+  Counted::reset();
+  Harness h;
+  {
+    Task<int> t = await_select_in_place();
+    Poll<int> p = t.poll(h.cx);
+    ASSERT_TRUE(p.is_ready());
+    EXPECT_EQ(p.value(), 3);
+  }
+  EXPECT_EQ(made(), 3);
+  EXPECT_EQ(Counted::live(), 0);
+}
+
+Task<int> await_join_in_place() {
+  auto [a, b] = co_await join(InPlaceFuture<>(1, 4), InPlaceFuture<>(0, 5));
+  co_return a.value * 10 + b.value;
+}
+
+// Each child's output is built in its slot, moved once into the tuple, and
+// the tuple moved once into the coroutine.
+TEST(PollIntoTest, JoinMovesEachOutputOnceIntoItsTuple) {
+  Counted::reset();
+  Harness h;
+  {
+    Task<int> t = await_join_in_place();
+    EXPECT_TRUE(t.poll(h.cx).is_pending());
+    Poll<int> p = t.poll(h.cx);
+    ASSERT_TRUE(p.is_ready());
+    EXPECT_EQ(p.value(), 45);
+  }
+  EXPECT_EQ(made(), 2 * 3);
+  EXPECT_EQ(Counted::live(), 0);
 }
 
 }  // namespace

@@ -24,11 +24,13 @@
 #include <cstddef>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
 #include "future/assert.h"
 #include "future/future.h"
+#include "future/poll_into.h"
 
 namespace pollux {
 
@@ -46,20 +48,27 @@ class [[nodiscard]] Select {
  public:
   using Output = SelectResult<stored_output_t<Fs>...>;
 
-  explicit Select(Fs... fs) : children_(std::move(fs)...) {}
+  // Each child is moved once, from select()'s parameter into its slot.
+  explicit Select(Fs&&... fs) : children_(std::move(fs)...) {}
 
   Poll<Output> poll(Context& cx) {
+    std::optional<Output> out;
+    return poll_from(poll_into(cx, out), out);
+  }
+
+  // poll(), with the result built in `out` (future/poll_into.h): the
+  // winner's output is polled into place and moved once, into the result.
+  bool poll_into(Context& cx, std::optional<Output>& out) {
     POLLUX_DCHECK(!done_, "select() future polled after it returned Ready");
-    std::optional<Output> winner;
     try {
-      poll_children(cx, winner, std::index_sequence_for<Fs...>{});
+      poll_children(cx, out, std::index_sequence_for<Fs...>{});
     } catch (...) {
       finish();
       throw;
     }
-    if (!winner) return Pending{};
+    if (!out) return false;
     finish();
-    return Ready<Output>{std::move(*winner)};
+    return true;
   }
 
  private:
@@ -73,9 +82,16 @@ class [[nodiscard]] Select {
   bool poll_child(Context& cx, std::optional<Output>& winner) {
     auto& child = std::get<I>(children_);
     using Child = std::tuple_element_t<I, std::tuple<Fs...>>;
-    Poll<stored_output_t<Child>> p = detail::poll_unit(*child, cx);
-    if (p.is_pending()) return false;
-    winner.emplace(Output{I, decltype(Output::value)(std::in_place_index<I>, std::move(p).value())});
+    std::optional<stored_output_t<Child>> v;
+    if constexpr (std::is_void_v<output_t<Child>>) {
+      if (child->poll(cx).is_pending()) return false;
+      v.emplace();
+    } else {
+      if (!pollux::poll_into(*child, cx, v)) return false;
+    }
+    winner.emplace(MadeBy{[&] {
+      return Output{I, decltype(Output::value)(std::in_place_index<I>, std::move(*v))};
+    }});
     return true;
   }
 

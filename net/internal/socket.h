@@ -70,8 +70,10 @@ absl::Status set_int_option(int fd, int level, int name, int value, absl::string
 absl::StatusOr<int> get_int_option(int fd, int level, int name, absl::string_view what);
 
 // Converters from a reactor operation's output to net's, naming the socket
-// in errors. `Conv` provides `using Output; static Output convert(In&&,
-// const std::shared_ptr<SocketState>&, const SocketAddr& where, const char* verb)`.
+// in errors. `Conv` provides `using Output;` and either `static Output
+// convert(In&&, const std::shared_ptr<SocketState>&, const SocketAddr& where,
+// const char* verb)` or, when Output is the op's own, `static void
+// amend(Output&, <the same three>)`, which fixes the result up where it is.
 struct IoConv {
   using Output = reactor::IoResult;
   // The result stays where it is: only an error's message changes.
