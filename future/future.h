@@ -16,6 +16,8 @@
 // - `poll` may throw; a future whose poll threw counts as finished.
 // - Dropping a future cancels it; each public future documents what dropping
 //   it before Ready means in a "Cancellation:" paragraph.
+// A future may also offer poll_into, the same poll with its output built
+// where the caller keeps it (future/poll_into.h); poll() is still required.
 #ifndef POLLUX_FUTURE_FUTURE_H_
 #define POLLUX_FUTURE_FUTURE_H_
 
