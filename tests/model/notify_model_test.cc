@@ -20,17 +20,17 @@
 // also races the lock-free re-poll (Notified::chosen_) against the
 // notifiers: a re-poll that returned Pending without reading chosen_
 // deadlocks the first one.
-// The planted copy whose destructor swallows a notify_one notification
-// (tests/model/planted/lossy_notify.h) must deadlock the third model, and
-// the one whose notify_waiters forgets chosen_ (planted/repoll_notify.h),
-// so that its waiter's re-poll never looks, the second.
+// The planted copies (tests/model/planted/buggy_notify.h): the one whose
+// destructor swallows a notify_one notification must deadlock the third
+// model, and the one whose notify_waiters forgets chosen_, so that its
+// waiter's re-poll never looks, the second; the same copy with no bug
+// planted passes all three.
 #include <utility>
 
 #include "future/internal/thread.h"
 #include "sync/notify.h"
 #include "tests/model/model_test.h"
-#include "tests/model/planted/lossy_notify.h"
-#include "tests/model/planted/repoll_notify.h"
+#include "tests/model/planted/buggy_notify.h"
 #include "tests/model/sync_model.h"
 
 namespace pollux::model {
@@ -147,6 +147,21 @@ TEST_F(NotifyModelTest, PlantedRepollThatMissesNotifyWaitersDeadlocks) {
   POLLUX_MODEL_ONLY();
   EXPECT_EXIT(check(notify_waiters_racing_registration<planted::RepollNotify>),
               ExitsWithFailure(), "pollux model checker: deadlock");
+}
+
+// The planted copy without its bug is the real protocol: every model passes
+// on it, so the two tests above fail for the planted line alone.
+TEST_F(NotifyModelTest, ThePlantedCopyWithNoBugPassesEveryModel) {
+  POLLUX_MODEL_ONLY();
+  for (const Stats& s :
+       {check(notify_one_chain<planted::FaithfulNotify>, {.name = "faithful notify_one chain"}),
+        check(notify_waiters_racing_registration<planted::FaithfulNotify>,
+              {.name = "faithful notify_waiters"}),
+        check(dropped_waiter_passes_on<planted::FaithfulNotify>,
+              {.name = "faithful dropped waiter pass-on"})}) {
+    EXPECT_TRUE(s.complete);
+    EXPECT_GT(s.executions, 1u);
+  }
 }
 
 }  // namespace
