@@ -15,7 +15,6 @@
 
 #include <optional>
 #include <tuple>
-#include <type_traits>
 #include <utility>
 
 #include "future/assert.h"
@@ -37,12 +36,7 @@ class MaybeDone {
   // Polls the child if it is still running; true once its output is stored.
   bool poll(Context& cx) {
     if (future_.has_value()) {
-      if constexpr (std::is_void_v<output_t<F>>) {
-        if (future_->poll(cx).is_pending()) return false;
-        output_.emplace();
-      } else {
-        if (!pollux::poll_into(*future_, cx, output_)) return false;
-      }
+      if (!detail::poll_unit_into(*future_, cx, output_)) return false;
       future_.reset();  // the future is destroyed here, before the join returns
     }
     return true;

@@ -56,6 +56,21 @@ bool poll_into(F &f, Context &cx, std::optional<output_t<F>> &out) {
   }
 }
 
+namespace detail {
+// poll_into for a combinator's child, whose output may be void: a void
+// output is stored as Unit (stored_output_t), as poll_unit does.
+template <Future F>
+bool poll_unit_into(F& f, Context& cx, std::optional<stored_output_t<F>>& out) {
+  if constexpr (std::is_void_v<output_t<F>>) {
+    if (f.poll(cx).is_pending()) return false;
+    out.emplace();
+    return true;
+  } else {
+    return pollux::poll_into(f, cx, out);
+  }
+}
+}  // namespace detail
+
 // A value that converts to what `make()` returns, by calling it: passed to
 // std::optional<T>::emplace, the T that `make` returns is built in the
 // optional's storage (a prvalue initialises its object directly), so

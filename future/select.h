@@ -24,7 +24,6 @@
 #include <cstddef>
 #include <optional>
 #include <tuple>
-#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -83,12 +82,7 @@ class [[nodiscard]] Select {
     auto& child = std::get<I>(children_);
     using Child = std::tuple_element_t<I, std::tuple<Fs...>>;
     std::optional<stored_output_t<Child>> v;
-    if constexpr (std::is_void_v<output_t<Child>>) {
-      if (child->poll(cx).is_pending()) return false;
-      v.emplace();
-    } else {
-      if (!pollux::poll_into(*child, cx, v)) return false;
-    }
+    if (!detail::poll_unit_into(*child, cx, v)) return false;
     winner.emplace(MadeBy{[&] {
       return Output{I, decltype(Output::value)(std::in_place_index<I>, std::move(*v))};
     }});
