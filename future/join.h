@@ -3,7 +3,9 @@
 // Output is `std::tuple<O1, O2, ...>` in argument order, with `Unit` standing
 // for a void output. Each poll polls every unfinished child with the same
 // Context (so they share the task's waker and budget). A child that finishes
-// is destroyed at once and its output kept; it is never polled again.
+// is destroyed at once and its output kept; it is never polled again. A poll
+// on a spent coop budget polls no child: it wakes the task once and returns
+// Pending (yield_if_budget_spent, future/context.h).
 //
 // Exceptions: if a child's poll throws, join destroys every remaining child
 // and every output it kept, counts as finished, and rethrows.
@@ -18,6 +20,7 @@
 #include <utility>
 
 #include "future/assert.h"
+#include "future/context.h"
 #include "future/future.h"
 #include "future/poll_into.h"
 
@@ -77,6 +80,7 @@ class [[nodiscard]] Join {
   // output is moved once, from its child's slot into the tuple.
   bool poll_into(Context& cx, std::optional<Output>& out) {
     POLLUX_DCHECK(!done_, "join() future polled after it returned Ready");
+    if (yield_if_budget_spent(cx)) return false;
     bool all_done = true;
     try {
       std::apply([&](auto&... child) { ((all_done &= child.poll(cx)), ...); }, children_);

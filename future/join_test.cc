@@ -316,6 +316,26 @@ TEST(JoinTest, ExhaustedBudgetMakesLeafYield) {
   EXPECT_EQ(polls_b, 2);
 }
 
+TEST(JoinTest, SpentBudgetYieldsOnceWithoutPollingAChild) {
+  CountingWaker cw;
+  Waker w = cw.waker();
+  Budget budget(0);
+  Context cx(w, budget);
+  Probe a, b;
+  auto j = join(ProbeFuture<int>(&a, 0, 1), ProbeFuture<int>(&b, 0, 2));
+  EXPECT_TRUE(j.poll(cx).is_pending());
+  EXPECT_EQ(a.polls + b.polls, 0);  // each leaf would only have refused
+  EXPECT_EQ(cw.wakes_by_ref(), 1);  // one wake for the lot
+  EXPECT_TRUE(budget.refused());    // counted as a forced yield
+  budget.reset(1);
+  auto p = j.poll(cx);
+  ASSERT_TRUE(p.is_ready());
+  EXPECT_EQ(p.value(), std::make_tuple(1, 2));
+  EXPECT_EQ(a.polls, 1);
+  EXPECT_EQ(b.polls, 1);
+  EXPECT_EQ(budget.remaining(), 1u);  // the join itself took no unit
+}
+
 #ifndef NDEBUG
 TEST(JoinDeathTest, PollAfterReadyAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");

@@ -5,7 +5,9 @@
 // types stay distinguishable), with `Unit` standing for void. Children are
 // polled in argument order on every poll (biased, like tokio's `biased;`
 // select): when several are ready at once the leftmost wins. Put the branch
-// that must not starve (a shutdown signal, a timeout) first.
+// that must not starve (a shutdown signal, a timeout) first. A poll on a
+// spent coop budget polls no child: it wakes the task once and returns
+// Pending (yield_if_budget_spent, future/context.h).
 //
 // The losers are destroyed at once, before select returns Ready, so their
 // resources (sockets, timers, slots) are released immediately.
@@ -28,6 +30,7 @@
 #include <variant>
 
 #include "future/assert.h"
+#include "future/context.h"
 #include "future/future.h"
 #include "future/poll_into.h"
 
@@ -59,6 +62,7 @@ class [[nodiscard]] Select {
   // winner's output is polled into place and moved once, into the result.
   bool poll_into(Context& cx, std::optional<Output>& out) {
     POLLUX_DCHECK(!done_, "select() future polled after it returned Ready");
+    if (yield_if_budget_spent(cx)) return false;
     try {
       poll_children(cx, out, std::index_sequence_for<Fs...>{});
     } catch (...) {

@@ -256,6 +256,25 @@ TEST(SelectTest, ChildrenShareTheBudget) {
   EXPECT_EQ(budget.remaining(), 5u);
 }
 
+TEST(SelectTest, SpentBudgetYieldsOnceWithoutPollingAChild) {
+  CountingWaker cw;
+  Waker w = cw.waker();
+  Budget budget(0);
+  Context cx(w, budget);
+  Probe a, b;
+  auto s = select(ProbeFuture<int>(&a, kForever), ProbeFuture<int>(&b, 0, 2));
+  EXPECT_TRUE(s.poll(cx).is_pending());
+  EXPECT_EQ(a.polls + b.polls, 0);
+  EXPECT_EQ(cw.wakes_by_ref(), 1);
+  EXPECT_TRUE(budget.refused());
+  budget.reset(1);
+  auto p = s.poll(cx);
+  ASSERT_TRUE(p.is_ready());
+  EXPECT_EQ(p.value().index, 1u);
+  EXPECT_EQ(a.polls, 1);
+  EXPECT_EQ(budget.remaining(), 1u);  // the select itself took no unit
+}
+
 #ifndef NDEBUG
 TEST(SelectDeathTest, PollAfterReadyAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
