@@ -86,8 +86,10 @@ class Slab {
     return s.live && s.generation == generation ? &s : nullptr;
   }
   // Back to the free list; the caller has reset what the slot owns.
-  void release(uint32_t index) noexcept {
-    Slot& s = at(index);
+  void release(uint32_t index) noexcept { release(at(index), index); }
+  // The same, for a caller that holds the slot already (`s` is at(index)).
+  void release(Slot& s, uint32_t index) noexcept {
+    POLLUX_DCHECK(&s == &at(index), "operation slot released under another index");
     POLLUX_DCHECK(s.live, "operation slot released twice");
     s.live = false;
     if (++s.generation == 0) s.generation = 1;

@@ -354,12 +354,12 @@ void IoUringBackend::for_each_live_slot(F&& f) {
 namespace {
 // Frees a slot whose kernel operation is over and whose result is taken.
 template <class S, class Slab>
-void free_slot(S& s, Slab& slab, uint32_t index) noexcept {
+[[gnu::always_inline]] inline void free_slot(S& s, Slab& slab, uint32_t index) noexcept {
   s.waker.reset();
   s.p = PayloadOf<S>{};
   s.sqe = nullptr;
   s.prep_seq = 0;
-  slab.release(index);
+  slab.release(s, index);
 }
 }  // namespace
 
@@ -368,15 +368,20 @@ void free_slot(S& s, Slab& slab, uint32_t index) noexcept {
 io_uring_sqe* IoUringBackend::get_sqe() {
   POLLUX_DCHECK(enabled_, "io_uring backend used before enable_on_current_thread()");
   io_uring_sqe* sqe = sys_is_real_ ? io_uring_get_sqe(&ring_) : sys_->get_sqe(&ring_);
-  if (sqe == nullptr) {
-    // SQ full: flush it (one syscall) and try again.
-    ++stats_.sq_full_flushes;
-    ++stats_.kernel_entries;
-    note_enter_result(sys_->submit(&ring_), "io_uring_submit");
-    sqe = sys_->get_sqe(&ring_);
+  if (sqe == nullptr) [[unlikely]] {
+    sqe = get_sqe_after_flush();
+    if (sqe == nullptr) return nullptr;
   }
-  if (sqe != nullptr) ++sqes_prepared_;
+  ++sqes_prepared_;
   return sqe;
+}
+
+io_uring_sqe* IoUringBackend::get_sqe_after_flush() {
+  // SQ full: flush it (one syscall) and try again.
+  ++stats_.sq_full_flushes;
+  ++stats_.kernel_entries;
+  note_enter_result(sys_->submit(&ring_), "io_uring_submit");
+  return sys_->get_sqe(&ring_);
 }
 
 void IoUringBackend::reserve_cancel_room_slow() {
@@ -1306,7 +1311,52 @@ size_t IoUringBackend::reap() {
   }
 }
 
+inline uring::SlotHeader* IoUringBackend::single_shot_slot(uint64_t ud) noexcept {
+  const uint32_t gen = uring::generation_of(ud);
+  const uint32_t index = uring::index_of(ud);
+  if (gen == 0) return nullptr;
+  switch (uring::slab_id_of(ud)) {
+    case SlabId::kBare:
+      return bare_.find(index, gen);
+    case SlabId::kData:
+      return data_.find(index, gen);
+    case SlabId::kMsg:
+      return msg_.find(index, gen);
+    case SlabId::kAddr:
+      return addr_.find(index, gen);
+    case SlabId::kTimeout:
+      return timeout_.find(index, gen);
+    case SlabId::kPath:
+      return path_.find(index, gen);
+    case SlabId::kMulti:
+    case SlabId::kReady:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+inline bool IoUringBackend::complete_plainly(uint64_t ud, int32_t res,
+                                             uint32_t flags) noexcept {
+  // A failure may be a -EAGAIN to retry, a connect in progress, an expired
+  // timeout: handle_slot_cqe sorts those out.
+  if (res < 0 || (flags & IORING_CQE_F_MORE)) return false;
+  uring::SlotHeader* s = single_shot_slot(ud);
+  if (s == nullptr || s->state != SlotState::kInFlight || s->awaiting_readiness || s->rearming) {
+    return false;
+  }
+  // What handle_slot_cqe ends with for this case.
+  ++stats_.completions;
+  s->res = res;
+  s->state = SlotState::kCompleted;
+  std::move(s->waker).wake();
+  return true;
+}
+
 void IoUringBackend::handle_cqe(const io_uring_cqe& cqe) {
+  if (!complete_plainly(cqe.user_data, cqe.res, cqe.flags)) handle_cqe_generally(cqe);
+}
+
+void IoUringBackend::handle_cqe_generally(const io_uring_cqe& cqe) {
   const uint64_t ud = cqe.user_data;
   if (ud == kCancelTag) return;  // only failed cancels arrive (-ENOENT/-EALREADY): harmless
   if (ud == kUnparkTag) {

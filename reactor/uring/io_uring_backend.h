@@ -210,6 +210,8 @@ class IoUringBackend final : public Backend {
 
   // An SQE, flushing a full SQ once; null when the kernel refuses now.
   io_uring_sqe* get_sqe();
+  // get_sqe's rare path, out of line: the SQ was full.
+  [[gnu::noinline]] io_uring_sqe* get_sqe_after_flush();
   // Starts an op of `kind` whose payload `fill` writes: takes an SQE, a slot,
   // fills and prepares it. Invalid id (nothing taken) when no SQE.
   template <class P, class Fill>
@@ -240,6 +242,16 @@ class IoUringBackend final : public Backend {
   // Reaps the whole CQ; returns the CQEs handled.
   size_t reap();
   void handle_cqe(const io_uring_cqe& cqe);
+  // Every CQE complete_plainly leaves: tags, retries, multishot results,
+  // failures, ops whose future is gone.
+  [[gnu::noinline]] void handle_cqe_generally(const io_uring_cqe& cqe);
+  // The common CQE, without handle_slot_cqe's dispatch: the final success
+  // of a single-shot op whose future still waits for it (nothing to retry,
+  // re-arm, queue or close). False: nothing done; the general path decides.
+  bool complete_plainly(uint64_t ud, int32_t res, uint32_t flags) noexcept;
+  // The live slot `ud` names in a slab of single-shot ops, or null (a tag,
+  // a stale id, a multishot or readiness slot).
+  uring::SlotHeader* single_shot_slot(uint64_t ud) noexcept;
   template <class P>
   void handle_slot_cqe(uring::Slot<P>& slot, SlabOf<P>& slab, uint32_t index, uint64_t ud,
                        int32_t res, uint32_t flags);
