@@ -1315,24 +1315,15 @@ inline uring::SlotHeader* IoUringBackend::single_shot_slot(uint64_t ud) noexcept
   const uint32_t gen = uring::generation_of(ud);
   const uint32_t index = uring::index_of(ud);
   if (gen == 0) return nullptr;
-  switch (uring::slab_id_of(ud)) {
-    case SlabId::kBare:
-      return bare_.find(index, gen);
-    case SlabId::kData:
-      return data_.find(index, gen);
-    case SlabId::kMsg:
-      return msg_.find(index, gen);
-    case SlabId::kAddr:
-      return addr_.find(index, gen);
-    case SlabId::kTimeout:
-      return timeout_.find(index, gen);
-    case SlabId::kPath:
-      return path_.find(index, gen);
-    case SlabId::kMulti:
-    case SlabId::kReady:
-      return nullptr;
-  }
-  return nullptr;
+  uring::SlotHeader* found = nullptr;
+  on_slab(uring::slab_id_of(ud), [&](auto& slab) {
+    using P = PayloadOf<std::decay_t<decltype(slab.at(0))>>;
+    if constexpr (!std::is_same_v<P, MultiPayload> && !std::is_same_v<P, ReadyPayload>) {
+      found = slab.find(index, gen);
+    }
+    return true;
+  });
+  return found;
 }
 
 inline bool IoUringBackend::complete_plainly(uint64_t ud, int32_t res,
