@@ -51,6 +51,15 @@ __kernel_timespec to_timespec(absl::Duration d) {
   return ts;
 }
 
+// The end of every op that completes here: its result, its state, and the
+// wake of the future that waits for it (the waker is spent: it is not needed
+// again for this op).
+inline void complete_and_wake(uring::SlotHeader& s, int32_t res) {
+  s.res = res;
+  s.state = SlotState::kCompleted;
+  std::move(s.waker).wake();
+}
+
 // DESIGN §5: everything else that fails three times in a row is fatal.
 bool is_transient(int err) {
   return err == EINTR || err == EAGAIN || err == EBUSY || err == ETIME;
@@ -85,6 +94,13 @@ uint32_t ready_bits_of(uint32_t revents) {
   return b;
 }
 constexpr uint32_t kReadyTickShift = 16;  // in ReadyPayload::word
+
+// What a readiness wait completes with: the ready bits of a registration's
+// word and the tick of the edge that set them (ready::kReadyTickShift).
+int32_t ready_result(uint32_t word) {
+  return static_cast<int32_t>((word & ready::kAll) |
+                              ((word >> kReadyTickShift) << ready::kReadyTickShift));
+}
 
 template <class S>
 using PayloadOf = std::decay_t<decltype(std::declval<S&>().p)>;
@@ -870,8 +886,7 @@ OpId IoUringBackend::start_ready_wait(OpId reg, uint32_t interest) {
   }
   const uint32_t word = r->p.word;
   if ((word & ready::wakes(interest)) != 0) {
-    s.res = static_cast<int32_t>((word & ready::kAll) |
-                                 ((word >> kReadyTickShift) << ready::kReadyTickShift));
+    s.res = ready_result(word);
     s.state = SlotState::kCompleted;
     return id;
   }
@@ -918,12 +933,8 @@ void IoUringBackend::wake_ready_waits(Slot<ReadyPayload>& reg, int32_t res) {
     next = w.p.wnext;
     if (res >= 0 && (word & ready::wakes(w.p.arg)) == 0) continue;
     unlink_ready_wait(w);
-    w.res = res >= 0 ? static_cast<int32_t>((word & ready::kAll) |
-                                            ((word >> kReadyTickShift) << ready::kReadyTickShift))
-                     : res;
-    w.state = SlotState::kCompleted;
     ++stats_.completions;
-    std::move(w.waker).wake();
+    complete_and_wake(w, res >= 0 ? ready_result(word) : res);
   }
 }
 
@@ -1337,9 +1348,7 @@ inline bool IoUringBackend::complete_plainly(uint64_t ud, int32_t res,
   }
   // What handle_slot_cqe ends with for this case.
   ++stats_.completions;
-  s->res = res;
-  s->state = SlotState::kCompleted;
-  std::move(s->waker).wake();
+  complete_and_wake(*s, res);
   return true;
 }
 
@@ -1405,9 +1414,7 @@ void IoUringBackend::handle_slot_cqe(Slot<P>& s, SlabOf<P>& slab, uint32_t index
         int err = 0;
         socklen_t len = sizeof(err);
         if (::getsockopt(s.p.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-        s.res = -err;
-        s.state = SlotState::kCompleted;
-        std::move(s.waker).wake();
+        complete_and_wake(s, -err);
         return;
       }
     }
@@ -1443,9 +1450,7 @@ void IoUringBackend::handle_slot_cqe(Slot<P>& s, SlabOf<P>& slab, uint32_t index
     s.waker.wake_by_ref();
     return;
   }
-  s.res = res;
-  s.state = SlotState::kCompleted;
-  std::move(s.waker).wake();
+  complete_and_wake(s, res);
 }
 
 template <class P>
