@@ -43,6 +43,10 @@ work=$(mktemp -d)
 server_pid=
 cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
+# Created before the server starts: the redirection below happens in the
+# background job, which a loaded machine may not have run yet when the loop
+# first reads the file.
+: >"$work/server.out"
 POLLUX_BACKEND=$BACKEND valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$work/cg.out" \
   "$bin" --port=0 --addr=127.0.0.1 ${SERVER_ARGS:-} >"$work/server.out" 2>"$work/server.err" &
