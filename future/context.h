@@ -37,25 +37,29 @@ class Budget {
   static constexpr uint32_t kDefault = 128;
 
   explicit constexpr Budget(uint32_t units = kDefault) noexcept : remaining_(units) {}
-  static constexpr Budget unlimited() noexcept { return Budget(kUnlimited); }
+  static constexpr Budget unlimited() noexcept {
+    Budget b(kUnlimited);
+    b.unlimited_ = true;
+    return b;
+  }
 
   // Takes one unit; false when the budget is spent (the caller should yield).
+  // Every leaf's poll runs this and refund(): one test each, with the
+  // unlimited case kept off that path (an unlimited budget counts down from
+  // kUnlimited like any other and is refilled when it reaches 0).
   bool try_take() noexcept {
-    if (remaining_ == kUnlimited) return true;
-    if (remaining_ == 0) {
-      refused_ = true;  // a forced yield, for the executor's metrics
-      return false;
-    }
+    if (remaining_ == 0) [[unlikely]] return refill_or_refuse();
     --remaining_;
     return true;
   }
   // Gives back the unit taken by a poll that ended up making no progress.
-  void refund() noexcept {
-    if (remaining_ != kUnlimited) ++remaining_;
-  }
+  // (An unlimited budget refunded past kUnlimited wraps to 0 and is refilled
+  // by the next try_take.)
+  void refund() noexcept { ++remaining_; }
   void reset(uint32_t units = kDefault) noexcept {
     remaining_ = units;
     refused_ = false;
+    unlimited_ = false;
   }
   // Whether try_take() refused since the last reset (or take_refused(),
   // which also clears it): the executor counts forced yields with it after
@@ -66,13 +70,25 @@ class Budget {
     refused_ = false;
     return r;
   }
-  bool is_unlimited() const noexcept { return remaining_ == kUnlimited; }
-  uint32_t remaining() const noexcept { return remaining_; }
+  bool is_unlimited() const noexcept { return unlimited_; }
+  // Units left (kUnlimited, unchanging, for an unlimited budget).
+  uint32_t remaining() const noexcept { return unlimited_ ? kUnlimited : remaining_; }
 
  private:
   static constexpr uint32_t kUnlimited = UINT32_MAX;
+
+  bool refill_or_refuse() noexcept {
+    if (unlimited_) {
+      remaining_ = kUnlimited - 1;  // this take's unit is gone
+      return true;
+    }
+    refused_ = true;  // a forced yield, for the executor's metrics
+    return false;
+  }
+
   uint32_t remaining_;
   bool refused_ = false;
+  bool unlimited_ = false;
 };
 
 // What poll() receives: the task's borrowed Waker and Budget, valid only for

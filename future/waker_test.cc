@@ -305,6 +305,17 @@ TEST(BudgetTest, UnlimitedNeverRunsOut) {
   EXPECT_EQ(b.remaining(), Budget::kDefault);
 }
 
+// An unlimited budget counts down like any other and is refilled at 0: a
+// refund past its top wraps it to 0, and the next take still succeeds.
+TEST(BudgetTest, UnlimitedIsRefilledWhereItWouldRunOut) {
+  Budget b = Budget::unlimited();
+  b.refund();
+  EXPECT_TRUE(b.try_take());
+  EXPECT_TRUE(b.try_take());
+  EXPECT_FALSE(b.refused());
+  EXPECT_TRUE(b.is_unlimited());
+}
+
 // ---------------------------------------------------------------------------
 // Context
 

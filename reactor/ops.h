@@ -145,7 +145,9 @@ class [[nodiscard]] Op {
       return false;
     }
     if (!id_.valid()) {
-      if (backend_ == nullptr) backend_ = current_backend();
+      // Nothing is held yet (no slot, no pin), so the op is bound to this
+      // thread's backend afresh at each attempt to start.
+      backend_ = current_backend();
       if (backend_ == nullptr) {
         done_ = true;
         out.emplace(spec_.fail(detail::no_backend_status()));
@@ -176,9 +178,10 @@ class [[nodiscard]] Op {
         return false;
       }
       pin_ = TaskPin::current();  // the slot is this worker's until finish()
+    } else {
+      POLLUX_CHECK(current_backend() == backend_,
+                   "an I/O operation was polled on a thread other than its backend's");
     }
-    POLLUX_CHECK(current_backend() == backend_,
-                 "an I/O operation was polled on a thread other than its backend's");
     OpCore& core = *id_.core;
     // Readiness arrived (epoll): the syscall is made here, in our own poll.
     if (core.state == OpState::kReady) backend_->resume(id_);

@@ -149,6 +149,35 @@ TEST_F(OpsTest, AnOpInFlightPinsItsTaskUntilItsResultIsTakenOrItIsDropped) {
   EXPECT_THAT(seen, ::testing::ElementsAre(0u, 1u, 0u, 1u, 0u));
 }
 
+// An op in flight holds a slot of its thread's backend: polling it from
+// another thread (here one with no backend at all) is a check failure, not
+// a touch of a ring it does not own.
+TEST(OpsDeathTest, AnOpInFlightPolledOnAnotherThreadIsACheckFailure) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(
+      {
+        Runtime rt = make_runtime();
+        Pipe p = Pipe::make();
+        auto read = reactor::read(p.r.get(), std::vector<char>(8));
+        struct PollOnce {
+          using Output = Unit;
+          decltype(read)* op;
+          Poll<Unit> poll(Context& cx) {
+            (void)op->poll(cx);
+            return Ready(Unit{});
+          }
+        };
+        rt.block_on(PollOnce{&read});  // now in flight
+        std::thread other([&] {
+          Budget budget;
+          Context cx(noop_waker(), budget);
+          (void)read.poll(cx);
+        });
+        other.join();
+      },
+      "polled on a thread other than its backend's");
+}
+
 TEST_F(OpsTest, ReadIsWokenByAWriteFromAnotherThread) {
   Pipe p = Pipe::make();
   std::thread writer([&] {
