@@ -922,6 +922,12 @@ int32_t EpollBackend::attempt_syscall(SlotOf<P>& s, ScheduledIo* io) {
   return static_cast<int32_t>(r);
 }
 
+void EpollBackend::complete(SlotHeader& s, int32_t res) {
+  s.res = res;
+  s.state = OpState::kCompleted;
+  ++stats_.completions;
+}
+
 template <class P>
 void EpollBackend::complete_now(SlotOf<P>& s, int32_t res, ScheduledIo* io, uint32_t seen) {
   if constexpr (std::is_same_v<P, DataPayload>) {
@@ -938,9 +944,7 @@ void EpollBackend::complete_now(SlotOf<P>& s, int32_t res, ScheduledIo* io, uint
     }
   }
   detach(s);
-  s.res = res;
-  s.state = OpState::kCompleted;
-  ++stats_.completions;
+  complete(s, res);
 }
 
 // drive() is on every socket operation's path; what only fds pollux did not
@@ -1114,9 +1118,7 @@ void EpollBackend::submit_job(SlotOf<P>& s, uint64_t bits, std::unique_ptr<FileJ
     s.job = nullptr;
     absorb_job(s, *raw);
     delete raw;
-    s.res = -err;
-    s.state = OpState::kCompleted;
-    ++stats_.completions;
+    complete(s, -err);
     return;
   }
   ++jobs_in_flight_;
@@ -1163,9 +1165,7 @@ void EpollBackend::drain_completions() {
           return;
         }
       }
-      s.res = j->res;
-      s.state = OpState::kCompleted;
-      ++stats_.completions;
+      complete(s, j->res);
       std::move(s.waker).wake();
     });
     POLLUX_DCHECK(found, "a file job came back for a freed slot");
@@ -1253,9 +1253,7 @@ OpId EpollBackend::start_nop() {
   BarePayload* p;
   OpId id = allocate<BarePayload>(OpKind::kNop, &p);
   auto& s = static_cast<SlotOf<BarePayload>&>(*id.core);
-  s.res = 0;
-  s.state = OpState::kCompleted;
-  ++stats_.completions;
+  complete(s, 0);
   return id;
 }
 
@@ -1426,9 +1424,7 @@ OpId EpollBackend::start_close(int fd) {
     if (e.sio != kNoSio && !sios_.at(e.sio).owned) drop_sio(e.sio, /*remove_from_set=*/true);
   }
   auto& s = static_cast<SlotOf<BarePayload>&>(*id.core);
-  s.res = ::close(fd) == 0 ? 0 : -errno;
-  s.state = OpState::kCompleted;
-  ++stats_.completions;
+  complete(s, ::close(fd) == 0 ? 0 : -errno);
   return id;
 }
 
@@ -1447,9 +1443,7 @@ OpId EpollBackend::start_timeout(absl::Duration d) {
   OpId id = allocate<TimeoutPayload>(OpKind::kTimeout, &p);
   auto& s = static_cast<SlotOf<TimeoutPayload>&>(*id.core);
   if (d <= absl::ZeroDuration()) {
-    s.res = -ETIME;  // io_uring's "expired"
-    s.state = OpState::kCompleted;
-    ++stats_.completions;
+    complete(s, -ETIME);  // io_uring's "expired"
     return id;
   }
   const int64_t span = d == absl::InfiniteDuration() ? INT64_MAX / 2 : absl::ToInt64Nanoseconds(d);
@@ -1725,9 +1719,7 @@ void EpollBackend::fire_timers() {
     timers_.pop_back();
     if (!live) continue;  // cancelled: its slot is gone (or reused)
     with_slot(top.bits, [&](auto& s) {
-      s.res = -ETIME;
-      s.state = OpState::kCompleted;
-      ++stats_.completions;
+      complete(s, -ETIME);
       std::move(s.waker).wake();
     });
   }

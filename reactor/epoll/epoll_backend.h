@@ -254,6 +254,10 @@ class EpollBackend final : public Backend {
   int32_t attempt_syscall(SlotOf<P>& s, epoll::ScheduledIo* io);
   template <class P>
   void complete_now(SlotOf<P>& s, int32_t res, epoll::ScheduledIo* io, uint32_t seen);
+  // Every completion ends here: the result, the state the future polls for,
+  // the count. Waking is the caller's (a completion inside the future's own
+  // poll has nobody to wake).
+  void complete(epoll::SlotHeader& s, int32_t res);
   // drive()'s cold paths (epoll_backend.cc says when each runs).
   template <class P>
   bool prepare_raw(SlotOf<P>& s, uint64_t bits, epoll::ScheduledIo** io);
