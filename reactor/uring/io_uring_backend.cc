@@ -1352,8 +1352,29 @@ inline bool IoUringBackend::complete_plainly(uint64_t ud, int32_t res,
   return true;
 }
 
+inline bool IoUringBackend::deliver_recv_plainly(uint64_t ud, int32_t res, uint32_t flags) {
+  // What handle_slot_cqe tests before it reaches handle_recv_multi_cqe, for
+  // this case: a final CQE (a re-arm), a -EAGAIN (a retry), a slot whose
+  // stream is gone or that waits for readiness go the general way.
+  if (res <= 0 || !(flags & IORING_CQE_F_MORE) || uring::slab_id_of(ud) != SlabId::kMulti) {
+    return false;
+  }
+  const uint32_t gen = uring::generation_of(ud);
+  if (gen == 0) return false;  // a tag
+  Slot<MultiPayload>* s = multi_.find(uring::index_of(ud), gen);
+  if (s == nullptr || s->kind != OpKind::kRecvMulti || s->state != SlotState::kInFlight ||
+      s->awaiting_readiness) {
+    return false;
+  }
+  ++stats_.completions;
+  handle_recv_multi_cqe(*s, ud, res, flags);
+  return true;
+}
+
 void IoUringBackend::handle_cqe(const io_uring_cqe& cqe) {
-  if (!complete_plainly(cqe.user_data, cqe.res, cqe.flags)) handle_cqe_generally(cqe);
+  if (complete_plainly(cqe.user_data, cqe.res, cqe.flags)) return;
+  if (deliver_recv_plainly(cqe.user_data, cqe.res, cqe.flags)) return;
+  handle_cqe_generally(cqe);
 }
 
 void IoUringBackend::handle_cqe_generally(const io_uring_cqe& cqe) {

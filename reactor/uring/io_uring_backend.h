@@ -252,6 +252,10 @@ class IoUringBackend final : public Backend {
   // The live slot `ud` names in a slab of single-shot ops, or null (a tag,
   // a stale id, a multishot or readiness slot).
   uring::SlotHeader* single_shot_slot(uint64_t ud) noexcept;
+  // The other common CQE: data from a multishot recv whose stream still
+  // reads (more to come, nothing to retry), handed to handle_recv_multi_cqe
+  // without the general dispatch. False: nothing done.
+  bool deliver_recv_plainly(uint64_t ud, int32_t res, uint32_t flags);
   template <class P>
   void handle_slot_cqe(uring::Slot<P>& slot, SlabOf<P>& slab, uint32_t index, uint64_t ud,
                        int32_t res, uint32_t flags);
