@@ -95,17 +95,20 @@ constexpr size_t kReadBytes = 16 * 1024;
 constexpr size_t kMaxOutputBytes = 64 * 1024;
 
 // One connection, as examples/http_service.cc's http_connection serves it:
-// the same read buffer, the same carry-over of a partial head, the same
-// answer_requests() call and AnswerOptions, one write of everything
-// answered per read. What differs, because the fake has no socket and no
-// clock, and none of it is the runtime's per-request cost under test:
-//   - reactor::recv / reactor::send on the fd (as bench/fake_echo.cc does)
-//     instead of net::TcpStream's read() and write_all(): a TcpStream can
-//     only come from a real accept or connect, and dropping it would close
-//     its fd number (the fake's 0 .. n-1 are this process's stdin, ...). read() is this same recv op in
-//     a SocketOp (one shared_ptr copy, the peer address copied for error
-//     messages); write_all() is this same send loop as a hand-written
-//     future (WriteAllFuture) instead of a loop in the coroutine;
+// the same carry-over of a partial head, the same answer_requests() call
+// and AnswerOptions, one write of everything answered per arrival. What
+// differs, because the fake has no socket and no clock, and none of it is
+// the runtime's per-request cost under test:
+//   - a reactor::recv into one reused buffer per arrival, where
+//     http_connection reads through a TcpRecvStream (one multishot recv on
+//     io_uring): FakeBackend has no multishot recv, and a RecvStream on a
+//     backend without one is this same recv op per next();
+//   - reactor::send on the fd (as bench/fake_echo.cc does) instead of
+//     net::TcpStream's write_all(): a TcpStream can only come from a real
+//     accept or connect, and dropping it would close its fd number (the
+//     fake's 0 .. n-1 are this process's stdin, ...). write_all() is this
+//     same send loop as a hand-written future (WriteAllFuture) instead of a
+//     loop in the coroutine;
 //   - no timeouts (timeout_on, the header/idle/write Sleeps), no shutdown
 //     race (select with by_ref(stopping)), no set_nodelay, no ServeStats
 //     counters, no /metrics, no close_gracefully;

@@ -20,6 +20,7 @@
 #include "examples/http_wire.h"
 #include "future/by_ref.h"
 #include "future/select.h"
+#include "reactor/recv_buf.h"
 #include "timer/instant.h"
 #include "timer/sleep.h"
 #include "timer/timer_queue.h"
@@ -28,7 +29,7 @@
 namespace pollux::examples::http {
 namespace {
 
-// Bytes a connection reads at a time (one buffer, reused).
+// Bytes the client side (HttpClient) reads at a time (one buffer, reused).
 constexpr size_t kReadBytes = 16 * 1024;
 // After the last response of a closing connection, how long and how much of
 // the client's input to drain before closing (see close_gracefully).
@@ -58,15 +59,14 @@ absl::StatusOr<size_t> content_length(absl::string_view head) {
 // what the client still sends (bounded in time and bytes) before the socket
 // closes. Closing a socket with unread input makes the kernel send RST,
 // which can make the client drop the response it has not read yet.
-Task<void> close_gracefully(net::TcpStream& stream, std::vector<char> buf) {
+Task<void> close_gracefully(net::TcpStream& stream, net::TcpRecvStream& in) {
   if (!stream.shutdown_write().ok()) co_return;
   const Instant deadline = Instant::now() + kLingerTime;
   for (size_t drained = 0; drained < kMaxLingerBytes;) {
-    absl::StatusOr<reactor::IoResult> r =
-        co_await pollux::timeout_at(stream.read(std::move(buf)), deadline);
-    if (!r.ok() || !r->n.ok() || *r->n == 0) co_return;
-    drained += *r->n;
-    buf = std::move(r->buf);
+    absl::StatusOr<absl::StatusOr<reactor::RecvBuf>> r =
+        co_await pollux::timeout_at(in.next(), deadline);
+    if (!r.ok() || !r->ok() || (*r)->empty()) co_return;
+    drained += (*r)->size();
   }
 }
 
@@ -78,7 +78,9 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
   stream.set_nodelay(true).IgnoreError();
   const ServeOptions& limits = env.options;
   ServeStats& stats = *env.stats;
-  std::vector<char> in(kReadBytes);
+  // One multishot recv for the whole connection on io_uring (a plain recv
+  // per next() on epoll), as echo_connection reads.
+  net::TcpRecvStream in = stream.recv_stream();
   std::string partial;  // received bytes not answered yet (the start of a head)
   std::vector<char> out;
   // The first request's head must arrive within header_timeout of the
@@ -100,55 +102,68 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
   auto stopping = env.stop.cancelled();
   for (;;) {
     // 1. Wait for input. With nothing buffered the connection is idle: a
-    // shutdown ends it here (racing the read; the read is dropped, which on
-    // io_uring may lose what it had taken: a request the client sent at
-    // that very moment, as with any server closing an idle keep-alive
-    // connection). A request in progress is read to its end instead, and
-    // answered with Connection: close below.
+    // shutdown ends it here (racing the next(); a dropped next() loses
+    // nothing, and what had arrived is dropped with the connection, as with
+    // any server closing an idle keep-alive connection). A request in
+    // progress is read to its end instead, and answered with
+    // Connection: close below.
     const bool idle = partial.empty();
     read_limit.reset(idle && !first_request ? idle_timeout.deadline() : head_deadline);
-    std::optional<reactor::IoResult> r;
+    absl::StatusOr<reactor::RecvBuf> lease;
     if (idle && !env.stop.is_cancelled()) {
       // The read first: bytes that have arrived are a request in flight,
       // answered (with Connection: close) rather than dropped.
-      auto raced = co_await pollux::select(pollux::timeout_on(read_limit, stream.read(std::move(in))),
+      auto raced = co_await pollux::select(pollux::timeout_on(read_limit, in.next()),
                                            pollux::by_ref(stopping));
       if (raced.index == 1) co_return;  // shutting down, nothing in flight
-      absl::StatusOr<reactor::IoResult> read = std::get<0>(std::move(raced.value));
-      if (!read.ok()) co_return;  // header or idle timeout
-      r.emplace(std::move(*read));
+      absl::StatusOr<absl::StatusOr<reactor::RecvBuf>> got = std::get<0>(std::move(raced.value));
+      if (!got.ok()) co_return;  // header or idle timeout
+      lease = std::move(*got);
     } else {
       if (idle) co_return;  // shutting down, nothing in flight
-      absl::StatusOr<reactor::IoResult> read =
-          co_await pollux::timeout_on(read_limit, stream.read(std::move(in)));
-      if (!read.ok()) co_return;  // header timeout: the head never completed
-      r.emplace(std::move(*read));
+      absl::StatusOr<absl::StatusOr<reactor::RecvBuf>> got =
+          co_await pollux::timeout_on(read_limit, in.next());
+      if (!got.ok()) co_return;  // header timeout: the head never completed
+      lease = std::move(*got);
     }
-    in = std::move(r->buf);
-    if (!r->n.ok() || *r->n == 0) co_return;
+    // An error, or the client's end of stream.
+    if (!lease.ok() || lease->empty()) co_return;
     // Relaxed: event counts (ServeStats).
-    stats.bytes_in.fetch_add(*r->n, std::memory_order_relaxed);
+    stats.bytes_in.fetch_add(lease->size(), std::memory_order_relaxed);
     // 2. Answer every complete head. The common case (nothing carried over)
-    // parses straight from the read buffer; `partial` is bounded by
-    // kMaxHeadBytes plus one read.
+    // parses straight from the lease; `partial` is bounded by kMaxHeadBytes
+    // plus one arrival. What the first answer leaves of a lease moves to
+    // `partial` and the lease goes back before anything is written: a
+    // buffer of the worker's shared ring must not wait on a slow client.
     const bool carried_over = !partial.empty();
-    if (carried_over) partial.append(in.data(), *r->n);
-    std::string_view input =
-        carried_over ? std::string_view(partial) : std::string_view(in.data(), *r->n);
+    if (carried_over) {
+      partial.append(lease->data(), lease->size());
+      lease->reset();
+    }
+    std::string_view input = carried_over ? std::string_view(partial)
+                                          : std::string_view(lease->data(), lease->size());
     const size_t input_size = input.size();
+    bool input_in_lease = !carried_over;
     for (;;) {
       AnswerOptions answer_options;
       answer_options.closing = env.stop.is_cancelled();
       // Backpressure: at most kMaxOutputBytes of responses are built before
-      // they are sent, and nothing more is read until the client has taken
-      // them, so a client pipelining without reading is held back by its
-      // own full socket buffers, not by our memory.
+      // they are sent, and nothing more is handed out until the client has
+      // taken them, so a client pipelining without reading is held back by
+      // its own full socket buffers (and, on io_uring, the stream's queue
+      // limit, IoUringOptions::recv_queued_max), not by our memory.
       answer_options.max_output_bytes = kMaxOutputBytes;
       answer_options.metrics_text = &limits.metrics_text;
       const Answered answered = answer_requests(input, out, answer_options);
       input.remove_prefix(answered.consumed);
       stats.requests.fetch_add(answered.responses, std::memory_order_relaxed);
       if (answered.consumed > 0) first_request = false;
+      if (input_in_lease) {
+        partial.assign(input.data(), input.size());
+        lease->reset();
+        input = partial;
+        input_in_lease = false;
+      }
       if (!out.empty()) {
         const size_t bytes = out.size();
         write_limit.reset(write_timeout.deadline());
@@ -161,7 +176,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
         stats.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
       }
       if (answered.close) {
-        co_await close_gracefully(stream, std::move(in));
+        co_await close_gracefully(stream, in);
         co_return;
       }
       if (!answered.output_full) break;
@@ -171,11 +186,8 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     if (!input.empty() && (!carried_over || input.size() != input_size)) {
       head_deadline = header_timeout.deadline();
     }
-    if (carried_over) {
-      partial.erase(0, input_size - input.size());
-    } else {
-      partial.assign(input.data(), input.size());
-    }
+    // `input` is the unanswered end of `partial` now.
+    partial.erase(0, partial.size() - input.size());
   }
 }
 

@@ -5,11 +5,14 @@
 //
 // Server: every well-formed request gets http::kHelloResponse. The parsing
 // and the responses are in http_wire.h (answer_requests); this file is the
-// I/O around them. Connections
-// are persistent (keep-alive) and pipelined: each read may complete several
-// request heads; their responses are appended to one output buffer and sent
-// with one write_all per read, not one write per request. Bytes of an
-// incomplete head wait for the next read. Requests are assumed to have no
+// I/O around them. A connection reads through a TcpRecvStream (one
+// multishot recv on io_uring, buffer leases from the worker's ring; a recv
+// per arrival on epoll). Connections are persistent (keep-alive) and
+// pipelined: each arrival may complete several request heads; their
+// responses are appended to one output buffer and sent with one write_all
+// per arrival, not one write per request. Bytes of an incomplete head wait
+// for the next arrival (copied out of the lease, which goes back to the ring
+// before anything is written). Requests are assumed to have no
 // body (GET/HEAD), as http_wire.h says. Closing cases, each answered and then
 // closed gracefully (FIN first, then up to 1 s of draining the client's
 // input, so unread input does not turn the close into an RST that could
