@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -507,18 +508,22 @@ TEST_F(TcpTest, PeerResetDuringAReadIsAbortedEconnreset) {
   absl::StatusOr<TcpListener> l = TcpListener::bind(SocketAddr::ipv4_loopback(0));
   ASSERT_TRUE(l.ok()) << l.status();
   absl::Status err;
-  bool reset_done = false;
+  // Atomic: on a multi_thread runtime the resetter and the reader may run on
+  // different workers, ordered only through the kernel (the close, then the
+  // reader's completion), which TSan cannot see.
+  std::atomic<bool> reset_done{false};
   rt().block_on([&]() -> Task<void> {
     auto [client, server] = co_await connected_pair(*l);
-    JoinHandle<void> resetter = pollux::spawn([](TcpStream s, bool* done) -> Task<void> {
+    auto reset_later = [](TcpStream s, std::atomic<bool>* done) -> Task<void> {
       co_await pollux::sleep(absl::Milliseconds(20));  // the client's read is in flight
       linger lg{1, 0};
       EXPECT_EQ(::setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-      *done = true;
+      done->store(true);
       // Dropping `s` closes with linger 0: an RST.
-    }(std::move(server), &reset_done));
+    };
+    JoinHandle<void> resetter = pollux::spawn(reset_later(std::move(server), &reset_done));
     IoResult r = co_await client.read(std::vector<char>(64));
-    EXPECT_TRUE(reset_done) << "the read completed before the reset";
+    EXPECT_TRUE(reset_done.load()) << "the read completed before the reset";
     if (r.n.ok()) {
       ADD_FAILURE() << "read returned " << *r.n << " bytes instead of an error";
     } else {
