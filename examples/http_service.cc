@@ -143,7 +143,6 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     std::string_view input = carried_over ? std::string_view(partial)
                                           : std::string_view(lease->data(), lease->size());
     const size_t input_size = input.size();
-    bool input_in_lease = !carried_over;
     for (;;) {
       AnswerOptions answer_options;
       answer_options.closing = env.stop.is_cancelled();
@@ -158,11 +157,10 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
       input.remove_prefix(answered.consumed);
       stats.requests.fetch_add(answered.responses, std::memory_order_relaxed);
       if (answered.consumed > 0) first_request = false;
-      if (input_in_lease) {
+      if (!lease->empty()) {  // `input` still views the lease (reset once it does not)
         partial.assign(input.data(), input.size());
         lease->reset();
         input = partial;
-        input_in_lease = false;
       }
       if (!out.empty()) {
         const size_t bytes = out.size();
