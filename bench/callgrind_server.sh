@@ -16,12 +16,14 @@
 #   bash bench/callgrind_server.sh http raw         # bench:raw_http_server
 #
 # Env: DURATION (10 s of load), CONNS (50), SIZE (64), TOP (25 functions),
-# BACKEND (io_uring), KEEP (unset: the callgrind file is deleted),
+# BACKEND (io_uring), KEEP (a path to copy the callgrind file to; unset: it is deleted),
 # SERVER_ARGS (extra server flags, e.g. "--idle_timeout=0 --write_timeout=0"),
 # BUILD_FLAGS ("-c opt"; e.g. "-c opt --copt=-g --platform_suffix=optg" for
 # line-level annotation of the KEEP file with callgrind_annotate --auto=yes),
 # SERVER_BIN (a server binary to profile instead of the one built here, e.g.
-# a copy saved from the commit before a change, for a before/after pair).
+# a copy saved from the commit before a change, for a before/after pair),
+# LOCKED (set: also count the locked instructions per message, which cost
+# about 7 ns each and count as one instruction; bench/locked_instructions.py).
 # The window's edges are placed by callgrind_control, within about 0.1 s of
 # loadgen's (about 1% of a 10 s window either way).
 set -euo pipefail
@@ -47,7 +49,9 @@ trap cleanup EXIT
 # background job, which a loaded machine may not have run yet when the loop
 # first reads the file.
 : >"$work/server.out"
-POLLUX_BACKEND=$BACKEND valgrind --tool=callgrind --instr-atstart=no \
+cg_flags=()
+[[ -n ${LOCKED:-} ]] && cg_flags=(--dump-instr=yes --compress-pos=no --compress-strings=no)
+POLLUX_BACKEND=$BACKEND valgrind --tool=callgrind --instr-atstart=no "${cg_flags[@]}" \
   --callgrind-out-file="$work/cg.out" \
   "$bin" --port=0 --addr=127.0.0.1 ${SERVER_ARGS:-} >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
@@ -93,3 +97,6 @@ print(f"{name}: {msgs} messages, {total / msgs:.0f} user-space instructions per 
 for ir, what in rows[:top]:
     print(f"{ir / msgs:8.1f}  {what[:150]}")
 ' "$msgs" "$TOP" "$mode/$server"
+if [[ -n ${LOCKED:-} ]]; then
+  python3 bench/locked_instructions.py "$cg" "$msgs" "$TOP" | sed "1s|^|$mode/$server: |"
+fi

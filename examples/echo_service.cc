@@ -101,8 +101,7 @@ Task<void> serve_connections(net::TcpListener listener_in, ConnectionHandler han
       // accept) concerns that one connection: accept the next.
       continue;
     }
-    // Relaxed: an event count (ServeStats).
-    stats->connections.fetch_add(1, std::memory_order_relaxed);
+    stats->counts.add(ServeStats::kConnections, 1);
     connections.spawn(handler(std::move(*accepted),
                               ConnectionEnv{options, shutdown.graceful().child_token(), stats}));
   }
@@ -173,9 +172,8 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
         break;
       }
     }
-    // Relaxed: event counts (ServeStats).
-    stats.requests.fetch_add(1, std::memory_order_relaxed);
-    stats.bytes_in.fetch_add(n, std::memory_order_relaxed);
+    stats.counts.add(ServeStats::kRequests, 1);
+    stats.counts.add(ServeStats::kBytesIn, n);
     // Send just the n bytes read; the buffer keeps its size (resizing it
     // back up would zero-fill 16 KiB per message). The peer must take them
     // within write_timeout: reading is stopped meanwhile, so a client that
@@ -189,7 +187,7 @@ Task<void> echo_connection(net::TcpStream stream, ConnectionEnv env) {
     if (!w.ok()) co_return;
     buf = std::move(w->buf);
     if (!w->status.ok()) co_return;
-    stats.bytes_out.fetch_add(n, std::memory_order_relaxed);
+    stats.counts.add(ServeStats::kBytesOut, n);
     if (end) co_return;
   }
 }
@@ -370,13 +368,13 @@ int run_server(int argc, char** argv, int default_port, ConnectionHandler handle
   if (!shutdown.begun()) return 1;  // a listener broke; its server said why on stderr
   const Instant ended = Instant::now();
   const Instant began = shutdown_began.value_or(ended);
-  // Relaxed: the servers have been joined; their increments happened before.
+  // The servers have been joined: every count is in (ServeStats).
   std::printf("summary: %llu connections, %llu requests, %llu bytes in, %llu bytes out, up %.3f s, "
               "shutdown %.3f s\n",
-              static_cast<unsigned long long>(stats->connections.load(std::memory_order_relaxed)),
-              static_cast<unsigned long long>(stats->requests.load(std::memory_order_relaxed)),
-              static_cast<unsigned long long>(stats->bytes_in.load(std::memory_order_relaxed)),
-              static_cast<unsigned long long>(stats->bytes_out.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(stats->counts.total(ServeStats::kConnections)),
+              static_cast<unsigned long long>(stats->counts.total(ServeStats::kRequests)),
+              static_cast<unsigned long long>(stats->counts.total(ServeStats::kBytesIn)),
+              static_cast<unsigned long long>(stats->counts.total(ServeStats::kBytesOut)),
               absl::ToDoubleSeconds(ended - started), absl::ToDoubleSeconds(ended - began));
   std::fflush(stdout);
   return 0;

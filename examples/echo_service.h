@@ -47,7 +47,6 @@
 #ifndef POLLUX_EXAMPLES_ECHO_SERVICE_H_
 #define POLLUX_EXAMPLES_ECHO_SERVICE_H_
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -56,6 +55,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "examples/event_counts.h"
 #include "executor/join_handle.h"
 #include "future/task.h"
 #include "net/tcp.h"
@@ -115,14 +115,22 @@ class Limit {
 /// it sends them first, so memory per connection stays bounded).
 inline constexpr size_t kMaxOutputBytes = 64 * 1024;
 
-/// Counters one server (or several sharing it) adds to; read at any time.
-/// Relaxed atomics: independent event counts, read for a summary after the
-/// servers have been joined (the join orders the last increments before it).
+/// Counters one server (or several sharing it) adds to; read at any time,
+/// exact once the servers have been joined (the join orders the last adds
+/// before the read). Sharded per thread (examples/event_counts.h): a
+/// connection counts each message with no locked instruction.
+///
+///   stats->counts.add(ServeStats::kBytesIn, n);
+///   uint64_t in = stats->counts.total(ServeStats::kBytesIn);
 struct ServeStats {
-  std::atomic<uint64_t> connections{0};  // accepted
-  std::atomic<uint64_t> requests{0};     // HTTP requests answered / echo reads echoed
-  std::atomic<uint64_t> bytes_in{0};
-  std::atomic<uint64_t> bytes_out{0};
+  enum Counter : size_t {
+    kConnections,  // accepted
+    kRequests,     // HTTP requests answered / echo reads echoed
+    kBytesIn,
+    kBytesOut,
+    kCounters,
+  };
+  EventCounts<kCounters> counts;
 };
 
 /// How a server is told to stop. begin(): graceful (see the header

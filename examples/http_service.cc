@@ -128,8 +128,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
     }
     // An error, or the client's end of stream.
     if (!lease.ok() || lease->empty()) co_return;
-    // Relaxed: event counts (ServeStats).
-    stats.bytes_in.fetch_add(lease->size(), std::memory_order_relaxed);
+    stats.counts.add(ServeStats::kBytesIn, lease->size());
     // 2. Answer every complete head. The common case (nothing carried over)
     // parses straight from the lease; `partial` is bounded by kMaxHeadBytes
     // plus one arrival. What the first answer leaves of a lease moves to
@@ -155,7 +154,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
       answer_options.metrics_text = &limits.metrics_text;
       const Answered answered = answer_requests(input, out, answer_options);
       input.remove_prefix(answered.consumed);
-      stats.requests.fetch_add(answered.responses, std::memory_order_relaxed);
+      stats.counts.add(ServeStats::kRequests, answered.responses);
       if (answered.consumed > 0) first_request = false;
       if (!lease->empty()) {  // `input` still views the lease (reset once it does not)
         partial.assign(input.data(), input.size());
@@ -171,7 +170,7 @@ Task<void> http_connection(net::TcpStream stream, ConnectionEnv env) {
         out = std::move(w->buf);
         out.clear();  // keeps the capacity for the next batch
         if (!w->status.ok()) co_return;
-        stats.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+        stats.counts.add(ServeStats::kBytesOut, bytes);
       }
       if (answered.close) {
         co_await close_gracefully(stream, in);

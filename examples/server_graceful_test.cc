@@ -304,11 +304,11 @@ TEST_F(ServerGracefulTest, EchoExchangesInFlightCompleteThenTheServerReturns) {
         // Every connection has closed: the server returns now, not at the
         // end of its 15 s grace.
         EXPECT_TRUE(co_await returns_within(server, absl::Seconds(5)));
-        // Relaxed (ServeStats): the server task has returned (observed via
-        // is_finished, which orders its increments before this).
-        EXPECT_EQ(stats->connections.load(std::memory_order_relaxed),
+        // Exact (ServeStats): the server task has returned (observed via
+        // is_finished, which orders its adds before this).
+        EXPECT_EQ(stats->counts.total(ServeStats::kConnections),
                   static_cast<uint64_t>(kClients));
-        EXPECT_EQ(stats->bytes_out.load(std::memory_order_relaxed),
+        EXPECT_EQ(stats->counts.total(ServeStats::kBytesOut),
                   static_cast<uint64_t>(kClients) * 5000);
       });
 }
@@ -321,12 +321,11 @@ TEST_F(ServerGracefulTest, HttpRequestsInFlightGetConnectionCloseIdleOnesAreClos
                               kClients * kFirstHalf.size();
         Task<Across> across = http_across_shutdown(addr, [shutdown, stats, sent]() -> Task<void> {
           // The server has read every half head (in process we can see it).
-          // Relaxed: a progress count polled until it reaches its total.
-          for (int i = 0; i < 2000 && stats->bytes_in.load(std::memory_order_relaxed) < sent;
-               ++i) {
+          // A progress count polled until it reaches its total.
+          for (int i = 0; i < 2000 && stats->counts.total(ServeStats::kBytesIn) < sent; ++i) {
             co_await pollux::sleep(absl::Milliseconds(5));
           }
-          EXPECT_EQ(stats->bytes_in.load(std::memory_order_relaxed), sent);
+          EXPECT_EQ(stats->counts.total(ServeStats::kBytesIn), sent);
           shutdown.begin();
         });
         const Across a = co_await std::move(across);
@@ -334,8 +333,8 @@ TEST_F(ServerGracefulTest, HttpRequestsInFlightGetConnectionCloseIdleOnesAreClos
         EXPECT_EQ(a.idle_closed, kIdleClients);
         EXPECT_TRUE(a.refused) << "the listener still accepts after the shutdown began";
         EXPECT_TRUE(co_await returns_within(server, absl::Seconds(5)));
-        // Relaxed: as above, after the server task returned.
-        EXPECT_EQ(stats->requests.load(std::memory_order_relaxed),
+        // Exact: as above, after the server task returned.
+        EXPECT_EQ(stats->counts.total(ServeStats::kRequests),
                   static_cast<uint64_t>(2 * kClients + kIdleClients));
       });
 }
