@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "future/waker.h"
+
 namespace pollux {
 
 namespace detail {
@@ -130,6 +132,11 @@ namespace detail {
 // Task references for current_keeping_task (task.cc).
 void pin_ref_inc(Header* task) noexcept;
 void pin_ref_dec(Header* task) noexcept;
+// The waker vtable of every task (task.cc; data is the Header*), and the
+// one of a task's waker that owns no reference (TaskPin::keep_waker): its
+// wake is wake_by_ref, its drop does nothing, its clone is an owning waker.
+extern const WakerVTable kTaskWakerVTable;
+extern const WakerVTable kUnownedTaskWakerVTable;
 // Header::pins counts current() pins in the low half and kept-task pins in
 // the high half; a task with either is pinned.
 inline constexpr uint32_t kPinUnit = 1;
@@ -179,6 +186,27 @@ class [[nodiscard]] TaskPin {
     detail::pin_ref_dec(std::exchange(kept_, nullptr));  // may free the cell: last
   }
   bool holds() const noexcept { return pins_ != nullptr; }
+
+  // Stores in `slot` (the waker of state this pin guards, an op's slot) a
+  // waker that wakes what `w` wakes. When `w` is the pinned task's own
+  // waker, that is the task's waker without a reference (no locked
+  // increment now, none to give back later): waking it wakes by reference
+  // and dropping it does nothing. The pin keeps the task alive for as long
+  // as the state can use it: a task cannot complete while one of its own
+  // pins is held (the check at completion aborts), its cell is freed only
+  // after it completes, and the holder resets `slot` before it gives the pin
+  // back. Any other waker (a combinator's, another task's, or any under a
+  // kept pin, which may outlive its task) is cloned, as a Waker copy would.
+  void keep_waker(Waker& slot, const Waker& w) const noexcept {
+    if (kept_ == nullptr && pins_ != nullptr && w.vtable() == &detail::kTaskWakerVTable &&
+        w.data() == static_cast<void*>(pins_)) {  // Header::pins is its first member (task.h)
+      if (slot.data() != w.data() || slot.vtable() != &detail::kUnownedTaskWakerVTable) {
+        slot.reset_raw(w.data(), &detail::kUnownedTaskWakerVTable);
+      }
+      return;
+    }
+    slot = w;  // a clone, unless it already wakes the same target
+  }
 
  private:
   TaskPin(std::atomic<uint32_t>* pins, detail::Header* kept) noexcept

@@ -94,6 +94,12 @@ class Waker {
     }
   }
 
+  // Drops the waker (if any) and adopts `data` and `vtable`, as from_raw.
+  void reset_raw(void* data, const WakerVTable* vtable) noexcept {
+    reset();
+    data_ = data;
+    vtable_ = vtable;
+  }
   // Gives up ownership without dropping; the caller takes over `data()`.
   void* release() noexcept {
     vtable_ = nullptr;

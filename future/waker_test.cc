@@ -142,6 +142,19 @@ TEST(WakerTest, ResetDropsOnceAndEmpties) {
   EXPECT_EQ(cw.live(), 0);
 }
 
+TEST(WakerTest, ResetRawDropsThePreviousAndAdoptsWithoutCloning) {
+  CountingWaker a, b;
+  Waker w = a.waker();
+  Waker counted = b.waker();  // the reference reset_raw adopts
+  w.reset_raw(counted.release(), b.waker().vtable());
+  EXPECT_EQ(a.drops(), 1);
+  EXPECT_EQ(a.live(), 0);
+  EXPECT_EQ(w.data(), &b);
+  EXPECT_EQ(b.live(), 1);
+  w.wake_by_ref();
+  EXPECT_EQ(b.wakes_by_ref(), 1);
+}
+
 TEST(WakerTest, EmptyWakerOpsAreNoOps) {
   Waker e;
   EXPECT_TRUE(e.empty());

@@ -186,7 +186,9 @@ class [[nodiscard]] Op {
     // Readiness arrived (epoll): the syscall is made here, in our own poll.
     if (core.state == OpState::kReady) backend_->resume(id_);
     if (core.state != OpState::kCompleted) {
-      if (!core.waker.will_wake(cx.waker())) core.waker = cx.waker();
+      // The task's own waker is kept without a reference while pin_ is held
+      // (TaskPin::keep_waker); the slot's is reset before pin_ is given back.
+      pin_.keep_waker(core.waker, cx.waker());
       cx.budget().refund();
       return false;
     }

@@ -25,11 +25,13 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "executor/internal/task.h"
 #include "executor/local_executor.h"
 #include "future/join.h"
 #include "future/ready.h"
 #include "future/select.h"
 #include "future/task.h"
+#include "future/testing/counting_waker.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "reactor/errno_status.h"
@@ -147,6 +149,71 @@ TEST_F(OpsTest, AnOpInFlightPinsItsTaskUntilItsResultIsTakenOrItIsDropped) {
   }));
   EXPECT_TRUE(done.ok());
   EXPECT_THAT(seen, ::testing::ElementsAre(0u, 1u, 0u, 1u, 0u));
+}
+
+// The reference count of the task polling this future.
+struct ReadRefs {
+  using Output = uint64_t;
+  Poll<uint64_t> poll(Context&) {
+    return Ready(RuntimeContext::current().task->state.load().ref_count());
+  }
+};
+
+// Polls `*op` once from inside the task with `waker`'s waker instead of the
+// task's own (as a combinator's sub-waker, or another task through by_ref).
+template <class Op>
+struct PollOnceWith {
+  using Output = Unit;
+  Op* op;
+  testing::CountingWaker* waker;
+  Poll<Unit> poll(Context& cx) {
+    Waker w = waker->waker();
+    Context other = cx.with_waker(w);
+    (void)op->poll(other);
+    return Ready(Unit{});
+  }
+};
+
+// The slot of an op in flight keeps its own task's waker without a
+// reference (TaskPin::keep_waker: no locked increment per op), and the
+// completion still wakes the task through it.
+TEST_F(OpsTest, AnOpKeepsItsOwnTasksWakerWithoutAReference) {
+  Pipe p = Pipe::make();
+  std::vector<uint64_t> refs;
+  JoinResult<Unit> done = rt_.block_on(rt_.spawn([&]() -> Task<void> {
+    refs.push_back(co_await ReadRefs{});
+    auto read = reactor::read(p.r.get(), std::vector<char>(8));
+    co_await PollOnceThenPins<decltype(read)>{&read};
+    refs.push_back(co_await ReadRefs{});
+    EXPECT_EQ(::write(p.w.get(), "x", 1), 1);
+    IoResult r = co_await read;  // woken by the slot's waker (else the watchdog fires)
+    EXPECT_EQ(str(r), "x");
+    refs.push_back(co_await ReadRefs{});
+  }));
+  EXPECT_TRUE(done.ok());
+  ASSERT_EQ(refs.size(), 3u);
+  EXPECT_EQ(refs[1], refs[0]) << "the slot took a reference to its own task";
+  EXPECT_EQ(refs[2], refs[0]);
+}
+
+// Any other waker is cloned into the slot, and that clone is dropped when
+// the op is next polled with its task's own.
+TEST_F(OpsTest, AnOpPolledWithAnotherWakerKeepsAClone) {
+  Pipe p = Pipe::make();
+  testing::CountingWaker other;
+  int64_t live_while_kept = -1;
+  JoinResult<Unit> done = rt_.block_on(rt_.spawn([&]() -> Task<void> {
+    auto read = reactor::read(p.r.get(), std::vector<char>(8));
+    co_await PollOnceWith<decltype(read)>{&read, &other};
+    live_while_kept = other.live();
+    EXPECT_EQ(::write(p.w.get(), "x", 1), 1);
+    IoResult r = co_await read;
+    EXPECT_EQ(str(r), "x");
+  }));
+  EXPECT_TRUE(done.ok());
+  EXPECT_EQ(live_while_kept, 1) << "the slot should hold a clone of a waker not its task's";
+  EXPECT_EQ(other.live(), 0);
+  EXPECT_EQ(other.wakes(), 0);
 }
 
 // An op in flight holds a slot of its thread's backend: polling it from

@@ -138,9 +138,13 @@ void task_wake(void* p) noexcept {
 
 void task_drop(void* p) noexcept { drop_reference(static_cast<Header*>(p)); }
 
+void unowned_task_drop(void*) noexcept {}
+
 }  // namespace
 
 const WakerVTable kTaskWakerVTable = {&task_clone, &task_wake, &task_wake_by_ref, &task_drop};
+const WakerVTable kUnownedTaskWakerVTable = {&task_clone, &task_wake_by_ref, &task_wake_by_ref,
+                                              &unowned_task_drop};
 
 void count_task_alloc() noexcept { add_live_tasks(1); }
 void count_task_dealloc() noexcept { add_live_tasks(-1); }

@@ -30,6 +30,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "executor/context.h"
 #include "executor/spawn_location.h"
 #include "executor/internal/task_state.h"
 #include "executor/join_result.h"
@@ -60,21 +61,24 @@ struct TaskVTable {
 };
 
 struct Header {
-  TaskState state;
-  const TaskVTable* vtable;
-  Header* queue_next = nullptr;  // intrusive link for whichever run queue holds the task
-  Schedule* scheduler;           // one reference held for the cell's whole life
   // The TaskPins (executor/context.h) held for the task: I/O op slots,
   // armed timer entries. While nonzero the task stays on `home`. Written
-  // only on `home` (see TaskPin for the ordering).
+  // only on `home` (see TaskPin for the ordering). First, so that a pin
+  // finds its task from its count (TaskPin::keep_waker).
   std::atomic<uint32_t> pins{0};
   // The multi_thread worker that polls it: set at the start of a poll made
   // with no pins, by the polling worker (a relaxed std::atomic_ref store, so
   // the task dump may load it from another thread). Unused by single-thread
   // executors.
   uint32_t home = 0;
+  TaskState state;
+  const TaskVTable* vtable;
+  Header* queue_next = nullptr;  // intrusive link for whichever run queue holds the task
+  Schedule* scheduler;           // one reference held for the cell's whole life
 };
 static_assert(sizeof(Header) <= 64, "the task header must fit one cache line");
+static_assert(offsetof(Header, pins) == 0,
+              "TaskPin::keep_waker finds the Header from its pin count (executor/context.h)");
 // The trailer stores the spawn site by value: libstdc++'s source_location is
 // one pointer to a static record, so that costs a pointer store per spawn
 // (the stand-in under clang 14 is three words: spawn_location.h).
@@ -119,9 +123,6 @@ inline Trailer* trailer_of(Header* h) noexcept {
 }
 
 // ---- The type-independent harness (task.cc) ----
-
-// The waker vtable of every task: data is the Header*, each waker owns a reference.
-extern const WakerVTable kTaskWakerVTable;
 
 // Runs one poll of a task popped from a run queue (consumes the entry's
 // reference), on the thread whose RuntimeContext names its scheduler. The
