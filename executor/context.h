@@ -194,9 +194,10 @@ class [[nodiscard]] TaskPin {
   // and dropping it does nothing. The pin keeps the task alive for as long
   // as the state can use it: a task cannot complete while one of its own
   // pins is held (the check at completion aborts), its cell is freed only
-  // after it completes, and the holder resets `slot` before it gives the pin
-  // back. Any other waker (a combinator's, another task's, or any under a
-  // kept pin, which may outlive its task) is cloned, as a Waker copy would.
+  // after it completes, and the holder is done with `slot` before it gives
+  // the pin back (an op takes its result or cancels: Backend's contract).
+  // Any other waker (a combinator's, another task's, or any under a kept
+  // pin, which may outlive its task) is cloned, as a Waker copy would.
   void keep_waker(Waker& slot, const Waker& w) const noexcept {
     if (kept_ == nullptr && pins_ != nullptr && w.vtable() == &detail::kTaskWakerVTable &&
         w.data() == static_cast<void*>(pins_)) {  // Header::pins is its first member (task.h)

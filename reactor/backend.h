@@ -39,7 +39,9 @@
 // themselves (DESIGN §5: a future holds {backend, slot, generation}): its
 // state and its waker. Checking for completion and keeping the waker is then
 // no virtual call and no lookup; only starting, taking the result and
-// cancelling go through the backend.
+// cancelling go through the backend. The waker may own no reference (the
+// op's own task's, TaskPin::keep_waker): a backend wakes it only before the
+// result is taken or cancel() returns, never after.
 //
 // Buffers: a start_* that takes `std::vector<char>& buf` moves it into the
 // operation only when it returns a valid id; otherwise the caller keeps it.

@@ -187,7 +187,7 @@ class [[nodiscard]] Op {
     if (core.state == OpState::kReady) backend_->resume(id_);
     if (core.state != OpState::kCompleted) {
       // The task's own waker is kept without a reference while pin_ is held
-      // (TaskPin::keep_waker); the slot's is reset before pin_ is given back.
+      // (TaskPin::keep_waker): the take or cancel comes before pin_ goes back.
       pin_.keep_waker(core.waker, cx.waker());
       cx.budget().refund();
       return false;
