@@ -199,7 +199,7 @@ class [[nodiscard]] TaskPin {
   // Any other waker (a combinator's, another task's, or any under a kept
   // pin, which may outlive its task) is cloned, as a Waker copy would.
   void keep_waker(Waker& slot, const Waker& w) const noexcept {
-    if (kept_ == nullptr && pins_ != nullptr && w.vtable() == &detail::kTaskWakerVTable &&
+    if (pins_ != nullptr && kept_ == nullptr && w.vtable() == &detail::kTaskWakerVTable &&
         w.data() == static_cast<void*>(pins_)) {  // Header::pins is its first member (task.h)
       if (slot.data() != w.data() || slot.vtable() != &detail::kUnownedTaskWakerVTable) {
         slot.reset_raw(w.data(), &detail::kUnownedTaskWakerVTable);
